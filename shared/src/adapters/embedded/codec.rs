@@ -1,0 +1,101 @@
+//! Table layout and byte encodings of the embedded database.
+
+use redb::{Database, TableDefinition};
+
+use super::EmbeddedError;
+
+/// (pk, sk) as `pk 0x00 sk`: byte order sorts by pk, then sk.
+pub const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
+/// Counters, kept apart from items so that `add` never decodes a document.
+pub const COUNTERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("counters");
+/// `queue 0x00 id` -> message.
+pub const MESSAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queue_messages");
+/// `queue 0x00 visible_at(be) id` -> (): messages by the time they become visible.
+pub const READY: TableDefinition<&[u8], ()> = TableDefinition::new("queue_ready");
+
+pub fn create_tables(db: &Database) -> Result<(), EmbeddedError> {
+    let txn = db.begin_write()?;
+    txn.open_table(ITEMS)?;
+    txn.open_table(COUNTERS)?;
+    txn.open_table(MESSAGES)?;
+    txn.open_table(READY)?;
+    txn.commit()?;
+    Ok(())
+}
+
+pub fn compound(a: &str, b: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + 1 + b.len());
+    k.extend_from_slice(a.as_bytes());
+    k.push(0);
+    k.extend_from_slice(b);
+    k
+}
+
+const NO_EXPIRY: i64 = i64::MIN;
+
+pub struct StoredItem<'a> {
+    pub version: u64,
+    pub expires_at: Option<i64>,
+    pub body: &'a [u8],
+}
+
+pub fn encode_item(version: u64, expires_at: Option<i64>, body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16 + body.len());
+    v.extend_from_slice(&version.to_le_bytes());
+    v.extend_from_slice(&expires_at.unwrap_or(NO_EXPIRY).to_le_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+pub fn decode_item(bytes: &[u8]) -> StoredItem<'_> {
+    let version = u64::from_le_bytes(bytes[0..8].try_into().expect("8 bytes"));
+    let exp = i64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    StoredItem {
+        version,
+        expires_at: (exp != NO_EXPIRY).then_some(exp),
+        body: &bytes[16..],
+    }
+}
+
+pub fn encode_counter(n: i64, expires_at: Option<i64>) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[0..8].copy_from_slice(&n.to_le_bytes());
+    v[8..16].copy_from_slice(&expires_at.unwrap_or(NO_EXPIRY).to_le_bytes());
+    v
+}
+
+pub fn decode_counter(bytes: &[u8]) -> (i64, Option<i64>) {
+    let n = i64::from_le_bytes(bytes[0..8].try_into().expect("8 bytes"));
+    let exp = i64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    (n, (exp != NO_EXPIRY).then_some(exp))
+}
+
+pub struct StoredMessage<'a> {
+    pub visible_at: i64,
+    pub receive_count: u32,
+    pub body: &'a [u8],
+}
+
+pub fn encode_message(visible_at: i64, receive_count: u32, body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(12 + body.len());
+    v.extend_from_slice(&visible_at.to_le_bytes());
+    v.extend_from_slice(&receive_count.to_le_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+pub fn decode_message(bytes: &[u8]) -> StoredMessage<'_> {
+    StoredMessage {
+        visible_at: i64::from_le_bytes(bytes[0..8].try_into().expect("8 bytes")),
+        receive_count: u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")),
+        body: &bytes[12..],
+    }
+}
+
+/// Microseconds since the epoch as bytes that sort like the numbers (times
+/// before 1970 do not occur here).
+pub fn ready_key(queue: &str, visible_at: i64, id: &str) -> Vec<u8> {
+    let mut k = compound(queue, &(visible_at.max(0) as u64).to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}

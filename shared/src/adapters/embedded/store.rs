@@ -1,0 +1,297 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use super::codec::{self, COUNTERS, ITEMS, compound};
+use super::{Embedded, EmbeddedError};
+use crate::ports::store::{
+    Cond, Item, Key, Page, Put, Query, Store, StoreError, Write, check_size, check_write_all,
+    cursor, expiry_secs, is_live,
+};
+
+pub struct EmbeddedStore {
+    db: Arc<Embedded>,
+}
+
+impl EmbeddedStore {
+    pub fn new(db: Arc<Embedded>) -> Self {
+        Self { db }
+    }
+}
+
+impl From<EmbeddedError> for StoreError {
+    fn from(e: EmbeddedError) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<redb::StorageError> for StoreError {
+    fn from(e: redb::StorageError) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+fn item_key(key: &Key) -> Result<Vec<u8>, StoreError> {
+    if key.pk.contains('\0') || key.pk.is_empty() || key.sk.is_empty() {
+        return Err(StoreError::Backend(format!(
+            "invalid key {:?}/{:?}: empty or contains NUL",
+            key.pk, key.sk
+        )));
+    }
+    Ok(compound(&key.pk, key.sk.as_bytes()))
+}
+
+fn decode(key: Key, bytes: &[u8]) -> Result<Item, StoreError> {
+    let stored = codec::decode_item(bytes);
+    Ok(Item {
+        key,
+        body: serde_json::from_slice(stored.body)
+            .map_err(|e| StoreError::Backend(format!("corrupt item: {e}")))?,
+        version: stored.version,
+        expires_at: stored
+            .expires_at
+            .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0)),
+    })
+}
+
+/// The stored version, and whether the item is live.
+fn current(
+    txn: &WriteTransaction,
+    key: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Option<(u64, bool)>, EmbeddedError> {
+    let table = txn.open_table(ITEMS)?;
+    let found = table.get(key)?;
+    Ok(found.map(|v| {
+        let s = codec::decode_item(v.value());
+        (s.version, is_live(s.expires_at, now))
+    }))
+}
+
+fn holds(cond: Cond, current: Option<(u64, bool)>) -> bool {
+    match (cond, current) {
+        (Cond::Any, _) => true,
+        (Cond::Absent, None | Some((_, false))) => true,
+        (Cond::Absent, Some((_, true))) => false,
+        (Cond::Version(v), Some((have, true))) => v == have,
+        (Cond::Version(_), _) => false,
+    }
+}
+
+struct Prepared {
+    key: Vec<u8>,
+    op: PreparedOp,
+    cond: Cond,
+}
+
+enum PreparedOp {
+    Put {
+        body: Vec<u8>,
+        expires_at: Option<i64>,
+    },
+    Delete,
+}
+
+fn prepare(write: Write) -> Result<Prepared, StoreError> {
+    Ok(match write {
+        Write::Put(put) => {
+            let body =
+                serde_json::to_vec(&put.body).map_err(|e| StoreError::Backend(e.to_string()))?;
+            check_size(body.len())?;
+            Prepared {
+                key: item_key(&put.key)?,
+                op: PreparedOp::Put {
+                    body,
+                    expires_at: expiry_secs(put.expires_at),
+                },
+                cond: put.cond,
+            }
+        }
+        Write::Delete { key, cond } => Prepared {
+            key: item_key(&key)?,
+            op: PreparedOp::Delete,
+            cond,
+        },
+    })
+}
+
+/// Checks every condition, then applies every write: all or nothing. Answers
+/// the new version of each write (0 for deletes).
+fn apply(
+    txn: &WriteTransaction,
+    writes: &[Prepared],
+    now: DateTime<Utc>,
+) -> Result<Result<Vec<u64>, StoreError>, EmbeddedError> {
+    let mut versions = Vec::with_capacity(writes.len());
+    for w in writes {
+        let cur = current(txn, &w.key, now)?;
+        if !holds(w.cond, cur) {
+            return Ok(Err(StoreError::Conflict));
+        }
+        versions.push(cur.map_or(0, |(v, _)| v) + 1);
+    }
+    let mut table = txn.open_table(ITEMS)?;
+    for (w, version) in writes.iter().zip(versions.iter_mut()) {
+        match &w.op {
+            PreparedOp::Put { body, expires_at } => {
+                table.insert(
+                    w.key.as_slice(),
+                    codec::encode_item(*version, *expires_at, body).as_slice(),
+                )?;
+            }
+            PreparedOp::Delete => {
+                table.remove(w.key.as_slice())?;
+                *version = 0;
+            }
+        }
+    }
+    Ok(Ok(versions))
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let k = item_key(key)?;
+        let txn = self.db.db.begin_read().map_err(EmbeddedError::from)?;
+        let table = txn.open_table(ITEMS).map_err(EmbeddedError::from)?;
+        let Some(v) = table.get(k.as_slice())? else {
+            return Ok(None);
+        };
+        let bytes = v.value();
+        if !is_live(codec::decode_item(bytes).expires_at, self.db.clock.now()) {
+            return Ok(None);
+        }
+        decode(key.clone(), bytes).map(Some)
+    }
+
+    async fn put(&self, put: Put) -> Result<u64, StoreError> {
+        let prepared = prepare(Write::Put(put))?;
+        let now = self.db.clock.now();
+        let versions = self
+            .db
+            .write(true, move |txn| {
+                apply(txn, std::slice::from_ref(&prepared), now)
+            })
+            .await??;
+        Ok(versions[0])
+    }
+
+    async fn delete(&self, key: &Key, cond: Cond) -> Result<(), StoreError> {
+        let prepared = prepare(Write::Delete {
+            key: key.clone(),
+            cond,
+        })?;
+        let now = self.db.clock.now();
+        self.db
+            .write(true, move |txn| {
+                apply(txn, std::slice::from_ref(&prepared), now)
+            })
+            .await??;
+        Ok(())
+    }
+
+    async fn add(
+        &self,
+        key: &Key,
+        delta: i64,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<i64, StoreError> {
+        let k = item_key(key)?;
+        let now = self.db.clock.now();
+        let exp = expiry_secs(expires_at);
+        let n = self
+            .db
+            .write(true, move |txn| {
+                let mut table = txn.open_table(COUNTERS)?;
+                let (n, old_exp) = match table.get(k.as_slice())? {
+                    Some(v) => {
+                        let (n, e) = codec::decode_counter(v.value());
+                        if is_live(e, now) { (n, e) } else { (0, None) }
+                    }
+                    None => (0, None),
+                };
+                let n = n.saturating_add(delta);
+                table.insert(
+                    k.as_slice(),
+                    codec::encode_counter(n, exp.or(old_exp)).as_slice(),
+                )?;
+                Ok(Ok::<_, StoreError>(n))
+            })
+            .await??;
+        Ok(n)
+    }
+
+    async fn query(&self, q: Query) -> Result<Page, StoreError> {
+        let after = q
+            .cursor
+            .as_deref()
+            .map(|c| cursor::decode(c, &q.sk_prefix))
+            .transpose()?;
+        let limit = q.limit.max(1);
+        let prefix = compound(&q.pk, q.sk_prefix.as_bytes());
+        // Sort keys are UTF-8, which never holds 0xff: this bounds the prefix.
+        let mut prefix_end = prefix.clone();
+        prefix_end.push(0xff);
+        let after_key = after.as_ref().map(|sk| compound(&q.pk, sk.as_bytes()));
+        let (lo, hi) = match (&after_key, q.reverse) {
+            (Some(a), false) => (
+                Bound::Excluded(a.as_slice()),
+                Bound::Excluded(prefix_end.as_slice()),
+            ),
+            (Some(a), true) => (
+                Bound::Included(prefix.as_slice()),
+                Bound::Excluded(a.as_slice()),
+            ),
+            (None, _) => (
+                Bound::Included(prefix.as_slice()),
+                Bound::Excluded(prefix_end.as_slice()),
+            ),
+        };
+        let now = self.db.clock.now();
+        let txn = self.db.db.begin_read().map_err(EmbeddedError::from)?;
+        let table = txn.open_table(ITEMS).map_err(EmbeddedError::from)?;
+        let range = table.range::<&[u8]>((lo, hi))?;
+        let iter: Box<dyn Iterator<Item = _>> = if q.reverse {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        let mut items = Vec::new();
+        let mut more = false;
+        for entry in iter {
+            let (k, v) = entry?;
+            let bytes = v.value();
+            if !is_live(codec::decode_item(bytes).expires_at, now) {
+                continue;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            let sk = std::str::from_utf8(&k.value()[q.pk.len() + 1..])
+                .map_err(|_| StoreError::Backend("non-UTF-8 sort key".into()))?;
+            items.push(decode(Key::new(q.pk.clone(), sk), bytes)?);
+        }
+        let next_cursor = if more {
+            items.last().map(|i: &Item| cursor::encode(&i.key.sk))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        check_write_all(&writes)?;
+        let prepared = writes
+            .into_iter()
+            .map(prepare)
+            .collect::<Result<Vec<_>, _>>()?;
+        let now = self.db.clock.now();
+        self.db
+            .write(true, move |txn| apply(txn, &prepared, now))
+            .await??;
+        Ok(())
+    }
+}

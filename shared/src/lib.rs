@@ -1,0 +1,4 @@
+pub mod adapters;
+pub mod ports;
+#[cfg(feature = "testkit")]
+pub mod testkit;

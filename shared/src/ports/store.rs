@@ -1,0 +1,236 @@
+//! Items under (partition key, sort key). The key layout of every item the
+//! product writes is in `crate::keys`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub key: Key,
+    pub body: Value,
+    /// Grows by at least one on every write of the key; opaque otherwise.
+    pub version: u64,
+    /// Whole seconds: DynamoDB's TTL has no finer grain, and both adapters
+    /// must agree on when an item stops being visible.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The condition a write needs to hold for it to happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cond {
+    #[default]
+    Any,
+    /// No live item under the key (an expired one counts as absent).
+    Absent,
+    /// A live item whose version is this one.
+    Version(u64),
+}
+
+#[derive(Debug, Clone)]
+pub struct Put {
+    pub key: Key,
+    pub body: Value,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub cond: Cond,
+}
+
+impl Put {
+    pub fn new(key: Key, body: Value) -> Self {
+        Self {
+            key,
+            body,
+            expires_at: None,
+            cond: Cond::Any,
+        }
+    }
+
+    pub fn when(mut self, cond: Cond) -> Self {
+        self.cond = cond;
+        self
+    }
+
+    pub fn expires(mut self, at: DateTime<Utc>) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Write {
+    Put(Put),
+    Delete { key: Key, cond: Cond },
+}
+
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub pk: String,
+    pub sk_prefix: String,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    pub limit: usize,
+    /// Newest first when sort keys grow with time.
+    pub reverse: bool,
+}
+
+impl Query {
+    pub fn new(pk: impl Into<String>, sk_prefix: impl Into<String>) -> Self {
+        Self {
+            pk: pk.into(),
+            sk_prefix: sk_prefix.into(),
+            cursor: None,
+            limit: 100,
+            reverse: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub items: Vec<Item>,
+    /// Present exactly when more items follow.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the condition on the write did not hold")]
+    Conflict,
+    #[error("invalid cursor")]
+    InvalidCursor,
+    #[error("item too large: {0}")]
+    TooLarge(String),
+    #[error("store unavailable: {0}")]
+    Backend(String),
+}
+
+/// Most writes are small: the all-or-nothing write takes up to this many items
+/// (DynamoDB's TransactWriteItems limit).
+pub const MAX_WRITE_ALL: usize = 100;
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// A live item, or `None` when absent or expired.
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+    /// Writes the item and answers its new version.
+    async fn put(&self, put: Put) -> Result<u64, StoreError>;
+    /// Removes the item; removing an absent item under `Cond::Any` is not an error.
+    async fn delete(&self, key: &Key, cond: Cond) -> Result<(), StoreError>;
+    /// Atomically adds `delta` to the counter under `key` and answers the new
+    /// value. An absent or expired counter starts from zero; `expires_at`, when
+    /// given, is set on the counter.
+    async fn add(
+        &self,
+        key: &Key,
+        delta: i64,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<i64, StoreError>;
+    /// Live items of one partition whose sort key starts with the prefix, in
+    /// sort key order.
+    async fn query(&self, query: Query) -> Result<Page, StoreError>;
+    /// All of the writes or none of them (at most [`MAX_WRITE_ALL`], one per key).
+    async fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+}
+
+/// Cursors are the last sort key returned, encoded so that users treat them as
+/// opaque. Both adapters use this, so a cursor means the same thing on each.
+pub mod cursor {
+    use super::StoreError;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    pub fn encode(sk: &str) -> String {
+        URL_SAFE_NO_PAD.encode(sk.as_bytes())
+    }
+
+    /// The sort key a cursor stands for; it must lie under the query's prefix.
+    pub fn decode(cursor: &str, prefix: &str) -> Result<String, StoreError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| StoreError::InvalidCursor)?;
+        let sk = String::from_utf8(bytes).map_err(|_| StoreError::InvalidCursor)?;
+        if sk.starts_with(prefix) {
+            Ok(sk)
+        } else {
+            Err(StoreError::InvalidCursor)
+        }
+    }
+}
+
+/// Seconds are the common grain of expiry (see [`Item::expires_at`]).
+pub fn expiry_secs(at: Option<DateTime<Utc>>) -> Option<i64> {
+    at.map(|t| t.timestamp())
+}
+
+pub fn is_live(expires_at_secs: Option<i64>, now: DateTime<Utc>) -> bool {
+    expires_at_secs.is_none_or(|t| t > now.timestamp())
+}
+
+/// The limits DynamoDB puts on a transaction, enforced on every adapter.
+pub fn check_write_all(writes: &[Write]) -> Result<(), StoreError> {
+    if writes.len() > MAX_WRITE_ALL {
+        return Err(StoreError::TooLarge(format!(
+            "{} writes in one transaction, at most {MAX_WRITE_ALL}",
+            writes.len()
+        )));
+    }
+    let mut keys: Vec<&Key> = writes
+        .iter()
+        .map(|w| match w {
+            Write::Put(p) => &p.key,
+            Write::Delete { key, .. } => key,
+        })
+        .collect();
+    keys.sort();
+    if keys.windows(2).any(|w| w[0] == w[1]) {
+        return Err(StoreError::Backend(
+            "one transaction writes the same key twice".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// DynamoDB refuses items over 400 KB. Both adapters refuse a document whose
+/// JSON is larger, before writing, so that what works on one machine works on
+/// AWS and a refused write never half-happens.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+pub fn check_size(json_len: usize) -> Result<(), StoreError> {
+    if json_len > MAX_ITEM_BYTES {
+        return Err(StoreError::TooLarge(format!(
+            "{json_len} bytes, at most {MAX_ITEM_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+pub fn check_item_size(body: &Value) -> Result<(), StoreError> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, body).map_err(|e| StoreError::Backend(e.to_string()))?;
+    check_size(count.0)
+}

@@ -1,0 +1,138 @@
+//! A `moto_server` (DynamoDB + SQS emulator) on a free loopback port, started
+//! once per test binary. A missing `moto_server` fails the test that needs it:
+//! the test command installs it (see README), so absence is a broken machine.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub struct MotoServer {
+    pub endpoint: String,
+}
+
+static SERVER: OnceLock<Result<MotoServer, String>> = OnceLock::new();
+
+impl MotoServer {
+    /// The shared server of this process; panics with the reason when it
+    /// cannot be started.
+    pub fn shared() -> &'static MotoServer {
+        match SERVER.get_or_init(start) {
+            Ok(server) => server,
+            Err(e) => panic!("moto_server is required for this test and could not start: {e}"),
+        }
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn start() -> Result<MotoServer, String> {
+    let port = free_port()?;
+    // Spawned from a thread that lives as long as the process: the child is
+    // sent SIGTERM when its parent thread ends (PR_SET_PDEATHSIG), so no
+    // moto_server outlives the tests.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("moto-server".into())
+        .spawn(move || {
+            let mut cmd = Command::new("moto_server");
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+            match cmd.spawn() {
+                Ok(mut child) => {
+                    let _ = tx.send(Ok(()));
+                    let status = child.wait();
+                    let mut err = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    eprintln!("moto_server exited: {status:?} {err}");
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(format!(
+                        "cannot run moto_server ({e}); install it with: pip install 'moto[server]'"
+                    )));
+                }
+            }
+            // Keep this thread, the child's parent, alive until the process ends.
+            loop {
+                std::thread::park();
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    rx.recv().map_err(|e| e.to_string())??;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(MotoServer {
+                endpoint: format!("http://127.0.0.1:{port}"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!(
+        "moto_server did not listen on port {port} within 30 s"
+    ))
+}
+
+#[cfg(feature = "aws")]
+pub mod aws {
+    //! SDK clients pointed at the shared moto server, and fresh tables and
+    //! queues for one test each.
+
+    use super::MotoServer;
+    use crate::adapters::aws::{self, DynamoStore, SqsQueue};
+    use crate::ports::Clock;
+    use std::sync::Arc;
+
+    pub async fn config() -> aws_config::SdkConfig {
+        let moto = MotoServer::shared();
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&moto.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
+
+    fn unique(prefix: &str) -> String {
+        format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
+    }
+
+    /// A new table with the production key schema.
+    pub async fn store(clock: Arc<dyn Clock>) -> (DynamoStore, String) {
+        let config = config().await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        let table = unique("hookline");
+        aws::create_table(&client, &table)
+            .await
+            .expect("create table on moto");
+        (DynamoStore::new(client, &table, clock), table)
+    }
+
+    /// A new queue with a dead-letter queue after `max_receives`.
+    pub async fn queue(max_receives: u32) -> SqsQueue {
+        let config = config().await;
+        let client = aws_sdk_sqs::Client::new(&config);
+        let name = unique("hookline");
+        let (url, dead_url) = aws::create_queue(&client, &name, max_receives)
+            .await
+            .expect("create queue on moto");
+        SqsQueue::new(client, url, dead_url, max_receives)
+    }
+}
