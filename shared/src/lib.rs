@@ -1,4 +1,27 @@
+//! Hookline: the whole domain, its ports and its adapters.
+//!
+//! - `ports`: what the domain needs (store, queue, clock); `adapters`: the
+//!   embedded (redb) and AWS (DynamoDB, SQS) implementations of them.
+//! - `egress`: the one HTTP client allowed to call out, with its SSRF guard.
+//! - `keys`: the layout of every stored item.
+//! - `accounts`, `lists`: the product, one folder per resource.
+//! - `http`: the axum routers (admin and ingest faces); `work`: the queue
+//!   face; `apply`: the work done after a request is answered.
+
+pub mod accounts;
 pub mod adapters;
+pub mod apply;
+pub mod config;
+pub mod egress;
+pub mod http;
+pub mod ids;
+pub mod keys;
+pub mod lists;
+pub mod platform;
 pub mod ports;
+pub mod work;
+
 #[cfg(feature = "testkit")]
 pub mod testkit;
+
+pub use platform::Platform;

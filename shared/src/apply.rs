@@ -1,0 +1,62 @@
+//! The apply queue: work accepted by the HTTP faces and done after answering.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use crate::Platform;
+use crate::lists;
+use crate::ports::{QueueMessage, StoreError};
+use crate::work::{Handler, Outcome, backoff};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ApplyMessage {
+    /// Remove the members of a deleted list.
+    PurgeList { account: String, list_id: String },
+}
+
+impl ApplyMessage {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("apply messages serialise")
+    }
+}
+
+pub struct ApplyHandler {
+    platform: Arc<Platform>,
+}
+
+impl ApplyHandler {
+    pub fn new(platform: Arc<Platform>) -> Self {
+        Self { platform }
+    }
+
+    async fn apply(&self, message: &ApplyMessage) -> Result<(), StoreError> {
+        match message {
+            ApplyMessage::PurgeList { account, list_id } => {
+                lists::purge_members(&self.platform, account, list_id).await
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for ApplyHandler {
+    async fn handle(&self, messages: &[QueueMessage]) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for m in messages {
+            let outcome = match serde_json::from_str::<ApplyMessage>(&m.body) {
+                Err(e) => Outcome::Dead(format!("not an apply message: {e}")),
+                Ok(message) => match self.apply(&message).await {
+                    Ok(()) => Outcome::Done,
+                    Err(e) => {
+                        tracing::warn!(message_id = %m.id, error = %e, "apply failed; will retry");
+                        Outcome::Retry(backoff(m.receive_count))
+                    }
+                },
+            };
+            outcomes.push(outcome);
+        }
+        outcomes
+    }
+}

@@ -1,0 +1,169 @@
+//! Settings users give through flags and environment (CONTRACT.md, "Running it").
+
+use std::time::Duration;
+
+/// Parses `500ms`, `5s`, `5m`, `2h`, `1d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected a whole number and a unit, e.g. 500ms, 5s, 5m, 2h, 1d"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        "d" => Duration::from_secs(n * 86_400),
+        _ => {
+            return Err(format!(
+                "invalid duration {text:?}: the unit must be one of ms, s, m, h, d"
+            ));
+        }
+    };
+    Ok(d)
+}
+
+/// Writes a duration the way `parse_duration` reads it, in the largest exact unit.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms > 0 && ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+/// A comma list of durations, e.g. `0s,5s,5m,30m,2h,5h,10h,10h`.
+pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
+    let steps = text
+        .split(',')
+        .map(parse_duration)
+        .collect::<Result<Vec<_>, _>>()?;
+    if steps.is_empty() {
+        return Err("the retry schedule needs at least one duration".into());
+    }
+    Ok(steps)
+}
+
+pub const DEFAULT_RETRY_SCHEDULE: &str = "0s,5s,5m,30m,2h,5h,10h,10h";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Outbound calls may reach private and loopback addresses.
+    pub allow_private_targets: bool,
+    pub retry_schedule: Vec<Duration>,
+    pub scheduler_tick: Duration,
+    pub webhook_limit: u32,
+    pub pushover_url: String,
+    pub twilio_url: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            retry_schedule: parse_schedule(DEFAULT_RETRY_SCHEDULE)
+                .expect("default schedule parses"),
+            scheduler_tick: Duration::from_secs(60),
+            webhook_limit: 100,
+            pushover_url: "https://api.pushover.net".into(),
+            twilio_url: "https://api.twilio.com".into(),
+        }
+    }
+}
+
+fn flag(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    )
+}
+
+impl Settings {
+    /// Reads the `HOOKLINE_*` variables; a malformed one is an error naming it.
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut s = Settings::default();
+        if let Some(v) = get("HOOKLINE_ALLOW_PRIVATE_TARGETS") {
+            s.allow_private_targets = flag(&v);
+        }
+        if let Some(v) = get("HOOKLINE_RETRY_SCHEDULE") {
+            s.retry_schedule =
+                parse_schedule(&v).map_err(|e| format!("HOOKLINE_RETRY_SCHEDULE: {e}"))?;
+        }
+        if let Some(v) = get("HOOKLINE_SCHEDULER_TICK") {
+            s.scheduler_tick =
+                parse_duration(&v).map_err(|e| format!("HOOKLINE_SCHEDULER_TICK: {e}"))?;
+            if s.scheduler_tick.is_zero() {
+                return Err("HOOKLINE_SCHEDULER_TICK: must be longer than 0s".into());
+            }
+        }
+        if let Some(v) = get("HOOKLINE_WEBHOOK_LIMIT") {
+            s.webhook_limit = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("HOOKLINE_WEBHOOK_LIMIT: {v:?} is not a whole number"))?;
+        }
+        if let Some(v) = get("HOOKLINE_PUSHOVER_URL") {
+            s.pushover_url = v;
+        }
+        if let Some(v) = get("HOOKLINE_TWILIO_URL") {
+            s.twilio_url = v;
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration(" 2h "), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        for bad in ["", "5", "s", "5x", "-5s", "1.5s", "5 s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} must be refused");
+        }
+        for d in ["0ms", "500ms", "5s", "5m", "2h", "1d", "90s"] {
+            assert_eq!(format_duration(parse_duration(d).unwrap()), d);
+        }
+    }
+
+    #[test]
+    fn schedule_and_env() {
+        assert_eq!(parse_schedule(DEFAULT_RETRY_SCHEDULE).unwrap().len(), 8);
+        assert!(parse_schedule("5s,,5m").is_err());
+        let s = Settings::from_lookup(|k| match k {
+            "HOOKLINE_RETRY_SCHEDULE" => Some("1s,2s".into()),
+            "HOOKLINE_ALLOW_PRIVATE_TARGETS" => Some("1".into()),
+            "HOOKLINE_WEBHOOK_LIMIT" => Some("7".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            s.retry_schedule,
+            vec![Duration::from_secs(1), Duration::from_secs(2)]
+        );
+        assert!(s.allow_private_targets);
+        assert_eq!(s.webhook_limit, 7);
+        let err =
+            Settings::from_lookup(|k| (k == "HOOKLINE_SCHEDULER_TICK").then(|| "soon".into()))
+                .unwrap_err();
+        assert!(err.starts_with("HOOKLINE_SCHEDULER_TICK"), "{err}");
+    }
+}

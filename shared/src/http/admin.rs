@@ -1,0 +1,16 @@
+//! The admin face: `/v1/*`, authenticated with the account's admin key.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use std::sync::Arc;
+
+use crate::Platform;
+
+/// Admin bodies are small documents; a megabyte is generous.
+const ADMIN_BODY_LIMIT: usize = 1024 * 1024;
+
+pub fn routes() -> Router<Arc<Platform>> {
+    Router::new()
+        .merge(crate::lists::routes::router())
+        .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
+}

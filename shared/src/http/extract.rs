@@ -1,0 +1,141 @@
+//! Extractors that answer bad input in the contract's error shape.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+use super::ApiError;
+use crate::Platform;
+use crate::accounts;
+
+/// A JSON body; an unparseable one is a 400, a mistyped one a 422, both
+/// naming what is wrong.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    match r {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not valid JSON: {}", source_text(&e)),
+        ),
+        JsonRejection::JsonDataError(e) => ApiError::invalid("invalid_body", source_text(&e)),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the body is larger than this route accepts",
+            )
+        }
+        other => ApiError::bad_request("invalid_body", other.body_text()),
+    }
+}
+
+/// serde's own sentence ("missing field `name` at line 1 column 2"), without
+/// axum's prefix.
+fn source_text(e: &dyn std::error::Error) -> String {
+    let mut last = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        last = s.to_string();
+        cur = s.source();
+    }
+    last
+}
+
+/// Query parameters, answered like bodies when malformed.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(ApiError::bad_request("invalid_query", source_text(&e)))
+            }
+            Err(other) => Err(ApiError::bad_request("invalid_query", other.body_text())),
+        }
+    }
+}
+
+/// `?limit=&cursor=` of list routes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 200;
+
+impl PageParams {
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE),
+            Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::bad_request(
+                "invalid_limit",
+                format!("limit {n} is out of range: use 1 to {MAX_PAGE}"),
+            )),
+        }
+    }
+}
+
+/// The account an admin request acts for, from `Authorization: Bearer <admin key>`.
+pub struct Account(pub String);
+
+impl FromRequestParts<Arc<Platform>> for Account {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        platform: &Arc<Platform>,
+    ) -> Result<Self, ApiError> {
+        let key = bearer(parts)?;
+        accounts::authenticate(platform, key).await.map(Account)
+    }
+}
+
+/// The bearer token of the request, or why there is none.
+pub fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing Authorization header: send Authorization: Bearer <key>")
+        })?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is not readable text"))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be: Bearer <key>"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthorized(
+            "the Authorization header must be: Bearer <key>",
+        ));
+    }
+    Ok(token.trim())
+}

@@ -1,0 +1,90 @@
+//! Everything a service needs, built once per process from the adapters of
+//! the host it runs on.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::adapters::embedded::{Embedded, EmbeddedError, EmbeddedQueue, EmbeddedStore};
+use crate::config::Settings;
+use crate::egress::Egress;
+use crate::ports::{Clock, Queue, Store, SystemClock};
+
+/// Receives of an apply message before it becomes a dead letter.
+pub const APPLY_MAX_RECEIVES: u32 = 8;
+/// The longest an outbound call may take, connect to last byte.
+pub const EGRESS_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct Platform {
+    pub store: Arc<dyn Store>,
+    /// Accepted work waiting to be applied (inbound requests, clean-ups).
+    pub apply_queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+    pub egress: Egress,
+    pub settings: Settings,
+}
+
+impl Platform {
+    pub fn new(
+        store: Arc<dyn Store>,
+        apply_queue: Arc<dyn Queue>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            egress: Egress::new(settings.allow_private_targets, EGRESS_TIMEOUT),
+            store,
+            apply_queue,
+            clock,
+            settings,
+        })
+    }
+
+    /// One file under `data_dir` for every item and queue.
+    pub fn embedded(
+        data_dir: &Path,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, EmbeddedError> {
+        let db = Embedded::open(&data_dir.join("hookline.redb"), clock.clone())?;
+        let store = Arc::new(EmbeddedStore::new(db.clone()));
+        let apply = Arc::new(EmbeddedQueue::new(db, "apply", APPLY_MAX_RECEIVES));
+        Ok(Self::new(store, apply, clock, settings))
+    }
+
+    /// The DynamoDB table and SQS queues named by the environment that
+    /// `template.yaml` gives every function.
+    #[cfg(feature = "aws")]
+    pub async fn aws_from_env(settings: Settings) -> Result<Arc<Self>, String> {
+        use crate::adapters::aws::{DynamoStore, SqsQueue};
+        let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+        let config = aws_config::load_from_env().await;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let store = DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            &var("HOOKLINE_TABLE")?,
+            clock.clone(),
+        );
+        let apply = SqsQueue::new(
+            aws_sdk_sqs::Client::new(&config),
+            var("HOOKLINE_APPLY_QUEUE_URL")?,
+            var("HOOKLINE_APPLY_DLQ_URL")?,
+            APPLY_MAX_RECEIVES,
+        );
+        Ok(Self::new(Arc::new(store), Arc::new(apply), clock, settings))
+    }
+
+    /// An embedded platform in a temporary directory, with private targets
+    /// allowed (tests talk to loopback receivers).
+    #[cfg(any(test, feature = "testkit"))]
+    pub async fn for_tests() -> (Arc<Self>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let settings = Settings {
+            allow_private_targets: true,
+            ..Settings::default()
+        };
+        let platform = Self::embedded(dir.path(), settings, Arc::new(SystemClock))
+            .expect("embedded platform opens");
+        (platform, dir)
+    }
+}

@@ -1,0 +1,108 @@
+//! The queue face: `handle(messages) -> outcomes`, with one retry policy and
+//! two transports. `drive` feeds a handler from any `Queue` (the embedded one
+//! in `hookline serve`); the Lambda `apply` function feeds it SQS events and
+//! turns outcomes into visibility changes and partial batch failures.
+
+use async_trait::async_trait;
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+use crate::ports::{Queue, QueueMessage};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Finished: remove the message.
+    Done,
+    /// Failed for now: deliver again after this long.
+    Retry(Duration),
+    /// Can never succeed: keep it as a dead letter, with the reason.
+    Dead(String),
+}
+
+#[async_trait]
+pub trait Handler: Send + Sync {
+    /// One outcome per message, in order.
+    async fn handle(&self, messages: &[QueueMessage]) -> Vec<Outcome>;
+}
+
+/// Exponential backoff for internal work: 1 s, 2 s, 4 s ... up to 5 minutes,
+/// with ±20 % jitter so that a burst of failures does not come back as one.
+pub fn backoff(receive_count: u32) -> Duration {
+    let base = 2f64
+        .powi(receive_count.saturating_sub(1).min(16) as i32)
+        .min(300.0);
+    let jitter = rand::rng().random_range(0.8..1.2);
+    Duration::from_secs_f64(base * jitter)
+}
+
+/// How long a received message stays hidden while a handler works on it.
+pub const VISIBILITY: Duration = Duration::from_secs(60);
+
+/// Carries out the outcomes of one batch on the queue it came from.
+pub async fn settle(queue: &dyn Queue, messages: &[QueueMessage], outcomes: &[Outcome]) {
+    for (i, message) in messages.iter().enumerate() {
+        // A handler that answers too few outcomes gets the rest retried.
+        let outcome = outcomes
+            .get(i)
+            .cloned()
+            .unwrap_or(Outcome::Retry(backoff(message.receive_count)));
+        let result = match &outcome {
+            Outcome::Done => queue.delete(&message.receipt).await,
+            Outcome::Retry(after) => queue.retry_after(&message.receipt, *after).await,
+            Outcome::Dead(reason) => {
+                tracing::warn!(message_id = %message.id, reason, "dead letter");
+                queue.dead_letter(message).await
+            }
+        };
+        if let Err(e) = result {
+            // The message comes back after its visibility timeout: nothing is lost.
+            tracing::warn!(message_id = %message.id, error = %e, ?outcome, "could not settle message");
+        }
+    }
+}
+
+/// Feeds `handler` from `queue` until `shutdown` turns true; the batch in hand
+/// is finished first.
+pub async fn drive(
+    queue: Arc<dyn Queue>,
+    handler: Arc<dyn Handler>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let received = tokio::select! {
+            r = queue.receive(10, VISIBILITY, Duration::from_secs(1)) => r,
+            _ = shutdown.changed() => return,
+        };
+        match received {
+            Ok(messages) if messages.is_empty() => {}
+            Ok(messages) => {
+                let outcomes = handler.handle(&messages).await;
+                settle(&*queue, &messages, &outcomes).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "queue receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_ceiling() {
+        for n in 1..=20 {
+            let d = backoff(n).as_secs_f64();
+            let base = 2f64.powi(n as i32 - 1).min(300.0);
+            assert!(d >= base * 0.8 && d <= base * 1.2, "attempt {n}: {d}");
+        }
+        assert!(backoff(0) <= Duration::from_millis(1200));
+    }
+}

@@ -1,0 +1,480 @@
+//! The admin face through its axum router (the same router both hosts serve).
+
+use axum::body::Body;
+use hookline::Platform;
+use hookline::accounts;
+use hookline::ports::{Key, Put};
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Admin {
+    platform: Arc<Platform>,
+    key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Admin {
+    async fn new() -> Self {
+        let (platform, dir) = Platform::for_tests().await;
+        let key = accounts::ensure_default(&platform, None)
+            .await
+            .unwrap()
+            .unwrap();
+        Self {
+            platform,
+            key,
+            _dir: dir,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let router = hookline::http::router(self.platform.clone());
+        let resp = router
+            .oneshot(req.body(Body::from(body.to_string())).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"))
+        };
+        (status, value)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(&self.key.clone()), None, "")
+            .await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            path,
+            Some(&self.key.clone()),
+            Some("application/json"),
+            &body.to_string(),
+        )
+        .await
+    }
+}
+
+fn assert_error(got: &(StatusCode, Value), status: u16, code: &str) {
+    assert_eq!(got.0.as_u16(), status, "{got:?}");
+    assert_eq!(got.1["error"]["code"], code, "{got:?}");
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.len() > 10),
+        "a message that helps: {got:?}"
+    );
+}
+
+#[tokio::test]
+async fn admin_key_is_required_and_checked() {
+    let a = Admin::new().await;
+    let no_key = a.call(Method::GET, "/v1/lists", None, None, "").await;
+    assert_error(&no_key, 401, "unauthorized");
+    assert_error(
+        &a.call(Method::GET, "/v1/lists", Some("hl_admin_nope"), None, "")
+            .await,
+        401,
+        "unauthorized",
+    );
+    let basic = a.call(Method::GET, "/v1/lists", None, None, "").await;
+    assert_error(&basic, 401, "unauthorized");
+    assert_eq!(a.get("/v1/lists").await.0, 200);
+    // Public routes need no key.
+    assert_eq!(
+        a.call(Method::GET, "/openapi.json", None, None, "").await.0,
+        200
+    );
+    assert_eq!(a.call(Method::GET, "/health", None, None, "").await.0, 200);
+}
+
+#[tokio::test]
+async fn lists_create_get_page_delete() {
+    let a = Admin::new().await;
+    let (status, list) = a
+        .post("/v1/lists", json!({"name": "  Greenhouse candidates "}))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(list["name"], "Greenhouse candidates");
+    let id = list["id"].as_str().unwrap().to_string();
+    assert!(
+        list["created_at"].as_str().unwrap().ends_with('Z'),
+        "RFC 3339 UTC"
+    );
+    assert_eq!(
+        a.get(&format!("/v1/lists/{id}")).await,
+        (StatusCode::OK, list.clone())
+    );
+
+    for i in 0..4 {
+        assert_eq!(
+            a.post("/v1/lists", json!({"name": format!("L{i}")}))
+                .await
+                .0,
+            201
+        );
+    }
+    let (_, first) = a.get("/v1/lists?limit=3").await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 3);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = a.get(&format!("/v1/lists?limit=3&cursor={cursor}")).await;
+    assert_eq!(second["data"].as_array().unwrap().len(), 2);
+    assert_eq!(second["next_cursor"], Value::Null);
+    assert_eq!(first["data"][0]["id"], id.as_str(), "oldest first");
+
+    let (status, members) = a.get(&format!("/v1/lists/{id}/contacts")).await;
+    assert_eq!(status, 200);
+    assert_eq!(members, json!({"data": [], "next_cursor": null}));
+
+    let (status, body) = a
+        .call(
+            Method::DELETE,
+            &format!("/v1/lists/{id}"),
+            Some(&a.key),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
+    assert_error(&a.get(&format!("/v1/lists/{id}")).await, 404, "not_found");
+    assert_error(
+        &a.call(
+            Method::DELETE,
+            &format!("/v1/lists/{id}"),
+            Some(&a.key),
+            None,
+            "",
+        )
+        .await,
+        404,
+        "not_found",
+    );
+}
+
+#[tokio::test]
+async fn another_accounts_list_is_not_found() {
+    let a = Admin::new().await;
+    let (_, list) = a.post("/v1/lists", json!({"name": "Mine"})).await;
+    let (_, other_key) = accounts::create(&a.platform, "Other").await.unwrap();
+    let id = list["id"].as_str().unwrap();
+    let theirs = a
+        .call(
+            Method::GET,
+            &format!("/v1/lists/{id}"),
+            Some(&other_key),
+            None,
+            "",
+        )
+        .await;
+    assert_error(&theirs, 404, "not_found");
+    let del = a
+        .call(
+            Method::DELETE,
+            &format!("/v1/lists/{id}"),
+            Some(&other_key),
+            None,
+            "",
+        )
+        .await;
+    assert_error(&del, 404, "not_found");
+    let (_, page) = a
+        .call(Method::GET, "/v1/lists", Some(&other_key), None, "")
+        .await;
+    assert_eq!(page["data"], json!([]));
+    assert_eq!(
+        a.get(&format!("/v1/lists/{id}")).await.0,
+        200,
+        "still there for its owner"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_4xx() {
+    let a = Admin::new().await;
+    let k = a.key.clone();
+    // (method, path, content type, body, status, error code)
+    type Case<'a> = (Method, &'a str, Option<&'a str>, &'a str, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            Method::POST,
+            "/v1/lists",
+            Some("application/json"),
+            "{not json",
+            400,
+            "invalid_json",
+        ),
+        (
+            Method::POST,
+            "/v1/lists",
+            Some("application/json"),
+            "",
+            400,
+            "invalid_json",
+        ),
+        (
+            Method::POST,
+            "/v1/lists",
+            Some("text/plain"),
+            r#"{"name":"x"}"#,
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            Method::POST,
+            "/v1/lists",
+            None,
+            r#"{"name":"x"}"#,
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            Method::POST,
+            "/v1/lists",
+            Some("application/json"),
+            "{}",
+            422,
+            "invalid_body",
+        ),
+        (
+            Method::POST,
+            "/v1/lists",
+            Some("application/json"),
+            r#"{"name": 5}"#,
+            422,
+            "invalid_body",
+        ),
+        (
+            Method::POST,
+            "/v1/lists",
+            Some("application/json"),
+            r#"{"name":"x","colour":"red"}"#,
+            422,
+            "invalid_body",
+        ),
+        (
+            Method::POST,
+            "/v1/lists",
+            Some("application/json"),
+            r#"[1,2]"#,
+            422,
+            "invalid_body",
+        ),
+        (
+            Method::POST,
+            "/v1/lists",
+            Some("application/json"),
+            r#"{"name":"   "}"#,
+            422,
+            "invalid_name",
+        ),
+        (
+            Method::GET,
+            "/v1/lists?limit=0",
+            None,
+            "",
+            400,
+            "invalid_limit",
+        ),
+        (
+            Method::GET,
+            "/v1/lists?limit=5000",
+            None,
+            "",
+            400,
+            "invalid_limit",
+        ),
+        (
+            Method::GET,
+            "/v1/lists?limit=ten",
+            None,
+            "",
+            400,
+            "invalid_query",
+        ),
+        (
+            Method::GET,
+            "/v1/lists?cursor=%%%",
+            None,
+            "",
+            400,
+            "invalid_cursor",
+        ),
+        (
+            Method::GET,
+            "/v1/lists?cursor=bm9wZQ",
+            None,
+            "",
+            400,
+            "invalid_cursor",
+        ),
+        (
+            Method::GET,
+            "/v1/lists?sort=name",
+            None,
+            "",
+            400,
+            "invalid_query",
+        ),
+        (
+            Method::GET,
+            "/v1/lists/lst_nope",
+            None,
+            "",
+            404,
+            "not_found",
+        ),
+        (Method::GET, "/v1/nothing", None, "", 404, "route_not_found"),
+        (
+            Method::PUT,
+            "/v1/lists",
+            None,
+            "",
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (method, path, ct, body, status, code) in cases {
+        let got = a.call(method.clone(), path, Some(&k), ct, body).await;
+        assert_eq!(got.0.as_u16(), status, "{method} {path} {body:?}: {got:?}");
+        assert_eq!(
+            got.1["error"]["code"], code,
+            "{method} {path} {body:?}: {got:?}"
+        );
+    }
+    let long = "x".repeat(201);
+    assert_error(
+        &a.post("/v1/lists", json!({ "name": long })).await,
+        422,
+        "invalid_name",
+    );
+    let huge = format!(r#"{{"name":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    assert_error(
+        &a.call(
+            Method::POST,
+            "/v1/lists",
+            Some(&k),
+            Some("application/json"),
+            &huge,
+        )
+        .await,
+        413,
+        "too_large",
+    );
+    // Still healthy.
+    assert_eq!(a.post("/v1/lists", json!({"name": "after"})).await.0, 201);
+}
+
+#[tokio::test]
+async fn deleting_a_list_purges_its_members_in_the_background() {
+    let a = Admin::new().await;
+    let (_, list) = a.post("/v1/lists", json!({"name": "Big"})).await;
+    let id = list["id"].as_str().unwrap().to_string();
+    let members = hookline::keys::list_members(hookline::accounts::DEFAULT_ACCOUNT, &id);
+    for i in 0..60 {
+        let put = Put::new(
+            Key::new(members.clone(), format!("ct_{i:03}")),
+            json!({"contact_id": format!("ct_{i:03}")}),
+        );
+        a.platform.store.put(put).await.unwrap();
+    }
+    let (_, page) = a.get(&format!("/v1/lists/{id}/contacts?limit=50")).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 50);
+    assert!(page["next_cursor"].is_string());
+
+    assert_eq!(
+        a.call(
+            Method::DELETE,
+            &format!("/v1/lists/{id}"),
+            Some(&a.key),
+            None,
+            ""
+        )
+        .await
+        .0,
+        204
+    );
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let handler = Arc::new(hookline::apply::ApplyHandler::new(a.platform.clone()));
+    let worker = tokio::spawn(hookline::work::drive(
+        a.platform.apply_queue.clone(),
+        handler,
+        rx,
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = a
+            .platform
+            .store
+            .query(hookline::ports::Query::new(members.clone(), ""))
+            .await
+            .unwrap();
+        if left.items.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "members not purged: {} left",
+            left.items.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    worker.await.unwrap();
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_routed() {
+    let a = Admin::new().await;
+    let doc = a.call(Method::GET, "/openapi.json", None, None, "").await.1;
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, _) in ops
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(m, _)| *m != "parameters")
+        {
+            let concrete = path.replace("{id}", "lst_00000000000000000000000000");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = if method == Method::POST { "{}" } else { "" };
+            let (status, value) = a
+                .call(
+                    method.clone(),
+                    &concrete,
+                    Some(&a.key),
+                    Some("application/json"),
+                    body,
+                )
+                .await;
+            let code = value["error"]["code"].as_str().unwrap_or("");
+            assert!(
+                code != "route_not_found" && code != "method_not_allowed" && status != 405,
+                "{method} {path}: {status} {value}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} operations documented");
+}
