@@ -1,1 +1,122 @@
-fn main() {}
+//! `hookline`: every Hookline function in one process, on the embedded store
+//! and queue. `hookline serve` is the whole platform on one machine.
+
+use clap::{Args, Parser, Subcommand};
+use hookline::Platform;
+use hookline::apply::ApplyHandler;
+use hookline::config::Settings;
+use hookline::ports::SystemClock;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(
+    name = "hookline",
+    version,
+    about = "Hookline webhook platform on one machine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole platform: HTTP faces, queue workers, embedded store.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Where the embedded store keeps its file; survives restarts.
+    #[arg(long, env = "HOOKLINE_DATA_DIR", default_value = "./.hookline")]
+    data_dir: PathBuf,
+    /// Let outbound calls reach private and loopback addresses
+    /// (also HOOKLINE_ALLOW_PRIVATE_TARGETS=1).
+    #[arg(long)]
+    allow_private_targets: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HOOKLINE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match cli.command {
+        Command::Serve(args) => match runtime.block_on(serve(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hookline: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let mut settings = Settings::from_env()?;
+    settings.allow_private_targets |= args.allow_private_targets;
+    let platform =
+        Platform::embedded(&args.data_dir, settings, Arc::new(SystemClock)).map_err(|e| {
+            format!(
+                "cannot open the data directory {}: {e}",
+                args.data_dir.display()
+            )
+        })?;
+    let configured = std::env::var("HOOKLINE_ADMIN_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    let generated = hookline::accounts::ensure_default(&platform, configured.as_deref())
+        .await
+        .map_err(|e| format!("cannot set up the default account: {e}"))?;
+    if let Some(key) = generated {
+        // Printed once, to the terminal only: it is stored hashed and cannot be shown again.
+        println!("Admin key of the default account (shown once; keep it): {key}");
+    }
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("hookline listening on http://{addr}");
+
+    let (stop, stopped) = watch::channel(false);
+    let worker = tokio::spawn(hookline::work::drive(
+        platform.apply_queue.clone(),
+        Arc::new(ApplyHandler::new(platform.clone())),
+        stopped,
+    ));
+    let app = hookline::http::router(platform.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server failed: {e}"))?;
+    // Requests are answered; let the worker finish the batch in hand, then
+    // close the store (the writer commits what is queued before it stops).
+    let _ = stop.send(true);
+    let _ = worker.await;
+    drop(platform);
+    println!("hookline stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::adapters::embedded::{Embedded, EmbeddedError, EmbeddedQueue, EmbeddedStore};
 use crate::config::Settings;
 use crate::egress::Egress;
-use crate::ports::{Clock, Queue, Store, SystemClock};
+use crate::ports::{Clock, Queue, Store};
 
 /// Receives of an apply message before it becomes a dead letter.
 pub const APPLY_MAX_RECEIVES: u32 = 8;
@@ -59,7 +59,7 @@ impl Platform {
         use crate::adapters::aws::{DynamoStore, SqsQueue};
         let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
         let config = aws_config::load_from_env().await;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock: Arc<dyn Clock> = Arc::new(crate::ports::SystemClock);
         let store = DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&config),
             &var("HOOKLINE_TABLE")?,
@@ -83,7 +83,7 @@ impl Platform {
             allow_private_targets: true,
             ..Settings::default()
         };
-        let platform = Self::embedded(dir.path(), settings, Arc::new(SystemClock))
+        let platform = Self::embedded(dir.path(), settings, Arc::new(crate::ports::SystemClock))
             .expect("embedded platform opens");
         (platform, dir)
     }

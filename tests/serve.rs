@@ -1,0 +1,163 @@
+//! `hookline serve` end to end: the binary, over sockets.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Server, client};
+
+async fn create_list(server: &Server, key: &str, name: &str) -> Value {
+    let resp = client()
+        .post(server.url("/v1/lists"))
+        .bearer_auth(key)
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    resp.json().await.unwrap()
+}
+
+async fn list_names(server: &Server, key: &str) -> Vec<String> {
+    let resp = client()
+        .get(server.url("/v1/lists"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let page: Value = resp.json().await.unwrap();
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn first_start_prints_a_key_once_and_data_survives_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let key = server
+        .printed_key
+        .clone()
+        .expect("the first start prints the admin key");
+    create_list(&server, &key, "Greenhouse candidates").await;
+    let (status, out) = server.stop();
+    assert!(status.success(), "clean exit on SIGTERM: {status} {out:?}");
+    assert!(out.iter().any(|l| l == "hookline stopped"), "{out:?}");
+
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.printed_key, None, "the key is printed once only");
+    assert_eq!(
+        list_names(&server, &key).await,
+        vec!["Greenhouse candidates"]
+    );
+    let resp = client()
+        .get(server.url("/v1/lists"))
+        .bearer_auth("hl_admin_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+}
+
+#[tokio::test]
+async fn accepted_writes_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("HOOKLINE_ADMIN_KEY", "e2e-admin-key")]);
+    assert_eq!(server.printed_key, None, "a configured key is not printed");
+    // Concurrent creates, each answered 201 only once durable.
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let url = server.url("/v1/lists");
+            tokio::spawn(async move {
+                let resp = client()
+                    .post(url)
+                    .bearer_auth("e2e-admin-key")
+                    .json(&json!({"name": format!("L{i:02}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 201);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    server.crash();
+    let server = Server::start(dir.path(), &[("HOOKLINE_ADMIN_KEY", "e2e-admin-key")]);
+    let mut names = list_names(&server, "e2e-admin-key").await;
+    names.sort();
+    assert_eq!(
+        names,
+        (0..20).map(|i| format!("L{i:02}")).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn errors_are_json_and_the_server_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("HOOKLINE_ADMIN_KEY", "k")]);
+    let c = client();
+    let bad = c
+        .post(server.url("/v1/lists"))
+        .bearer_auth("k")
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(
+        bad.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_json"
+    );
+    let hook = c
+        .post(server.url("/hooks/trg_unknown"))
+        .json(&json!({"email": "a@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), 404);
+    let doc: Value = c
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/v1/lists"]["post"].is_object());
+    let health = c.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[test]
+fn bad_settings_stop_the_start_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Server::try_start(dir.path(), &[("HOOKLINE_RETRY_SCHEDULE", "5s,soon")])
+        .err()
+        .expect("refused");
+    assert!(err.contains("HOOKLINE_RETRY_SCHEDULE"), "{err}");
+    let out = std::process::Command::new(support::binary())
+        .args(["serve", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
+}
+
+#[test]
+fn a_second_server_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Server::start(dir.path(), &[]);
+    let err = Server::try_start(dir.path(), &[])
+        .err()
+        .expect("the data directory is in use");
+    assert!(err.contains("data directory"), "{err}");
+}
