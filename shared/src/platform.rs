@@ -88,3 +88,23 @@ impl Platform {
         (platform, dir)
     }
 }
+
+/// JSON logs to stdout, as CloudWatch takes them; `RUST_LOG` filters.
+#[cfg(feature = "aws")]
+pub fn init_lambda_logs() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_current_span(false)
+        .without_time() // CloudWatch stamps each line
+        .init();
+}
+
+/// The platform of a Lambda function, from the environment `template.yaml` sets.
+#[cfg(feature = "aws")]
+pub async fn lambda_platform() -> Result<Arc<Platform>, String> {
+    let settings = Settings::from_env()?;
+    Platform::aws_from_env(settings).await
+}

@@ -1,1 +1,13 @@
-fn main() {}
+//! The `admin` Lambda function: the `/v1` API behind API Gateway. Thin: the
+//! router is `hookline::http::admin_router`, the same one `hookline serve` runs.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    hookline::platform::init_lambda_logs();
+    let platform = hookline::platform::lambda_platform().await?;
+    // On AWS the default account's key is a stack parameter: it is never
+    // generated here, where printing it would put it in the logs.
+    let key = std::env::var("HOOKLINE_ADMIN_KEY").map_err(|_| "HOOKLINE_ADMIN_KEY is not set")?;
+    hookline::accounts::ensure_default(&platform, Some(&key)).await?;
+    lambda_http::run(hookline::http::admin_router(platform)).await
+}

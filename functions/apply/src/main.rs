@@ -1,1 +1,20 @@
-fn main() {}
+//! The `apply` Lambda function: the apply queue's SQS events.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use hookline::apply::ApplyHandler;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    hookline::platform::init_lambda_logs();
+    let platform = hookline::platform::lambda_platform().await?;
+    let handler = ApplyHandler::new(platform.clone());
+    let handler = &handler;
+    let queue = &*platform.apply_queue;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, lambda_runtime::Error>(
+            hookline_apply::process(event.payload, handler, queue).await,
+        )
+    }))
+    .await
+}

@@ -1,1 +1,9 @@
-fn main() {}
+//! The `ingest` Lambda function: trigger URLs behind API Gateway. Thin: the
+//! router is `hookline::http::ingest_router`, the same one `hookline serve` runs.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    hookline::platform::init_lambda_logs();
+    let platform = hookline::platform::lambda_platform().await?;
+    lambda_http::run(hookline::http::ingest_router(platform)).await
+}

@@ -4,3 +4,32 @@ pub mod contract;
 pub mod moto;
 
 pub use moto::MotoServer;
+
+/// Sends one request through a router and answers the status and JSON body
+/// (`null` when empty).
+pub async fn call<B>(router: &axum::Router, request: http::Request<B>) -> (u16, serde_json::Value)
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let response = router
+        .clone()
+        .oneshot(request.map(axum::body::Body::new))
+        .await
+        .expect("routers are infallible");
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    if bytes.is_empty() {
+        return (status, serde_json::Value::Null);
+    }
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)));
+    (status, body)
+}

@@ -125,6 +125,20 @@ pub mod aws {
         (DynamoStore::new(client, &table, clock), table)
     }
 
+    /// A platform on a new table and apply queue of the shared moto server,
+    /// as a Lambda function builds it from its environment.
+    pub async fn platform() -> Arc<crate::Platform> {
+        let clock: Arc<dyn Clock> = Arc::new(crate::ports::SystemClock);
+        let (store, _) = store(clock.clone()).await;
+        let apply = queue(crate::platform::APPLY_MAX_RECEIVES).await;
+        crate::Platform::new(
+            Arc::new(store),
+            Arc::new(apply),
+            clock,
+            crate::config::Settings::default(),
+        )
+    }
+
     /// A new queue with a dead-letter queue after `max_receives`.
     pub async fn queue(max_receives: u32) -> SqsQueue {
         let config = config().await;

@@ -1,0 +1,142 @@
+//! The apply function's handler, invoked with the SQS event in `events/`
+//! against DynamoDB and SQS on moto. The fixture's receipts are replaced by
+//! real ones, so visibility changes and dead-lettering really happen.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use hookline::apply::{ApplyHandler, ApplyMessage};
+use hookline::ports::{Key, Put, Query, QueueMessage};
+use serde_json::json;
+use std::time::Duration;
+
+/// Queues `bodies` on the platform's queue, receives them, and answers the
+/// fixture event carrying them with their real ids and receipts.
+async fn event_for(
+    platform: &hookline::Platform,
+    bodies: &[String],
+) -> (SqsEvent, Vec<QueueMessage>) {
+    let queue = &platform.apply_queue;
+    queue
+        .send_batch(bodies.iter().map(|b| (b.clone(), Duration::ZERO)).collect())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < bodies.len() {
+        got.extend(
+            queue
+                .receive(10, Duration::from_secs(30), Duration::from_secs(1))
+                .await
+                .unwrap(),
+        );
+    }
+    got.sort_by_key(|m| bodies.iter().position(|b| *b == m.body));
+    let mut event: SqsEvent =
+        serde_json::from_str(include_str!("../../../events/apply-sqs.json")).unwrap();
+    let template = event.records[0].clone();
+    event.records = got
+        .iter()
+        .map(|m| {
+            let mut r = template.clone();
+            r.message_id = Some(m.id.clone());
+            r.receipt_handle = Some(m.receipt.clone());
+            r.body = Some(m.body.clone());
+            r
+        })
+        .collect();
+    (event, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fixture_decodes_as_apply_messages() {
+    let event: SqsEvent =
+        serde_json::from_str(include_str!("../../../events/apply-sqs.json")).unwrap();
+    let messages = hookline_apply::messages(event);
+    assert_eq!(messages.len(), 2);
+    assert!(serde_json::from_str::<ApplyMessage>(&messages[0].body).is_ok());
+    assert!(
+        serde_json::from_str::<ApplyMessage>(&messages[1].body).is_err(),
+        "the second record is poison"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_poison_and_retry() {
+    let platform = hookline::testkit::moto::aws::platform().await;
+    let account = hookline::accounts::DEFAULT_ACCOUNT;
+    let gone = hookline::lists::create(&platform, account, "Deleted")
+        .await
+        .unwrap();
+    let kept = hookline::lists::create(&platform, account, "Kept")
+        .await
+        .unwrap();
+    let members = hookline::keys::list_members(account, &gone.id);
+    for i in 0..30 {
+        platform
+            .store
+            .put(Put::new(
+                Key::new(members.clone(), format!("ct_{i:02}")),
+                json!({}),
+            ))
+            .await
+            .unwrap();
+    }
+    platform
+        .store
+        .delete(&hookline::keys::list(account, &gone.id), Default::default())
+        .await
+        .unwrap();
+
+    let purge = |id: &str| {
+        ApplyMessage::PurgeList {
+            account: account.into(),
+            list_id: id.into(),
+        }
+        .encode()
+    };
+    let bodies = vec![
+        purge(&gone.id),
+        "this is not an apply message".to_string(),
+        purge(&kept.id),
+    ];
+    let (event, sent) = event_for(&platform, &bodies).await;
+    let handler = ApplyHandler::new(platform.clone());
+    let response = hookline_apply::process(event, &handler, &*platform.apply_queue).await;
+
+    // Only the purge of the live list failed, to be retried.
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, vec![sent[2].id.clone()]);
+    assert!(
+        platform
+            .store
+            .query(Query::new(members, ""))
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "members purged"
+    );
+    // The poison message went to the dead-letter queue at once.
+    let dead = platform
+        .apply_queue
+        .receive_dead(10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        dead.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        vec!["this is not an apply message"]
+    );
+    // The retried one is hidden for its backoff, not for the whole visibility timeout.
+    let again = platform
+        .apply_queue
+        .receive(10, Duration::from_secs(30), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|m| m.body.clone()).collect::<Vec<_>>(),
+        vec![bodies[2].clone()]
+    );
+    assert_eq!(again[0].receive_count, 2);
+}
