@@ -1,6 +1,13 @@
-//! A `moto_server` (DynamoDB + SQS emulator) on a free loopback port, started
-//! once per test binary. A missing `moto_server` fails the test that needs it:
+//! moto (the DynamoDB + SQS emulator) served over HTTP on free loopback ports,
+//! started once per test binary. Missing moto fails the test that needs it:
 //! the test command installs it (see README), so absence is a broken machine.
+//!
+//! Two servers, because moto's DynamoDB keeps no locks: `moto_server` answers
+//! on many threads, and two conditional writes of one item can then both pass
+//! their condition, which DynamoDB never allows. DynamoDB tests therefore use
+//! moto's same server application on one thread (requests serialised, so each
+//! write is atomic as on DynamoDB); SQS tests use `moto_server` itself, whose
+//! threads let long polls wait without holding up other requests.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -12,16 +19,45 @@ pub struct MotoServer {
     pub endpoint: String,
 }
 
-static SERVER: OnceLock<Result<MotoServer, String>> = OnceLock::new();
+static THREADED: OnceLock<Result<MotoServer, String>> = OnceLock::new();
+static SERIAL: OnceLock<Result<MotoServer, String>> = OnceLock::new();
+
+/// moto's own server application (as `moto_server` builds it), on one thread.
+const SERIAL_SERVER: &str = "import sys\n\
+from werkzeug.serving import run_simple\n\
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app\n\
+run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False)\n";
 
 impl MotoServer {
-    /// The shared server of this process; panics with the reason when it
+    /// `moto_server` (threaded), for SQS; panics with the reason when it
     /// cannot be started.
     pub fn shared() -> &'static MotoServer {
-        match SERVER.get_or_init(start) {
-            Ok(server) => server,
-            Err(e) => panic!("moto_server is required for this test and could not start: {e}"),
-        }
+        expect(THREADED.get_or_init(|| {
+            start(|port| {
+                let mut cmd = Command::new("moto_server");
+                cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+                cmd
+            })
+        }))
+    }
+
+    /// moto on one thread, for DynamoDB (see the module's comment).
+    pub fn serialized() -> &'static MotoServer {
+        expect(SERIAL.get_or_init(|| {
+            start(|port| {
+                let mut cmd = Command::new("python3");
+                cmd.args(["-c", SERIAL_SERVER, &port.to_string()])
+                    .env("MOTO_PORT", port.to_string());
+                cmd
+            })
+        }))
+    }
+}
+
+fn expect(server: &Result<MotoServer, String>) -> &MotoServer {
+    match server {
+        Ok(server) => server,
+        Err(e) => panic!("moto is required for this test and could not start: {e}"),
     }
 }
 
@@ -30,7 +66,7 @@ fn free_port() -> Result<u16, String> {
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
-fn start() -> Result<MotoServer, String> {
+fn start(command: impl FnOnce(u16) -> Command + Send + 'static) -> Result<MotoServer, String> {
     let port = free_port()?;
     // Spawned from a thread that lives as long as the process: the child is
     // sent SIGTERM when its parent thread ends (PR_SET_PDEATHSIG), so no
@@ -39,10 +75,8 @@ fn start() -> Result<MotoServer, String> {
     std::thread::Builder::new()
         .name("moto-server".into())
         .spawn(move || {
-            let mut cmd = Command::new("moto_server");
-            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
+            let mut cmd = command(port);
+            cmd.stdout(Stdio::null()).stderr(Stdio::piped());
             // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
             unsafe {
                 use std::os::unix::process::CommandExt;
@@ -59,7 +93,7 @@ fn start() -> Result<MotoServer, String> {
                     if let Some(mut e) = child.stderr.take() {
                         let _ = e.read_to_string(&mut err);
                     }
-                    eprintln!("moto_server exited: {status:?} {err}");
+                    eprintln!("moto exited: {status:?} {err}");
                 }
                 Err(e) => {
                     let _ = tx.send(Err(format!(
@@ -98,8 +132,7 @@ pub mod aws {
     use crate::ports::Clock;
     use std::sync::Arc;
 
-    pub async fn config() -> aws_config::SdkConfig {
-        let moto = MotoServer::shared();
+    pub async fn config(moto: &MotoServer) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&moto.endpoint)
             .region(aws_config::Region::new("us-east-1"))
@@ -116,7 +149,7 @@ pub mod aws {
 
     /// A new table with the production key schema.
     pub async fn store(clock: Arc<dyn Clock>) -> (DynamoStore, String) {
-        let config = config().await;
+        let config = config(MotoServer::serialized()).await;
         let client = aws_sdk_dynamodb::Client::new(&config);
         let table = unique("hookline");
         aws::create_table(&client, &table)
@@ -141,7 +174,7 @@ pub mod aws {
 
     /// A new queue with a dead-letter queue after `max_receives`.
     pub async fn queue(max_receives: u32) -> SqsQueue {
-        let config = config().await;
+        let config = config(MotoServer::shared()).await;
         let client = aws_sdk_sqs::Client::new(&config);
         let name = unique("hookline");
         let (url, dead_url) = aws::create_queue(&client, &name, max_receives)
