@@ -19,6 +19,7 @@ pub mod keys;
 pub mod lists;
 pub mod platform;
 pub mod ports;
+pub mod transforms;
 pub mod work;
 
 #[cfg(feature = "testkit")]

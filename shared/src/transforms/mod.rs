@@ -1,0 +1,282 @@
+//! The transform language of triggers (Mixmax transforms, Heymarket "map fields").
+//!
+//! A transform is lines of `target = expression`; `#` starts a comment.
+//! Targets are the contact's `email`, `name`, `first_name`, `last_name`,
+//! `phone_number`, or `fields.<key>`. Expressions are CEL (the `cel` crate)
+//! over the posted JSON, whose top-level keys are the variables; Mixmax's
+//! `a.0.b` index form is read as `a[0].b`. A transform is compiled once and
+//! then evaluated per request.
+
+mod paths;
+mod syntax;
+
+pub use paths::leaf_paths;
+
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+/// Where a contact's value goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Email,
+    Name,
+    FirstName,
+    LastName,
+    PhoneNumber,
+    Field(String),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Email => f.write_str("email"),
+            Target::Name => f.write_str("name"),
+            Target::FirstName => f.write_str("first_name"),
+            Target::LastName => f.write_str("last_name"),
+            Target::PhoneNumber => f.write_str("phone_number"),
+            Target::Field(k) => write!(f, "fields.{k}"),
+        }
+    }
+}
+
+/// A compile error, placed where the user can find it (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransformError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for TransformError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
+    }
+}
+
+/// A failure while evaluating a transform on one payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalError {
+    pub line: usize,
+    pub target: String,
+    pub message: String,
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {} ({}): {}", self.line, self.target, self.message)
+    }
+}
+
+/// The contact fields a payload yields. Absent and null values are `None`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContactFields {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone_number: Option<String>,
+    pub fields: Map<String, Value>,
+}
+
+struct Assignment {
+    line: usize,
+    target: Target,
+    program: cel::Program,
+}
+
+/// A compiled transform: cheap to share, evaluated many times.
+#[derive(Clone)]
+pub struct Transform {
+    assignments: Arc<Vec<Assignment>>,
+    /// The payload's top-level keys the expressions read.
+    variables: Arc<BTreeSet<String>>,
+}
+
+impl fmt::Debug for Transform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transform")
+            .field("lines", &self.assignments.len())
+            .finish()
+    }
+}
+
+impl Transform {
+    pub fn compile(source: &str) -> Result<Self, TransformError> {
+        let mut assignments = Vec::new();
+        let mut variables = BTreeSet::new();
+        let mut seen: Vec<(Target, usize)> = Vec::new();
+        for (i, raw) in source.lines().enumerate() {
+            let line = i + 1;
+            let Some(parsed) = syntax::parse_line(raw, line)? else {
+                continue;
+            };
+            if let Some((_, first)) = seen.iter().find(|(t, _)| *t == parsed.target) {
+                return Err(TransformError {
+                    line,
+                    column: 1,
+                    message: format!("{} is already set on line {first}", parsed.target),
+                });
+            }
+            seen.push((parsed.target.clone(), line));
+            let program = cel::Program::compile(&parsed.expression).map_err(|e| {
+                let first = e.errors.first();
+                let (col, msg) = first.map_or((1, e.to_string()), |p| {
+                    (p.pos.1.max(1) as usize, p.msg.clone())
+                });
+                TransformError {
+                    line,
+                    column: parsed.column_of(col),
+                    message: msg,
+                }
+            })?;
+            variables.extend(
+                program
+                    .references()
+                    .variables()
+                    .into_iter()
+                    .map(String::from),
+            );
+            assignments.push(Assignment {
+                line,
+                target: parsed.target,
+                program,
+            });
+        }
+        if assignments.is_empty() {
+            return Err(TransformError {
+                line: 1,
+                column: 1,
+                message: "the transform sets nothing: write lines like `email = candidate.email`"
+                    .into(),
+            });
+        }
+        Ok(Self {
+            assignments: Arc::new(assignments),
+            variables: Arc::new(variables),
+        })
+    }
+
+    /// The contact fields this payload yields.
+    pub fn apply(&self, payload: &Map<String, Value>) -> Result<ContactFields, EvalError> {
+        ROOT.with(|root| {
+            let mut ctx = root.new_inner_scope();
+            for name in self.variables.iter() {
+                if let Some(v) = payload.get(name) {
+                    ctx.add_variable_from_value(name.as_str(), to_cel(v));
+                }
+            }
+            let mut out = ContactFields::default();
+            for a in self.assignments.iter() {
+                let fail = |message: String| EvalError {
+                    line: a.line,
+                    target: a.target.to_string(),
+                    message,
+                };
+                let value = a.program.execute(&ctx).map_err(|e| fail(explain(&e)))?;
+                let json = value
+                    .json()
+                    .map_err(|e| fail(format!("the value cannot be stored: {e:?}")))?;
+                assign(&mut out, &a.target, json).map_err(fail)?;
+            }
+            Ok(out)
+        })
+    }
+}
+
+thread_local! {
+    /// CEL's standard functions, built once per thread: building them per
+    /// evaluation costs more than the evaluation.
+    static ROOT: cel::Context<'static, 'static> = cel::Context::default();
+}
+
+/// JSON to CEL. Integers are CEL `int` whenever they fit, so that `score * 2`
+/// works: serde would hand positive ones over as `uint`, and CEL does not mix
+/// `uint` and `int` in arithmetic.
+pub fn to_cel(v: &Value) -> cel::Value {
+    match v {
+        Value::Null => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => cel::Value::Int(i),
+            (None, Some(u)) => cel::Value::UInt(u),
+            _ => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => cel::Value::String(Arc::new(s.clone())),
+        Value::Array(items) => cel::Value::List(Arc::new(items.iter().map(to_cel).collect())),
+        Value::Object(map) => {
+            let map: std::collections::HashMap<cel::objects::Key, cel::Value> = map
+                .iter()
+                .map(|(k, v)| (cel::objects::Key::String(Arc::new(k.clone())), to_cel(v)))
+                .collect();
+            cel::Value::Map(cel::objects::Map { map: Arc::new(map) })
+        }
+    }
+}
+
+fn explain(e: &cel::ExecutionError) -> String {
+    match e {
+        cel::ExecutionError::NoSuchKey(k) => format!("the payload has no field {k}"),
+        cel::ExecutionError::UndeclaredReference(k) => format!("the payload has no field {k}"),
+        other => other.to_string(),
+    }
+}
+
+/// Text for a contact field: strings as they are, numbers as digits (phone
+/// numbers often arrive as numbers), null as absent.
+fn text(value: Value) -> Result<Option<String>, String> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Bool(b) => Err(format!("expected text, got the boolean {b}")),
+        Value::Array(_) => Err("expected text, got a list".into()),
+        Value::Object(_) => Err("expected text, got an object".into()),
+    }
+}
+
+fn assign(out: &mut ContactFields, target: &Target, value: Value) -> Result<(), String> {
+    match target {
+        Target::Email => out.email = text(value)?,
+        Target::Name => out.name = text(value)?,
+        Target::FirstName => out.first_name = text(value)?,
+        Target::LastName => out.last_name = text(value)?,
+        Target::PhoneNumber => out.phone_number = text(value)?,
+        Target::Field(key) => {
+            if !value.is_null() {
+                out.fields.insert(key.clone(), value);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Without a transform: the payload's own top-level contact fields (Mixmax's
+/// `email` and `name`, Heymarket's `phone_number`, `first_name`, `last_name`).
+pub fn direct(payload: &Map<String, Value>) -> Result<ContactFields, EvalError> {
+    let mut out = ContactFields::default();
+    for target in [
+        Target::Email,
+        Target::Name,
+        Target::FirstName,
+        Target::LastName,
+        Target::PhoneNumber,
+    ] {
+        if let Some(v) = payload.get(&target.to_string()) {
+            assign(&mut out, &target, v.clone()).map_err(|message| EvalError {
+                line: 0,
+                target: target.to_string(),
+                message,
+            })?;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,47 @@
+//! A sample payload's leaf paths, in the transform's own syntax, so a client
+//! can offer "map fields" (Heymarket) from a pasted sample.
+
+use serde_json::Value;
+
+fn is_name(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `(path, value)` for every leaf (scalars, empty lists and objects), in
+/// document order. Keys that are not CEL names are written `a["odd key"]`.
+pub fn leaf_paths(sample: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    if let Value::Object(map) = sample {
+        for (k, v) in map {
+            if is_name(k) {
+                walk(k.clone(), v, &mut out);
+            }
+        }
+    }
+    out
+}
+
+fn walk(path: String, value: &Value, out: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                let next = if is_name(k) {
+                    format!("{path}.{k}")
+                } else {
+                    format!("{path}[{}]", Value::String(k.clone()))
+                };
+                walk(next, v, out);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for (i, v) in items.iter().enumerate() {
+                walk(format!("{path}[{i}]"), v, out);
+            }
+        }
+        leaf => out.push((path, leaf.clone())),
+    }
+}

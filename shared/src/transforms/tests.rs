@@ -1,0 +1,124 @@
+use super::*;
+use serde_json::json;
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+const MIXMAX: &str =
+    "email = candidate.email\nname = candidate.first_name + \" \" + candidate.last_name";
+
+#[test]
+fn mixmax_seed_transform() {
+    let t = Transform::compile(MIXMAX).unwrap();
+    let out = t
+        .apply(&obj(json!({"candidate": {"email": "john@example.com", "first_name": "John", "last_name": "Doe"}})))
+        .unwrap();
+    assert_eq!(out.email.as_deref(), Some("john@example.com"));
+    assert_eq!(out.name.as_deref(), Some("John Doe"));
+    assert_eq!(out.first_name, None);
+}
+
+#[test]
+fn comments_blank_lines_indices_fields_and_numbers() {
+    let source = "# Greenhouse\n\n  email = applications.0.candidate.emails[0] # first\nphone_number = phone\nfields.stage = applications.0.stage\nfields.score = score * 2\nfields.tags = tags\n";
+    let t = Transform::compile(source).unwrap();
+    let out = t
+        .apply(&obj(json!({
+            "applications": [{"candidate": {"emails": ["a@example.com"]}, "stage": "onsite"}],
+            "phone": 12155556677u64, "score": 21, "tags": ["x", "y"]
+        })))
+        .unwrap();
+    assert_eq!(out.email.as_deref(), Some("a@example.com"));
+    assert_eq!(out.phone_number.as_deref(), Some("12155556677"));
+    assert_eq!(out.fields["stage"], "onsite");
+    assert_eq!(out.fields["score"], 42);
+    assert_eq!(out.fields["tags"], json!(["x", "y"]));
+}
+
+#[test]
+fn compile_errors_name_line_and_column() {
+    let e =
+        Transform::compile("email = candidate.email\nname = candidate.first_name + ").unwrap_err();
+    assert_eq!((e.line, e.column), (2, 30), "{e}");
+    let e = Transform::compile("email = a.b\nemail = c").unwrap_err();
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("already set on line 1"), "{e}");
+    let e = Transform::compile("# nothing\n\n").unwrap_err();
+    assert!(e.message.contains("sets nothing"));
+    let e = Transform::compile("email = a.0.b +* 1").unwrap_err();
+    assert_eq!((e.line, e.column), (1, 16), "{e}");
+    let e = Transform::compile("email = \"unterminated").unwrap_err();
+    assert_eq!(e.line, 1);
+    assert!(e.to_string().starts_with("line 1, column "), "{e}");
+}
+
+#[test]
+fn runtime_errors_say_what_is_missing() {
+    let t = Transform::compile(MIXMAX).unwrap();
+    let e = t
+        .apply(&obj(
+            json!({"candidate": {"email": "a@example.com", "first_name": "A"}}),
+        ))
+        .unwrap_err();
+    assert_eq!((e.line, e.target.as_str()), (2, "name"));
+    assert!(e.message.contains("last_name"), "{e}");
+    let e = t.apply(&obj(json!({"person": {}}))).unwrap_err();
+    assert!(e.message.contains("candidate"), "{e}");
+    let t = Transform::compile("name = a + 1").unwrap();
+    assert!(
+        t.apply(&obj(json!({"a": "x"}))).is_err(),
+        "string + int has no overload"
+    );
+    let t = Transform::compile("email = flags").unwrap();
+    let e = t.apply(&obj(json!({"flags": true}))).unwrap_err();
+    assert!(e.message.contains("boolean"), "{e}");
+    let t = Transform::compile("email = maybe").unwrap();
+    assert_eq!(t.apply(&obj(json!({"maybe": null}))).unwrap().email, None);
+}
+
+#[test]
+fn cel_functions_work() {
+    let t = Transform::compile("name = has(c.nick) ? c.nick : c.first\nfields.n = size(c.first)")
+        .unwrap();
+    let out = t.apply(&obj(json!({"c": {"first": "Ada"}}))).unwrap();
+    assert_eq!(out.name.as_deref(), Some("Ada"));
+    assert_eq!(out.fields["n"], 3);
+}
+
+#[test]
+fn direct_mapping_without_a_transform() {
+    let out = direct(&obj(json!({"phone_number": "12155556677", "first_name": "John", "last_name": "Smith", "Integration": "Salesforce"}))).unwrap();
+    assert_eq!(out.phone_number.as_deref(), Some("12155556677"));
+    assert_eq!(out.first_name.as_deref(), Some("John"));
+    assert!(out.fields.is_empty());
+    assert!(direct(&obj(json!({"email": ["a"]}))).is_err());
+}
+
+#[test]
+fn leaf_paths_of_a_sample() {
+    let paths = leaf_paths(
+        &json!({"candidate": {"email": "e", "tags": ["a"], "odd key": 1, "empty": {}}, "n": 1, "1bad": 2}),
+    );
+    let names: Vec<_> = paths.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "candidate.email",
+            "candidate.tags[0]",
+            "candidate[\"odd key\"]",
+            "candidate.empty",
+            "n"
+        ]
+    );
+    // Every path is an expression that reads its own value back.
+    let sample = json!({"candidate": {"email": "e", "tags": ["a"], "odd key": 1}});
+    for (path, value) in leaf_paths(&sample) {
+        let t = Transform::compile(&format!("fields.x = {path}")).unwrap();
+        assert_eq!(
+            t.apply(sample.as_object().unwrap()).unwrap().fields["x"],
+            value,
+            "{path}"
+        );
+    }
+}
