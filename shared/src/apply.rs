@@ -5,15 +5,22 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use crate::Platform;
-use crate::lists;
+use crate::collections::{self, Kind};
 use crate::ports::{QueueMessage, StoreError};
+use crate::triggers::inbound::{self, Inbound};
 use crate::work::{Handler, Outcome, backoff};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ApplyMessage {
-    /// Remove the members of a deleted list.
-    PurgeList { account: String, list_id: String },
+    /// A request to a trigger URL, accepted and waiting to be applied.
+    Inbound(Inbound),
+    /// Remove the members of a deleted list or sequence.
+    Purge {
+        kind: Kind,
+        account: String,
+        id: String,
+    },
 }
 
 impl ApplyMessage {
@@ -33,8 +40,9 @@ impl ApplyHandler {
 
     async fn apply(&self, message: &ApplyMessage) -> Result<(), StoreError> {
         match message {
-            ApplyMessage::PurgeList { account, list_id } => {
-                lists::purge_members(&self.platform, account, list_id).await
+            ApplyMessage::Inbound(m) => inbound::apply(&self.platform, m).await,
+            ApplyMessage::Purge { kind, account, id } => {
+                collections::purge_members(&self.platform, *kind, account, id).await
             }
         }
     }

@@ -64,6 +64,9 @@ pub struct Settings {
     pub webhook_limit: u32,
     pub pushover_url: String,
     pub twilio_url: String,
+    /// The base of URLs shown to users (trigger URLs), when the Host header
+    /// is not it (behind a proxy or a custom domain).
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -76,6 +79,7 @@ impl Default for Settings {
             webhook_limit: 100,
             pushover_url: "https://api.pushover.net".into(),
             twilio_url: "https://api.twilio.com".into(),
+            public_url: None,
         }
     }
 }
@@ -120,6 +124,13 @@ impl Settings {
         }
         if let Some(v) = get("HOOKLINE_TWILIO_URL") {
             s.twilio_url = v;
+        }
+        if let Some(v) = get("HOOKLINE_PUBLIC_URL").filter(|v| !v.trim().is_empty()) {
+            let url = url::Url::parse(v.trim()).map_err(|e| format!("HOOKLINE_PUBLIC_URL: {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err("HOOKLINE_PUBLIC_URL: must be an http or https URL".into());
+            }
+            s.public_url = Some(v.trim().trim_end_matches('/').to_string());
         }
         Ok(s)
     }

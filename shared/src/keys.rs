@@ -4,12 +4,22 @@
 //! |---|---|---|
 //! | account | `account` | account id |
 //! | admin key | `admin_key` | first 16 hex digits of the key's SHA-256 |
-//! | contact list | `{account}#list` | list id |
-//! | list member | `{account}#list#{list id}` | contact id |
+//! | contact list, sequence | `{account}#list`, `{account}#sequence` | its id |
+//! | member of a list / sequence | `{account}#list#{id}`, `{account}#sequence#{id}` | contact id |
+//! | contact | `{account}#contact` | contact id |
+//! | contact lookup | `{account}#contact_by#email`, `{account}#contact_by#phone_number` | the normalised value |
+//! | trigger, found by id (ingest) | `trigger` | trigger id |
+//! | trigger, listed by account | `{account}#trigger` | trigger id |
+//! | inbound request (log) | `{account}#trigger_request#{trigger id}` | request id (time-ordered) |
+//! | idempotency key | `trigger_idem#{trigger id}` | the key (expires after 24 h) |
+//! | published event | `{account}#event` | event id |
+//! | message to send | `{account}#message` | message id |
 //!
 //! Partitions are per account and per resource, so a list query reads one
 //! partition and accounts never share one.
 
+use crate::collections::Kind;
+use crate::contacts::Identifier;
 use crate::ports::Key;
 
 pub fn account(id: &str) -> Key {
@@ -20,18 +30,61 @@ pub fn admin_key(lookup: &str) -> Key {
     Key::new("admin_key", lookup)
 }
 
-pub fn lists(account: &str) -> String {
-    format!("{account}#list")
+pub fn collections(kind: Kind, account: &str) -> String {
+    format!("{account}#{}", kind.word())
 }
 
-pub fn list(account: &str, id: &str) -> Key {
-    Key::new(lists(account), id)
+pub fn collection(kind: Kind, account: &str, id: &str) -> Key {
+    Key::new(collections(kind, account), id)
 }
 
-pub fn list_members(account: &str, list: &str) -> String {
-    format!("{account}#list#{list}")
+pub fn members(kind: Kind, account: &str, id: &str) -> String {
+    format!("{account}#{}#{id}", kind.word())
 }
 
-pub fn list_member(account: &str, list: &str, contact: &str) -> Key {
-    Key::new(list_members(account, list), contact)
+pub fn contacts(account: &str) -> String {
+    format!("{account}#contact")
+}
+
+pub fn contact(account: &str, id: &str) -> Key {
+    Key::new(contacts(account), id)
+}
+
+pub fn contact_by(account: &str, identifier: Identifier, value: &str) -> Key {
+    Key::new(
+        format!("{account}#contact_by#{}", identifier.as_str()),
+        value,
+    )
+}
+
+pub fn trigger(id: &str) -> Key {
+    Key::new("trigger", id)
+}
+
+pub fn account_triggers(account: &str) -> String {
+    format!("{account}#trigger")
+}
+
+pub fn account_trigger(account: &str, id: &str) -> Key {
+    Key::new(account_triggers(account), id)
+}
+
+pub fn trigger_requests(account: &str, trigger: &str) -> String {
+    format!("{account}#trigger_request#{trigger}")
+}
+
+pub fn trigger_request(account: &str, trigger: &str, request: &str) -> Key {
+    Key::new(trigger_requests(account, trigger), request)
+}
+
+pub fn idempotency(trigger: &str, key: &str) -> Key {
+    Key::new(format!("trigger_idem#{trigger}"), key)
+}
+
+pub fn event(account: &str, id: &str) -> Key {
+    Key::new(format!("{account}#event"), id)
+}
+
+pub fn message(account: &str, id: &str) -> Key {
+    Key::new(format!("{account}#message"), id)
 }

@@ -4,22 +4,25 @@
 //!   embedded (redb) and AWS (DynamoDB, SQS) implementations of them.
 //! - `egress`: the one HTTP client allowed to call out, with its SSRF guard.
 //! - `keys`: the layout of every stored item.
-//! - `accounts`, `lists`: the product, one folder per resource.
+//! - `accounts`, `collections` (contact lists and sequences), `contacts`,
+//!   `transforms`, `triggers`: the product, one folder per resource.
 //! - `http`: the axum routers (admin and ingest faces); `work`: the queue
 //!   face; `apply`: the work done after a request is answered.
 
 pub mod accounts;
 pub mod adapters;
 pub mod apply;
+pub mod collections;
 pub mod config;
+pub mod contacts;
 pub mod egress;
 pub mod http;
 pub mod ids;
 pub mod keys;
-pub mod lists;
 pub mod platform;
 pub mod ports;
 pub mod transforms;
+pub mod triggers;
 pub mod work;
 
 #[cfg(feature = "testkit")]

@@ -22,6 +22,8 @@ pub struct Platform {
     pub clock: Arc<dyn Clock>,
     pub egress: Egress,
     pub settings: Settings,
+    /// Compiled trigger transforms, kept for the life of the process.
+    pub transforms: crate::triggers::TransformCache,
 }
 
 impl Platform {
@@ -37,6 +39,7 @@ impl Platform {
             apply_queue,
             clock,
             settings,
+            transforms: Default::default(),
         })
     }
 

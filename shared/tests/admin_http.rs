@@ -3,7 +3,6 @@
 use axum::body::Body;
 use hookline::Platform;
 use hookline::accounts;
-use hookline::ports::{Key, Put};
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -391,17 +390,42 @@ async fn deleting_a_list_purges_its_members_in_the_background() {
     let a = Admin::new().await;
     let (_, list) = a.post("/v1/lists", json!({"name": "Big"})).await;
     let id = list["id"].as_str().unwrap().to_string();
-    let members = hookline::keys::list_members(hookline::accounts::DEFAULT_ACCOUNT, &id);
+    let members = hookline::keys::members(
+        hookline::collections::Kind::List,
+        hookline::accounts::DEFAULT_ACCOUNT,
+        &id,
+    );
     for i in 0..60 {
-        let put = Put::new(
-            Key::new(members.clone(), format!("ct_{i:03}")),
-            json!({"contact_id": format!("ct_{i:03}")}),
-        );
-        a.platform.store.put(put).await.unwrap();
+        let fields = hookline::transforms::ContactFields {
+            email: Some(format!("c{i}@example.com")),
+            ..Default::default()
+        };
+        let changes = hookline::contacts::Changes::parse(fields).unwrap();
+        let account = hookline::accounts::DEFAULT_ACCOUNT;
+        let (contact, _) = hookline::contacts::upsert(
+            &a.platform,
+            account,
+            hookline::contacts::Identifier::Email,
+            &changes,
+            true,
+        )
+        .await
+        .unwrap();
+        hookline::collections::add_to_list(&a.platform, account, &id, &contact)
+            .await
+            .unwrap();
     }
     let (_, page) = a.get(&format!("/v1/lists/{id}/contacts?limit=50")).await;
     assert_eq!(page["data"].as_array().unwrap().len(), 50);
     assert!(page["next_cursor"].is_string());
+    assert!(
+        page["data"][0]["email"]
+            .as_str()
+            .unwrap()
+            .ends_with("@example.com"),
+        "members are contacts"
+    );
+    assert_eq!(page["data"][0]["lists"], json!([id]));
 
     assert_eq!(
         a.call(

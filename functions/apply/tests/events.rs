@@ -4,6 +4,7 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use hookline::apply::{ApplyHandler, ApplyMessage};
+use hookline::collections::Kind;
 use hookline::ports::{Key, Put, Query, QueueMessage};
 use serde_json::json;
 use std::time::Duration;
@@ -62,13 +63,13 @@ async fn the_fixture_decodes_as_apply_messages() {
 async fn purge_poison_and_retry() {
     let platform = hookline::testkit::moto::aws::platform().await;
     let account = hookline::accounts::DEFAULT_ACCOUNT;
-    let gone = hookline::lists::create(&platform, account, "Deleted")
+    let gone = hookline::collections::create(&platform, Kind::List, account, "Deleted")
         .await
         .unwrap();
-    let kept = hookline::lists::create(&platform, account, "Kept")
+    let kept = hookline::collections::create(&platform, Kind::List, account, "Kept")
         .await
         .unwrap();
-    let members = hookline::keys::list_members(account, &gone.id);
+    let members = hookline::keys::members(Kind::List, account, &gone.id);
     for i in 0..30 {
         platform
             .store
@@ -81,14 +82,18 @@ async fn purge_poison_and_retry() {
     }
     platform
         .store
-        .delete(&hookline::keys::list(account, &gone.id), Default::default())
+        .delete(
+            &hookline::keys::collection(Kind::List, account, &gone.id),
+            Default::default(),
+        )
         .await
         .unwrap();
 
     let purge = |id: &str| {
-        ApplyMessage::PurgeList {
+        ApplyMessage::Purge {
+            kind: Kind::List,
             account: account.into(),
-            list_id: id.into(),
+            id: id.into(),
         }
         .encode()
     };

@@ -11,6 +11,13 @@ const ADMIN_BODY_LIMIT: usize = 1024 * 1024;
 
 pub fn routes() -> Router<Arc<Platform>> {
     Router::new()
-        .merge(crate::lists::routes::router())
+        .merge(crate::collections::routes::router(
+            crate::collections::Kind::List,
+        ))
+        .merge(crate::collections::routes::router(
+            crate::collections::Kind::Sequence,
+        ))
+        .merge(crate::contacts::routes::router())
+        .merge(crate::triggers::routes::router())
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
 }

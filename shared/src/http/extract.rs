@@ -113,15 +113,14 @@ impl FromRequestParts<Arc<Platform>> for Account {
         parts: &mut Parts,
         platform: &Arc<Platform>,
     ) -> Result<Self, ApiError> {
-        let key = bearer(parts)?;
+        let key = bearer(&parts.headers)?;
         accounts::authenticate(platform, key).await.map(Account)
     }
 }
 
 /// The bearer token of the request, or why there is none.
-pub fn bearer(parts: &Parts) -> Result<&str, ApiError> {
-    let header = parts
-        .headers
+pub fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| {
             ApiError::unauthorized("missing Authorization header: send Authorization: Bearer <key>")
@@ -138,4 +137,27 @@ pub fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         ));
     }
     Ok(token.trim())
+}
+
+/// Where this service is reached from outside, for URLs in answers:
+/// `HOOKLINE_PUBLIC_URL` when set, else the request's own scheme and host.
+pub struct BaseUrl(pub String);
+
+impl FromRequestParts<Arc<Platform>> for BaseUrl {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        platform: &Arc<Platform>,
+    ) -> Result<Self, ApiError> {
+        if let Some(url) = &platform.settings.public_url {
+            return Ok(BaseUrl(url.trim_end_matches('/').to_string()));
+        }
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let scheme = header("x-forwarded-proto").unwrap_or("http");
+        Ok(BaseUrl(match header("host") {
+            Some(host) => format!("{scheme}://{host}"),
+            None => String::new(),
+        }))
+    }
 }

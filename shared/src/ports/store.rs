@@ -236,3 +236,15 @@ pub fn check_item_size(body: &Value) -> Result<(), StoreError> {
     serde_json::to_writer(&mut count, body).map_err(|e| StoreError::Backend(e.to_string()))?;
     check_size(count.0)
 }
+
+/// How many times an optimistic read-modify-write goes round before it gives up.
+pub const OPTIMISTIC_ATTEMPTS: u32 = 50;
+
+/// A short random pause after losing an optimistic write, growing with the
+/// attempt, so that writers contending for one item stop retrying in lockstep.
+pub async fn contention_pause(attempt: u32) {
+    use rand::Rng;
+    let ceiling_ms = (2u64 << attempt.min(5)).min(50);
+    let ms = rand::rng().random_range(0..=ceiling_ms);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}

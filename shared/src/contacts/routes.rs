@@ -1,0 +1,85 @@
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+use super::{Email, Identifier, PhoneNumber};
+use crate::Platform;
+use crate::http::ApiError;
+use crate::http::extract::{Account, Query};
+
+pub fn router() -> Router<Arc<Platform>> {
+    Router::new()
+        .route("/v1/contacts", get(lookup))
+        .route("/v1/contacts/{id}", get(show))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Lookup {
+    email: Option<String>,
+    phone_number: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `?email=` or `?phone_number=` finds one contact; neither pages through all.
+async fn lookup(
+    State(p): State<Arc<Platform>>,
+    Account(account): Account,
+    Query(q): Query<Lookup>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let (by, value) = match (q.email, q.phone_number) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "give email or phone_number, not both",
+            ));
+        }
+        (Some(e), None) => (
+            Identifier::Email,
+            Email::parse(&e)
+                .map_err(|m| ApiError::invalid("invalid_email", m))?
+                .to_string(),
+        ),
+        (None, Some(n)) => (
+            Identifier::PhoneNumber,
+            PhoneNumber::parse(&n)
+                .map_err(|m| ApiError::invalid("invalid_phone_number", m))?
+                .to_string(),
+        ),
+        (None, None) => {
+            let page = crate::http::extract::PageParams {
+                limit: q.limit,
+                cursor: q.cursor,
+            };
+            let mut query = crate::ports::Query::new(crate::keys::contacts(&account), "");
+            query.limit = page.limit()?;
+            query.cursor = page.cursor;
+            let found = p.store.query(query).await?;
+            let data: Vec<_> = found.items.into_iter().map(|i| i.body).collect();
+            return Ok(axum::Json(
+                json!({"data": data, "next_cursor": found.next_cursor}),
+            ));
+        }
+    };
+    let (contact, _) = super::find(&p, &account, by, &value)
+        .await?
+        .ok_or_else(|| ApiError::not_found("contact"))?;
+    Ok(axum::Json(
+        serde_json::to_value(contact).expect("serialisable"),
+    ))
+}
+
+async fn show(
+    State(p): State<Arc<Platform>>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> Result<axum::Json<super::Contact>, ApiError> {
+    let (contact, _) = super::get(&p, &account, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("contact"))?;
+    Ok(axum::Json(contact))
+}

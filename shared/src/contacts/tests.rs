@@ -1,0 +1,154 @@
+use super::*;
+use crate::transforms::ContactFields;
+
+fn changes(email: Option<&str>, phone: Option<&str>, name: Option<&str>) -> Changes {
+    Changes::parse(ContactFields {
+        email: email.map(String::from),
+        phone_number: phone.map(String::from),
+        name: name.map(String::from),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn upsert_creates_then_updates_by_identifier() {
+    let (p, _dir) = Platform::for_tests().await;
+    let (a, created) = upsert(
+        &p,
+        "acct_x",
+        Identifier::Email,
+        &changes(Some("John@Example.com"), None, Some("John")),
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(created);
+    assert_eq!(a.email.as_deref(), Some("john@example.com"));
+    let (b, created) = upsert(
+        &p,
+        "acct_x",
+        Identifier::Email,
+        &changes(
+            Some("john@example.com"),
+            Some("+1 215 555 6677"),
+            Some("John Doe"),
+        ),
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(!created);
+    assert_eq!(b.id, a.id);
+    assert_eq!(b.name.as_deref(), Some("John Doe"));
+    // Now findable by phone too; other accounts see nothing.
+    let (c, _) = find(&p, "acct_x", Identifier::PhoneNumber, "12155556677")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.id, a.id);
+    assert!(
+        find(&p, "acct_y", Identifier::Email, "john@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // No identifier: refused with a reason.
+    let err = upsert(
+        &p,
+        "acct_x",
+        Identifier::PhoneNumber,
+        &changes(Some("x@example.com"), None, None),
+        true,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no phone_number"), "{err}");
+}
+
+#[tokio::test]
+async fn concurrent_upserts_make_one_contact() {
+    let (p, _dir) = Platform::for_tests().await;
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                let mut c = changes(Some("race@example.com"), None, None);
+                c.fields.insert(format!("f{i}"), serde_json::json!(i));
+                upsert(&p, "acct_x", Identifier::Email, &c, true)
+                    .await
+                    .unwrap()
+                    .0
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for t in tasks {
+        ids.insert(t.await.unwrap().id);
+    }
+    assert_eq!(ids.len(), 1, "one contact for one email");
+    let (c, _) = find(&p, "acct_x", Identifier::Email, "race@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.fields.len(), 12, "no update lost: {:?}", c.fields);
+}
+
+#[test]
+fn names_come_from_first_and_last_when_absent() {
+    let c = Changes::parse(ContactFields {
+        first_name: Some("John".into()),
+        last_name: Some(" Smith ".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(c.name.as_deref(), Some("John Smith"));
+    let c = Changes::parse(ContactFields {
+        email: Some("".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(c.email, None, "an empty email is no email");
+    assert!(
+        Changes::parse(ContactFields {
+            email: Some("nope".into()),
+            ..Default::default()
+        })
+        .is_err()
+    );
+}
+
+#[tokio::test]
+async fn an_existing_contact_changes_only_when_asked() {
+    let (p, _dir) = Platform::for_tests().await;
+    upsert(
+        &p,
+        "acct_x",
+        Identifier::Email,
+        &changes(Some("a@example.com"), None, Some("First")),
+        false,
+    )
+    .await
+    .unwrap();
+    let (c, created) = upsert(
+        &p,
+        "acct_x",
+        Identifier::Email,
+        &changes(Some("a@example.com"), None, Some("Second")),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(!created);
+    assert_eq!(c.name.as_deref(), Some("First"));
+    let (c, _) = upsert(
+        &p,
+        "acct_x",
+        Identifier::Email,
+        &changes(Some("a@example.com"), None, Some("Second")),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.name.as_deref(), Some("Second"));
+}

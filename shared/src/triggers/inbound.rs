@@ -1,0 +1,302 @@
+//! What happens to an accepted request, on the apply queue: transform,
+//! contact upsert, actions in order, and a record of it all in the request
+//! log. Applying the same message twice has the effect of once.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{Action, Trigger};
+use crate::Platform;
+use crate::collections::{self, Kind};
+use crate::contacts::{self, Changes, Contact, UpsertError};
+use crate::keys;
+use crate::ports::{Cond, Put, StoreError};
+use crate::transforms;
+
+/// A request accepted by ingest, as queued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inbound {
+    pub account: String,
+    pub trigger_id: String,
+    pub request_id: String,
+    pub received_at: DateTime<Utc>,
+    pub payload: Map<String, Value>,
+    pub idempotency_key: Option<String>,
+    /// 1, then one more for each replay.
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Applied,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionOutcome {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// One entry of `GET /v1/triggers/{id}/requests`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub id: String,
+    pub trigger_id: String,
+    pub received_at: DateTime<Utc>,
+    pub processed_at: DateTime<Utc>,
+    pub status: Status,
+    /// Why it failed, for a person to act on.
+    pub reason: Option<String>,
+    pub contact: Option<Contact>,
+    pub contact_created: bool,
+    pub actions: Vec<ActionOutcome>,
+    pub attempts: u32,
+    pub idempotency_key: Option<String>,
+    pub payload: Map<String, Value>,
+}
+
+/// Applies one accepted request. An error is a store failure, worth a retry;
+/// everything the payload or the configuration gets wrong is recorded as a
+/// failed request instead, so it never poisons the queue.
+pub async fn apply(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
+    let record_key = keys::trigger_request(&m.account, &m.trigger_id, &m.request_id);
+    let existing = p.store.get(&record_key).await?;
+    let before: Option<RequestRecord> = existing
+        .as_ref()
+        .and_then(|i| serde_json::from_value(i.body.clone()).ok());
+    if before.as_ref().is_some_and(|r| r.attempts >= m.attempt) {
+        return Ok(()); // delivered again: already applied
+    }
+    let mut record = RequestRecord {
+        id: m.request_id.clone(),
+        trigger_id: m.trigger_id.clone(),
+        received_at: m.received_at,
+        processed_at: p.clock.now(),
+        status: Status::Applied,
+        reason: None,
+        contact: None,
+        contact_created: false,
+        actions: Vec::new(),
+        attempts: m.attempt,
+        idempotency_key: m.idempotency_key.clone(),
+        payload: m.payload.clone(),
+    };
+    let applied = match super::find(p, &m.trigger_id).await? {
+        Some((trigger, _)) => run(p, &trigger, m, &mut record).await?,
+        None => Err("the trigger was deleted before the request was applied".into()),
+    };
+    if let Err(reason) = applied {
+        record.status = Status::Failed;
+        record.reason = Some(reason);
+    }
+    let cond = existing.map_or(Cond::Absent, |i| Cond::Version(i.version));
+    let body = serde_json::to_value(&record).expect("serialisable");
+    match p.store.put(Put::new(record_key, body).when(cond)).await {
+        // Another delivery of the same message got there first.
+        Ok(_) | Err(StoreError::Conflict) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs the trigger on the request, filling in the record. The inner error is
+/// why the request failed; the outer one a store failure, worth a retry.
+async fn run(
+    p: &Platform,
+    trigger: &Trigger,
+    m: &Inbound,
+    record: &mut RequestRecord,
+) -> Result<Result<(), String>, StoreError> {
+    let fields = match &trigger.transform {
+        Some(source) => match p.transforms.get(&trigger.id, source) {
+            Ok(t) => t.apply(&m.payload),
+            Err(e) => return Ok(Err(format!("the transform does not compile: {e}"))),
+        },
+        None => transforms::direct(&m.payload),
+    };
+    let fields = match fields {
+        Ok(f) => f,
+        Err(e) if e.line == 0 => return Ok(Err(format!("{}: {}", e.target, e.message))),
+        Err(e) => return Ok(Err(format!("transform {e}"))),
+    };
+    let changes = match Changes::parse(fields) {
+        Ok(c) => c,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let update = trigger
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::UpdateContact {}));
+    let (contact, created) =
+        match contacts::upsert(p, &m.account, trigger.identifier, &changes, update).await {
+            Ok(c) => c,
+            Err(UpsertError::Invalid(reason)) => return Ok(Err(reason)),
+            Err(UpsertError::Store(e)) => return Err(e),
+        };
+    record.contact_created = created;
+    for (i, action) in trigger.actions.iter().enumerate() {
+        let outcome = run_action(p, m, &contact, created, i, action).await?;
+        record.actions.push(outcome);
+    }
+    // The contact as the actions left it (lists added).
+    record.contact = contacts::get(p, &m.account, &contact.id)
+        .await?
+        .map(|(c, _)| c)
+        .or(Some(contact));
+    let failed: Vec<String> = record
+        .actions
+        .iter()
+        .filter(|a| !a.ok)
+        .map(|a| format!("{}: {}", a.kind, a.detail))
+        .collect();
+    Ok(if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    })
+}
+
+async fn run_action(
+    p: &Platform,
+    m: &Inbound,
+    contact: &Contact,
+    created: bool,
+    index: usize,
+    action: &Action,
+) -> Result<ActionOutcome, StoreError> {
+    let outcome = |ok: bool, detail: String| ActionOutcome {
+        kind: action.kind().into(),
+        ok,
+        detail,
+    };
+    let gone =
+        |kind: Kind, id: &str| outcome(false, format!("{} {id} no longer exists", kind.word()));
+    Ok(match action {
+        Action::AddToList { list_id } => {
+            if collections::find(p, Kind::List, &m.account, list_id)
+                .await?
+                .is_none()
+            {
+                return Ok(gone(Kind::List, list_id));
+            }
+            outcome(
+                true,
+                collections::add_to_list(p, &m.account, list_id, contact)
+                    .await?
+                    .as_str()
+                    .into(),
+            )
+        }
+        Action::AddToSequence { sequence_id } => {
+            if collections::find(p, Kind::Sequence, &m.account, sequence_id)
+                .await?
+                .is_none()
+            {
+                return Ok(gone(Kind::Sequence, sequence_id));
+            }
+            outcome(
+                true,
+                collections::add_to_sequence(p, &m.account, sequence_id, contact)
+                    .await?
+                    .as_str()
+                    .into(),
+            )
+        }
+        Action::StopSequence { sequence_id } => {
+            if collections::find(p, Kind::Sequence, &m.account, sequence_id)
+                .await?
+                .is_none()
+            {
+                return Ok(gone(Kind::Sequence, sequence_id));
+            }
+            outcome(
+                true,
+                collections::stop_sequence(p, &m.account, sequence_id, contact)
+                    .await?
+                    .as_str()
+                    .into(),
+            )
+        }
+        Action::UpdateContact {} => {
+            outcome(true, if created { "created" } else { "updated" }.into())
+        }
+        Action::PublishEvent { event } => {
+            // Derived from the request, so a second delivery writes the same event.
+            let id = format!("evt_{}_{index}", m.request_id.trim_start_matches("req_"));
+            let body = json!({
+                "id": id, "event": event, "timestamp": m.received_at,
+                "email": contact.email, "phone_number": contact.phone_number, "contact_id": contact.id,
+                "trigger_id": m.trigger_id, "request_id": m.request_id, "data": m.payload,
+            });
+            match p
+                .store
+                .put(Put::new(keys::event(&m.account, &id), body).when(Cond::Absent))
+                .await
+            {
+                Ok(_) | Err(StoreError::Conflict) => outcome(true, format!("published {id}")),
+                Err(e) => return Err(e),
+            }
+        }
+        Action::SendMessage {
+            webhook_id,
+            template,
+        } => {
+            let id = format!("msg_{}_{index}", m.request_id.trim_start_matches("req_"));
+            let body = json!({
+                "id": id, "webhook_id": webhook_id, "contact_id": contact.id,
+                "email": contact.email, "phone_number": contact.phone_number,
+                "text": render(template, contact), "status": "waiting_for_channel", "created_at": p.clock.now(),
+            });
+            match p
+                .store
+                .put(Put::new(keys::message(&m.account, &id), body).when(Cond::Absent))
+                .await
+            {
+                Ok(_) | Err(StoreError::Conflict) => outcome(
+                    true,
+                    format!(
+                        "{id} kept for webhook {webhook_id}; outbound channels deliver it once they exist"
+                    ),
+                ),
+                Err(e) => return Err(e),
+            }
+        }
+    })
+}
+
+/// Fills `{{field}}` placeholders; a field the contact lacks becomes empty.
+pub fn render(template: &str, c: &Contact) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let field = after[..end].trim();
+        let value = match field {
+            "email" => c.email.clone(),
+            "name" => c.name.clone(),
+            "first_name" => c.first_name.clone(),
+            "last_name" => c.last_name.clone(),
+            "phone_number" => c.phone_number.clone(),
+            f => f
+                .strip_prefix("fields.")
+                .and_then(|k| c.fields.get(k))
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                }),
+        };
+        out.push_str(&value.unwrap_or_default());
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -1,0 +1,301 @@
+//! `POST /hooks/{id}`: authenticate, validate, queue durably, answer. All the
+//! work on the payload happens after, in `inbound`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+use super::inbound::Inbound;
+use crate::Platform;
+use crate::apply::ApplyMessage;
+use crate::http::ApiError;
+use crate::ids;
+use crate::keys;
+use crate::ports::{Cond, Put, StoreError};
+
+/// What one inbound request may carry (413 beyond).
+pub const BODY_LIMIT: usize = 256 * 1024;
+/// How long an `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+pub async fn hook(
+    State(p): State<Arc<Platform>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let Some((trigger, _)) = super::find(&p, &id).await?.filter(|(t, _)| t.active) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no active trigger has this URL",
+        ));
+    };
+    if trigger.require_api_key {
+        check_key(&headers, trigger.api_key_sha256.as_deref())?;
+    }
+    let body = body.map_err(|r| match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is larger than {} KiB", BODY_LIMIT / 1024),
+        ),
+        _ => ApiError::bad_request("invalid_body", r.body_text()),
+    })?;
+    let payload = parse_body(&headers, &body)?;
+    let idempotency_key = idempotency_key(&headers)?;
+
+    let request_id = ids::new_id("req");
+    if let Some(k) = &idempotency_key {
+        let expires =
+            p.clock.now() + chrono::TimeDelta::from_std(IDEMPOTENCY_WINDOW).expect("in range");
+        let claim = Put::new(
+            keys::idempotency(&trigger.id, k),
+            json!({ "request_id": request_id }),
+        )
+        .when(Cond::Absent)
+        .expires(expires);
+        match p.store.put(claim).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict) => {
+                // A repeat: a no-op answering the first request's id.
+                let first = p.store.get(&keys::idempotency(&trigger.id, k)).await?;
+                let first_id = first.and_then(|i| i.body["request_id"].as_str().map(String::from));
+                if let Some(first_id) = first_id {
+                    return Ok(captured(&first_id));
+                }
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "a request with this Idempotency-Key is being accepted; retry",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let message = ApplyMessage::Inbound(Inbound {
+        account: trigger.account.clone(),
+        trigger_id: trigger.id.clone(),
+        request_id: request_id.clone(),
+        received_at: p.clock.now(),
+        payload,
+        idempotency_key: idempotency_key.clone(),
+        attempt: 1,
+    });
+    if let Err(e) = p.apply_queue.send(message.encode(), Duration::ZERO).await {
+        // Not accepted: free the key so that the client's retry is accepted.
+        if let Some(k) = &idempotency_key {
+            let _ = p
+                .store
+                .delete(&keys::idempotency(&trigger.id, k), Cond::Any)
+                .await;
+        }
+        return Err(e.into());
+    }
+    Ok(captured(&request_id))
+}
+
+fn captured(request_id: &str) -> axum::Json<Value> {
+    axum::Json(json!({"message": "Request captured successfully", "request_id": request_id}))
+}
+
+fn check_key(headers: &HeaderMap, expected_sha256: Option<&str>) -> Result<(), ApiError> {
+    let key = crate::http::extract::bearer(headers).map_err(|_| {
+        ApiError::unauthorized(
+            "this trigger requires its API key: send Authorization: Bearer <api_key>",
+        )
+    })?;
+    let given = super::sha256_hex(key);
+    match expected_sha256 {
+        Some(want) if bool::from(want.as_bytes().ct_eq(given.as_bytes())) => Ok(()),
+        _ => Err(ApiError::unauthorized("the API key is not this trigger's")),
+    }
+}
+
+fn media_type(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_content_type",
+            "the Content-Type header is not readable text",
+        )
+    })?;
+    Ok(Some(
+        text.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    ))
+}
+
+/// The posted object: JSON (`application/json`, any `+json`) or a form.
+pub fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let unsupported = |what: &str| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "{what}: send JSON with Content-Type: application/json (or a form, application/x-www-form-urlencoded)"
+            ),
+        )
+    };
+    let media = media_type(headers)?;
+    let is_json = match media.as_deref() {
+        Some("application/json") => true,
+        Some(m) if m.starts_with("application/") && m.ends_with("+json") => true,
+        Some("application/x-www-form-urlencoded") => false,
+        Some(other) => {
+            return Err(unsupported(&format!(
+                "Content-Type {other} is not accepted"
+            )));
+        }
+        None => return Err(unsupported("the Content-Type header is missing")),
+    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the body is empty: send a JSON object",
+        ));
+    }
+    if !is_json {
+        return parse_form(body);
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+            .with_details(json!({"line": e.line(), "column": e.column()}))
+    })?;
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(ApiError::invalid(
+            "not_an_object",
+            format!("the body must be a JSON object, not {}", kind_of(&other)),
+        )),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A form as an object of strings; a repeated name becomes a list.
+fn parse_form(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(ApiError::bad_request(
+            "invalid_form",
+            "the form is not UTF-8",
+        ));
+    }
+    let mut map = Map::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if k.is_empty() {
+            return Err(ApiError::bad_request(
+                "invalid_form",
+                "a form field has no name",
+            ));
+        }
+        let v = Value::String(v.into_owned());
+        match map.get_mut(k.as_ref()) {
+            None => {
+                map.insert(k.into_owned(), v);
+            }
+            Some(Value::Array(items)) => items.push(v),
+            Some(first) => {
+                let first = first.take();
+                map.insert(k.into_owned(), Value::Array(vec![first, v]));
+            }
+        }
+    }
+    Ok(map)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )
+    };
+    let text = v.to_str().map_err(|_| bad())?.trim();
+    if text.is_empty() || text.len() > 255 || !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(text.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(ct: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(ct) = ct {
+            h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn bodies() {
+        let ok = parse_body(
+            &headers(Some("application/json; charset=utf-8")),
+            br#"{"a":1}"#,
+        )
+        .unwrap();
+        assert_eq!(ok["a"], 1);
+        assert!(
+            parse_body(
+                &headers(Some("application/vnd.greenhouse+json")),
+                br#"{"a":1}"#
+            )
+            .is_ok()
+        );
+        let form = parse_body(
+            &headers(Some("application/x-www-form-urlencoded")),
+            b"email=a%40example.com&tag=x&tag=y",
+        )
+        .unwrap();
+        assert_eq!(form["email"], "a@example.com");
+        assert_eq!(form["tag"], json!(["x", "y"]));
+        for (ct, body, status, code) in [
+            (Some("application/json"), &b""[..], 400, "empty_body"),
+            (Some("application/json"), b"  \n", 400, "empty_body"),
+            (Some("application/json"), b"{\"a\":", 400, "invalid_json"),
+            (Some("application/json"), b"[1,2]", 422, "not_an_object"),
+            (Some("application/json"), b"\"text\"", 422, "not_an_object"),
+            (Some("application/json"), b"null", 422, "not_an_object"),
+            (Some("text/plain"), b"{}", 415, "unsupported_media_type"),
+            (None, b"{}", 415, "unsupported_media_type"),
+            (
+                Some("application/x-www-form-urlencoded"),
+                b"=x",
+                400,
+                "invalid_form",
+            ),
+        ] {
+            let err = parse_body(&headers(ct), body).unwrap_err();
+            assert_eq!(
+                (err.status.as_u16(), err.code),
+                (status, code),
+                "{ct:?} {body:?}"
+            );
+        }
+    }
+}
