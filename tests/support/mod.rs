@@ -1,7 +1,7 @@
 //! Starts the real `hookline` binary on a free loopback port and talks to it
 //! over HTTP, as a user would.
 
-#![allow(dead_code)]
+#![allow(dead_code)] // each test file uses part of the harness
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -138,4 +138,102 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
+}
+
+/// A running server with its admin key, and the calls the tests make.
+pub struct Admin {
+    pub server: Server,
+    pub key: String,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789";
+
+impl Admin {
+    pub fn start() -> Admin {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(dir.path(), &[("HOOKLINE_ADMIN_KEY", ADMIN_KEY)]);
+        Admin {
+            server,
+            key: ADMIN_KEY.into(),
+            http: client(),
+            _dir: dir,
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .request(method, self.server.url(path))
+            .bearer_auth(&self.key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        answer(req.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// Creates something and answers its JSON, failing the test otherwise.
+    pub async fn create(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, v) = self.post(path, body).await;
+        assert_eq!(status, 201, "POST {path}: {v}");
+        v
+    }
+
+    /// POSTs JSON to a trigger URL (no admin key), with extra headers.
+    pub async fn hook(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.http.post(url).json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        answer(req.send().await.unwrap()).await
+    }
+
+    /// The request's log entry once the apply worker has written it.
+    pub async fn applied(&self, trigger: &str, request: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, v) = self
+                .get(&format!("/v1/triggers/{trigger}/requests/{request}"))
+                .await;
+            if status == 200 {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "request {request} not applied within 15 s: {status} {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+pub async fn answer(resp: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.unwrap();
+    let value = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{status}: not JSON: {}", String::from_utf8_lossy(&bytes)))
+    };
+    (status, value)
 }

@@ -1,0 +1,784 @@
+//! Inbound triggers end to end: the `hookline` binary, over HTTP, as the
+//! Mixmax and Heymarket seed documents use them.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::Admin;
+
+const MIXMAX_TRANSFORM: &str =
+    "email = candidate.email\nname = candidate.first_name + \" \" + candidate.last_name";
+
+#[tokio::test]
+async fn mixmax_seed_nested_candidate_lands_in_the_list() {
+    let a = Admin::start();
+    let list = a
+        .create("/v1/lists", json!({"name": "Greenhouse candidates"}))
+        .await;
+    let list_id = list["id"].as_str().unwrap();
+    let trigger = a
+        .create("/v1/triggers", json!({
+            "name": "Greenhouse candidates", "identifier": "email", "transform": MIXMAX_TRANSFORM,
+            "actions": [{"type": "add_to_list", "list_id": list_id}], "require_api_key": false, "active": true
+        }))
+        .await;
+    let id = trigger["id"].as_str().unwrap();
+    let url = trigger["url"].as_str().unwrap();
+    assert_eq!(
+        url,
+        a.server.url(&format!("/hooks/{id}")),
+        "the URL is the one to POST to"
+    );
+    assert!(trigger.get("api_key").is_none(), "no key unless required");
+
+    let (status, body) = a
+        .hook(url, &json!({"candidate": {"email": "john@example.com", "first_name": "John", "last_name": "Doe"}}), &[])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"], "Request captured successfully");
+    let request_id = body["request_id"].as_str().unwrap();
+
+    let record = a.applied(id, request_id).await;
+    assert_eq!(record["status"], "applied", "{record}");
+    assert_eq!(record["contact"]["name"], "John Doe");
+    assert_eq!(
+        record["actions"][0],
+        json!({"type": "add_to_list", "ok": true, "detail": "added"})
+    );
+
+    let (_, members) = a.get(&format!("/v1/lists/{list_id}/contacts")).await;
+    assert_eq!(members["data"].as_array().unwrap().len(), 1);
+    assert_eq!(members["data"][0]["name"], "John Doe");
+    assert_eq!(members["data"][0]["email"], "john@example.com");
+    let (status, contact) = a.get("/v1/contacts?email=JOHN@example.com").await;
+    assert_eq!(status, 200);
+    assert_eq!(contact["lists"], json!([list_id]));
+
+    // Mixmax's flat form needs no transform.
+    let flat = a
+        .create(
+            "/v1/triggers",
+            json!({"name": "Flat", "actions": [{"type": "add_to_list", "list_id": list_id}]}),
+        )
+        .await;
+    let (_, body) = a
+        .hook(
+            flat["url"].as_str().unwrap(),
+            &json!({"email": "jane@example.com", "name": "Jane Doe"}),
+            &[],
+        )
+        .await;
+    let record = a
+        .applied(
+            flat["id"].as_str().unwrap(),
+            body["request_id"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(record["status"], "applied", "{record}");
+    let (_, members) = a.get(&format!("/v1/lists/{list_id}/contacts")).await;
+    assert_eq!(members["data"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn heymarket_seed_bearer_key_phone_identifier_and_exact_answer() {
+    let a = Admin::start();
+    let trigger = a
+        .create("/v1/triggers", json!({
+            "name": "Salesforce leads", "identifier": "phone_number", "require_api_key": true,
+            "actions": [{"type": "update_contact"}, {"type": "send_message", "webhook_id": "wh_sms", "template": "Hi {{first_name}}, thanks!"}]
+        }))
+        .await;
+    let (id, url) = (
+        trigger["id"].as_str().unwrap(),
+        trigger["url"].as_str().unwrap(),
+    );
+    let api_key = trigger["api_key"]
+        .as_str()
+        .expect("the key is shown once")
+        .to_string();
+    let sample = json!({"phone_number": "12155556677", "first_name": "John", "last_name": "Smith", "Integration": "Salesforce"});
+
+    let (status, body) = a.hook(url, &sample, &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, _) = a
+        .hook(
+            url,
+            &sample,
+            &[("authorization", "Bearer hl_trigger_wrong")],
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = a
+        .hook(
+            url,
+            &sample,
+            &[("authorization", &format!("Bearer {}", a.key))],
+        )
+        .await;
+    assert_eq!(status, 401, "the admin key is not the trigger's key");
+
+    let auth = format!("Bearer {api_key}");
+    let (status, body) = a.hook(url, &sample, &[("authorization", &auth)]).await;
+    assert_eq!(status, 200);
+    let request_id = body["request_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        body,
+        json!({"message": "Request captured successfully", "request_id": request_id}),
+        "exactly this answer"
+    );
+
+    let record = a.applied(id, &request_id).await;
+    assert_eq!(record["status"], "applied", "{record}");
+    assert_eq!(record["actions"][1]["ok"], true);
+    let (status, contact) = a
+        .get("/v1/contacts?phone_number=%2B1%20(215)%20555-6677")
+        .await;
+    assert_eq!(status, 200, "found by the number however it is written");
+    assert_eq!(
+        (
+            contact["first_name"].as_str(),
+            contact["last_name"].as_str()
+        ),
+        (Some("John"), Some("Smith"))
+    );
+    assert_eq!(contact["name"], "John Smith");
+    assert_eq!(contact["phone_number"], "12155556677");
+
+    // The key is kept only hashed: it never appears again.
+    let (_, shown) = a.get(&format!("/v1/triggers/{id}")).await;
+    assert!(!shown.to_string().contains(&api_key));
+    assert!(shown.get("api_key_sha256").is_none());
+    // A rotated key replaces the old one.
+    let (_, rotated) = a
+        .post(&format!("/v1/triggers/{id}/rotate-key"), json!({}))
+        .await;
+    let new_key = rotated["api_key"].as_str().unwrap();
+    assert_eq!(
+        a.hook(url, &sample, &[("authorization", &auth)]).await.0,
+        401
+    );
+    assert_eq!(
+        a.hook(
+            url,
+            &sample,
+            &[("authorization", &format!("Bearer {new_key}"))]
+        )
+        .await
+        .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn sequences_started_and_stopped() {
+    let a = Admin::start();
+    let seq = a
+        .create("/v1/sequences", json!({"name": "Onboarding"}))
+        .await;
+    let seq_id = seq["id"].as_str().unwrap();
+    let start = a.create("/v1/triggers", json!({"name": "Signed up", "actions": [{"type": "add_to_sequence", "sequence_id": seq_id}]})).await;
+    let stop = a.create("/v1/triggers", json!({"name": "Replied", "actions": [{"type": "stop_sequence", "sequence_id": seq_id}]})).await;
+    let person = json!({"email": "ada@example.com", "name": "Ada"});
+
+    let (_, r) = a.hook(start["url"].as_str().unwrap(), &person, &[]).await;
+    a.applied(
+        start["id"].as_str().unwrap(),
+        r["request_id"].as_str().unwrap(),
+    )
+    .await;
+    let (_, members) = a.get(&format!("/v1/sequences/{seq_id}/contacts")).await;
+    assert_eq!(members["data"][0]["status"], "active", "{members}");
+    assert_eq!(members["data"][0]["email"], "ada@example.com");
+
+    let (_, r) = a.hook(stop["url"].as_str().unwrap(), &person, &[]).await;
+    let record = a
+        .applied(
+            stop["id"].as_str().unwrap(),
+            r["request_id"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(record["actions"][0]["detail"], "stopped");
+    let (_, members) = a.get(&format!("/v1/sequences/{seq_id}/contacts")).await;
+    assert_eq!(members["data"][0]["status"], "stopped");
+    assert!(members["data"][0]["stopped_at"].is_string());
+
+    // Stopping someone who was never enrolled is recorded as such.
+    let (_, r) = a
+        .hook(
+            stop["url"].as_str().unwrap(),
+            &json!({"email": "bob@example.com"}),
+            &[],
+        )
+        .await;
+    let record = a
+        .applied(
+            stop["id"].as_str().unwrap(),
+            r["request_id"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(record["actions"][0]["detail"], "not in the sequence");
+}
+
+#[tokio::test]
+async fn an_idempotent_repeat_is_a_no_op_answering_the_first_request_id() {
+    let a = Admin::start();
+    let list = a.create("/v1/lists", json!({"name": "L"})).await;
+    let t = a
+        .create(
+            "/v1/triggers",
+            json!({"name": "T", "actions": [{"type": "add_to_list", "list_id": list["id"]}]}),
+        )
+        .await;
+    let (id, url) = (t["id"].as_str().unwrap(), t["url"].as_str().unwrap());
+    let body = json!({"email": "once@example.com"});
+    let (_, first) = a
+        .hook(url, &body, &[("idempotency-key", "order-123")])
+        .await;
+    let (_, again) = a
+        .hook(url, &body, &[("idempotency-key", "order-123")])
+        .await;
+    assert_eq!(first["request_id"], again["request_id"]);
+    let (_, other) = a
+        .hook(url, &body, &[("idempotency-key", "order-124")])
+        .await;
+    assert_ne!(other["request_id"], first["request_id"]);
+    a.applied(id, other["request_id"].as_str().unwrap()).await;
+    a.applied(id, first["request_id"].as_str().unwrap()).await;
+    let (_, log) = a.get(&format!("/v1/triggers/{id}/requests")).await;
+    let ids: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            other["request_id"].as_str().unwrap(),
+            first["request_id"].as_str().unwrap()
+        ],
+        "newest first, once each"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_request_is_recorded_and_can_be_replayed() {
+    let a = Admin::start();
+    let list = a.create("/v1/lists", json!({"name": "L"})).await;
+    let t = a
+        .create("/v1/triggers", json!({"name": "T", "transform": MIXMAX_TRANSFORM, "actions": [{"type": "add_to_list", "list_id": list["id"]}]}))
+        .await;
+    let (id, url) = (t["id"].as_str().unwrap(), t["url"].as_str().unwrap());
+    let (_, r) = a
+        .hook(
+            url,
+            &json!({"candidate": {"email": "x@example.com", "first_name": "X"}}),
+            &[],
+        )
+        .await;
+    let request_id = r["request_id"].as_str().unwrap();
+    let record = a.applied(id, request_id).await;
+    assert_eq!(record["status"], "failed");
+    let reason = record["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("line 2") && reason.contains("last_name"),
+        "{reason}"
+    );
+    assert_eq!(record["contact"], Value::Null);
+
+    let (status, _) = a.send(reqwest::Method::PATCH, &format!("/v1/triggers/{id}"), Some(json!({
+        "transform": "email = candidate.email\nname = candidate.first_name + (has(candidate.last_name) ? \" \" + candidate.last_name : \"\")"
+    }))).await;
+    assert_eq!(status, 200);
+    let (status, replay) = a
+        .post(
+            &format!("/v1/triggers/{id}/requests/{request_id}/replay"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, replay["attempt"].as_u64()),
+        (202, Some(2)),
+        "{replay}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let record = loop {
+        let record = a.applied(id, request_id).await;
+        if record["attempts"] == 2 {
+            break record;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replay not applied: {record}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(record["status"], "applied", "{record}");
+    assert_eq!(record["contact"]["name"], "X");
+    let (status, body) = a
+        .post(
+            &format!("/v1/triggers/{id}/requests/{request_id}/replay"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("not_failed"))
+    );
+}
+
+#[tokio::test]
+async fn preview_answers_the_contact_and_the_samples_paths() {
+    let a = Admin::start();
+    let t = a
+        .create(
+            "/v1/triggers",
+            json!({"name": "H", "identifier": "phone_number"}),
+        )
+        .await;
+    let id = t["id"].as_str().unwrap();
+    let preview = format!("/v1/triggers/{id}/preview");
+    let sample = json!({"phone_number": "12155556677", "first_name": "John", "last_name": "Smith", "Integration": "Salesforce"});
+    let (status, p) = a.post(&preview, json!({ "sample": sample })).await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["contact"]["phone_number"], "12155556677");
+    assert_eq!(p["contact"]["name"], "John Smith");
+    let paths: Vec<&str> = p["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        vec!["phone_number", "first_name", "last_name", "Integration"]
+    );
+    // Mapping a field, tried before saving it.
+    let transform =
+        "phone_number = phone_number\nfirst_name = first_name\nfields.source = Integration";
+    let (_, p) = a
+        .post(&preview, json!({"sample": sample, "transform": transform}))
+        .await;
+    assert_eq!(p["contact"]["fields"]["source"], "Salesforce");
+    let (status, e) = a
+        .post(
+            &preview,
+            json!({"sample": sample, "transform": "phone_number = phone_number +"}),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("invalid_transform"))
+    );
+    assert_eq!(e["error"]["details"]["line"], 1);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 1, column"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn forms_are_accepted_too() {
+    let a = Admin::start();
+    let t = a
+        .create(
+            "/v1/triggers",
+            json!({"name": "Form", "actions": [{"type": "update_contact"}]}),
+        )
+        .await;
+    let resp = a
+        .http
+        .post(t["url"].as_str().unwrap())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=form%40example.com&first_name=Fo&last_name=Rm")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = support::answer(resp).await;
+    assert_eq!(status, 200, "{body}");
+    let record = a
+        .applied(
+            t["id"].as_str().unwrap(),
+            body["request_id"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(record["contact"]["name"], "Fo Rm", "{record}");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_and_the_server_stays_healthy() {
+    let a = Admin::start();
+    let list = a.create("/v1/lists", json!({"name": "L"})).await;
+    let open = a.create("/v1/triggers", json!({"name": "Open"})).await;
+    let keyed = a
+        .create(
+            "/v1/triggers",
+            json!({"name": "Keyed", "require_api_key": true}),
+        )
+        .await;
+    let off = a
+        .create("/v1/triggers", json!({"name": "Off", "active": false}))
+        .await;
+    let url = open["url"].as_str().unwrap().to_string();
+    let keyed_url = keyed["url"].as_str().unwrap().to_string();
+    let base = a.server.base.clone();
+    let raw = |u: &str, ct: Option<&str>, body: Vec<u8>, headers: Vec<(&'static str, String)>| {
+        let mut req = a.http.post(u).body(body);
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req
+    };
+    let json_ct = Some("application/json");
+    let nested = format!("{}{}", "[".repeat(300), "]".repeat(300));
+    let big = format!("{{\"x\":\"{}\"}}", "y".repeat(300 * 1024));
+    // (request, status, code)
+    let ingest_cases = vec![
+        (
+            raw(
+                &format!("{base}/hooks/trg_01jd0000000000000000000000"),
+                json_ct,
+                b"{}".to_vec(),
+                vec![],
+            ),
+            404,
+            "not_found",
+        ),
+        (
+            raw(
+                &format!("{base}/hooks/not-an-id"),
+                json_ct,
+                b"{}".to_vec(),
+                vec![],
+            ),
+            404,
+            "not_found",
+        ),
+        (
+            raw(
+                off["url"].as_str().unwrap(),
+                json_ct,
+                b"{}".to_vec(),
+                vec![],
+            ),
+            404,
+            "not_found",
+        ),
+        (
+            raw(&keyed_url, json_ct, b"{}".to_vec(), vec![]),
+            401,
+            "unauthorized",
+        ),
+        (
+            raw(
+                &keyed_url,
+                json_ct,
+                b"{}".to_vec(),
+                vec![("authorization", "Basic dTpw".into())],
+            ),
+            401,
+            "unauthorized",
+        ),
+        (
+            raw(
+                &keyed_url,
+                json_ct,
+                b"{}".to_vec(),
+                vec![("authorization", "Bearer nope".into())],
+            ),
+            401,
+            "unauthorized",
+        ),
+        (raw(&url, json_ct, b"".to_vec(), vec![]), 400, "empty_body"),
+        (
+            raw(&url, json_ct, b" \n\t".to_vec(), vec![]),
+            400,
+            "empty_body",
+        ),
+        (
+            raw(&url, json_ct, b"{email: x}".to_vec(), vec![]),
+            400,
+            "invalid_json",
+        ),
+        (
+            raw(&url, json_ct, b"{\"email\": \"x\"".to_vec(), vec![]),
+            400,
+            "invalid_json",
+        ),
+        (
+            raw(
+                &url,
+                json_ct,
+                vec![b'{', b'"', 0xff, 0xfe, b'"', b':', b'1', b'}'],
+                vec![],
+            ),
+            400,
+            "invalid_json",
+        ),
+        (
+            raw(&url, json_ct, nested.into_bytes(), vec![]),
+            400,
+            "invalid_json",
+        ),
+        (
+            raw(
+                &url,
+                json_ct,
+                b"[{\"email\": \"a@example.com\"}]".to_vec(),
+                vec![],
+            ),
+            422,
+            "not_an_object",
+        ),
+        (
+            raw(&url, json_ct, b"\"a@example.com\"".to_vec(), vec![]),
+            422,
+            "not_an_object",
+        ),
+        (
+            raw(&url, json_ct, b"42".to_vec(), vec![]),
+            422,
+            "not_an_object",
+        ),
+        (
+            raw(&url, json_ct, b"null".to_vec(), vec![]),
+            422,
+            "not_an_object",
+        ),
+        (
+            raw(&url, Some("text/plain"), b"{}".to_vec(), vec![]),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            raw(&url, Some("application/xml"), b"<a/>".to_vec(), vec![]),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            raw(&url, None, b"{}".to_vec(), vec![]),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            raw(&url, json_ct, big.into_bytes(), vec![]),
+            413,
+            "too_large",
+        ),
+        (
+            raw(
+                &url,
+                json_ct,
+                b"{}".to_vec(),
+                vec![("idempotency-key", "k".repeat(300))],
+            ),
+            400,
+            "invalid_idempotency_key",
+        ),
+        (
+            raw(
+                &url,
+                json_ct,
+                b"{}".to_vec(),
+                vec![("idempotency-key", "  ".into())],
+            ),
+            400,
+            "invalid_idempotency_key",
+        ),
+        (
+            raw(
+                &url,
+                Some("application/x-www-form-urlencoded"),
+                b"=nameless".to_vec(),
+                vec![],
+            ),
+            400,
+            "invalid_form",
+        ),
+    ];
+    let mut checked = 0;
+    for (req, status, code) in ingest_cases {
+        let req = req.build().unwrap();
+        let what = format!("{} {}", req.method(), req.url());
+        let (got, body) = support::answer(a.http.execute(req).await.unwrap()).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.len() > 10),
+            "{what}: {body}"
+        );
+        checked += 1;
+    }
+    let get = a.http.get(&url).send().await.unwrap();
+    assert_eq!(get.status(), 405);
+    checked += 1;
+
+    let list_id = list["id"].as_str().unwrap();
+    let id = open["id"].as_str().unwrap();
+    let preview = format!("/v1/triggers/{id}/preview");
+    let replay = format!("/v1/triggers/{id}/requests/req_01jd0000000000000000000000/replay");
+    let admin_cases: Vec<(&str, Value, u16, &str)> = vec![
+        (
+            "/v1/triggers",
+            json!({"identifier": "email"}),
+            422,
+            "invalid_body",
+        ),
+        (
+            "/v1/triggers",
+            json!({"name": "x", "identifier": "sms"}),
+            422,
+            "invalid_identifier",
+        ),
+        (
+            "/v1/triggers",
+            json!({"name": "x", "transform": "email = candidate.email +"}),
+            422,
+            "invalid_transform",
+        ),
+        (
+            "/v1/triggers",
+            json!({"name": "x", "transform": "emial = candidate.email"}),
+            422,
+            "invalid_transform",
+        ),
+        (
+            "/v1/triggers",
+            json!({"name": "x", "transform": "email = a\nemail = b"}),
+            422,
+            "invalid_transform",
+        ),
+        (
+            "/v1/triggers",
+            json!({"name": "x", "actions": [{"type": "launch_rocket"}]}),
+            422,
+            "invalid_actions",
+        ),
+        (
+            "/v1/triggers",
+            json!({"name": "x", "actions": [{"type": "add_to_list", "list_id": "lst_01jd0000000000000000000000"}]}),
+            422,
+            "invalid_actions",
+        ),
+        (
+            "/v1/triggers",
+            json!({"name": "x", "actions": [{"type": "add_to_list", "list_id": list_id, "colour": "red"}]}),
+            422,
+            "invalid_actions",
+        ),
+        (
+            "/v1/triggers",
+            json!({"name": "x", "actions": [{"type": "add_to_list"}]}),
+            422,
+            "invalid_actions",
+        ),
+        (
+            "/v1/triggers",
+            json!({"name": "x", "actions": [{"type": "send_message", "webhook_id": "wh", "template": "Hi {{nmae}}"}]}),
+            422,
+            "invalid_actions",
+        ),
+        (
+            "/v1/triggers",
+            json!({"name": "x", "actions": [{"type": "publish_event", "event": "Has Spaces"}]}),
+            422,
+            "invalid_actions",
+        ),
+        (
+            "/v1/triggers",
+            json!({"name": "x", "actions": {"type": "update_contact"}}),
+            422,
+            "invalid_body",
+        ),
+        (
+            "/v1/triggers",
+            json!({"name": "x", "webhook": true}),
+            422,
+            "invalid_body",
+        ),
+        ("/v1/triggers", json!({"name": ""}), 422, "invalid_name"),
+        (&preview, json!({"sample": [1]}), 422, "invalid_sample"),
+        (
+            &preview,
+            json!({"sample": {"name": "no email"}}),
+            422,
+            "missing_identifier",
+        ),
+        (
+            &preview,
+            json!({"sample": {"email": "not-an-email"}}),
+            422,
+            "invalid_contact",
+        ),
+        (&preview, json!({}), 422, "invalid_body"),
+        (
+            "/v1/triggers/trg_01jd0000000000000000000000/preview",
+            json!({"sample": {}}),
+            404,
+            "not_found",
+        ),
+        (&replay, json!({}), 404, "not_found"),
+    ];
+    for (path, body, status, code) in admin_cases {
+        let (got, answer) = a.post(path, body.clone()).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "POST {path} {body}: {answer}"
+        );
+        checked += 1;
+    }
+    let (status, e) = a
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/triggers/{id}"),
+            Some(json!({"require_api_key": true})),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("api_key_needed"))
+    );
+    let (status, e) = a
+        .get("/v1/contacts?email=a@example.com&phone_number=1")
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    let (status, e) = a.get("/v1/contacts?email=nope").await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("invalid_email"))
+    );
+    let (status, e) = a.get("/v1/contacts?phone_number=abc").await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("invalid_phone_number"))
+    );
+    checked += 4;
+    assert!(checked >= 30, "{checked} cases");
+
+    // Healthy: a good request still goes all the way through.
+    assert_eq!(a.get("/health").await.0, 200);
+    let (status, r) = a
+        .hook(&url, &json!({"email": "fine@example.com"}), &[])
+        .await;
+    assert_eq!(status, 200);
+    let record = a.applied(id, r["request_id"].as_str().unwrap()).await;
+    assert_eq!(record["status"], "applied");
+}
