@@ -51,11 +51,75 @@ async fn the_fixture_decodes_as_apply_messages() {
     let event: SqsEvent =
         serde_json::from_str(include_str!("../../../events/apply-sqs.json")).unwrap();
     let messages = hookline_apply::messages(event);
-    assert_eq!(messages.len(), 2);
-    assert!(serde_json::from_str::<ApplyMessage>(&messages[0].body).is_ok());
+    assert_eq!(messages.len(), 3);
+    assert!(matches!(
+        serde_json::from_str(&messages[0].body),
+        Ok(ApplyMessage::Inbound(_))
+    ));
+    assert!(matches!(
+        serde_json::from_str(&messages[1].body),
+        Ok(ApplyMessage::Purge { .. })
+    ));
     assert!(
-        serde_json::from_str::<ApplyMessage>(&messages[1].body).is_err(),
-        "the second record is poison"
+        serde_json::from_str::<ApplyMessage>(&messages[2].body).is_err(),
+        "the last record is poison"
+    );
+}
+
+/// The fixture's inbound record, applied by the Lambda handler: the contact
+/// lands in the trigger's list, in DynamoDB, and the request is logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_fixture_is_applied() {
+    let platform = hookline::testkit::moto::aws::platform().await;
+    let account = hookline::accounts::DEFAULT_ACCOUNT;
+    let list = hookline::collections::create(&platform, Kind::List, account, "Greenhouse")
+        .await
+        .unwrap();
+    let input = serde_json::from_value(json!({
+        "name": "Greenhouse",
+        "transform": "email = candidate.email\nname = candidate.first_name + \" \" + candidate.last_name",
+        "actions": [{"type": "add_to_list", "list_id": list.id}],
+    }))
+    .unwrap();
+    let (trigger, _) = hookline::triggers::create(&platform, account, input)
+        .await
+        .unwrap();
+    let fixture: SqsEvent =
+        serde_json::from_str(include_str!("../../../events/apply-sqs.json")).unwrap();
+    let body = fixture.records[0]
+        .body
+        .clone()
+        .unwrap()
+        .replace("trg_01jd0000000000000000000000", &trigger.id);
+    let request =
+        hookline::keys::trigger_request(account, &trigger.id, "req_01jd0000000000000000000001");
+    let handler = ApplyHandler::new(platform.clone());
+
+    let (event, _) = event_for(&platform, std::slice::from_ref(&body)).await;
+    let response = hookline_apply::process(event, &handler, &*platform.apply_queue).await;
+    assert!(response.batch_item_failures.is_empty());
+    let email = hookline::contacts::Identifier::Email;
+    let (contact, _) = hookline::contacts::find(&platform, account, email, "john@example.com")
+        .await
+        .unwrap()
+        .expect("created");
+    assert_eq!(contact.name.as_deref(), Some("John Doe"));
+    assert_eq!(contact.lists, vec![list.id.clone()]);
+    let record = platform.store.get(&request).await.unwrap().expect("logged");
+    assert_eq!(record.body["status"], "applied");
+
+    // The same message again has the effect of once.
+    let (event, _) = event_for(&platform, std::slice::from_ref(&body)).await;
+    assert!(
+        hookline_apply::process(event, &handler, &*platform.apply_queue)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(
+        platform.store.get(&request).await.unwrap().unwrap().version,
+        record.version,
+        "not applied twice"
     );
 }
 
