@@ -7,6 +7,7 @@
 //! `a.0.b` index form is read as `a[0].b`. A transform is compiled once and
 //! then evaluated per request.
 
+mod fast;
 mod paths;
 mod syntax;
 
@@ -88,6 +89,7 @@ struct Assignment {
     line: usize,
     target: Target,
     program: cel::Program,
+    fast: Option<fast::Fast>,
 }
 
 /// A compiled transform: cheap to share, evaluated many times.
@@ -145,6 +147,7 @@ impl Transform {
             assignments.push(Assignment {
                 line,
                 target: parsed.target,
+                fast: fast::plan(program.expression()),
                 program,
             });
         }
@@ -164,6 +167,32 @@ impl Transform {
 
     /// The contact fields this payload yields.
     pub fn apply(&self, payload: &Map<String, Value>) -> Result<ContactFields, EvalError> {
+        self.apply_with(payload, true)
+    }
+
+    /// As `apply`, choosing whether the fast path may answer (for tests and
+    /// benchmarks that compare it with CEL).
+    pub fn apply_with(
+        &self,
+        payload: &Map<String, Value>,
+        fast_path: bool,
+    ) -> Result<ContactFields, EvalError> {
+        let mut out = ContactFields::default();
+        let mut slow = Vec::new();
+        for a in self.assignments.iter() {
+            match a
+                .fast
+                .as_ref()
+                .filter(|_| fast_path)
+                .and_then(|f| fast::eval(f, payload))
+            {
+                Some(value) => assign(&mut out, &a.target, value).map_err(|m| a.error(m))?,
+                None => slow.push(a),
+            }
+        }
+        if slow.is_empty() {
+            return Ok(out);
+        }
         ROOT.with(|root| {
             let mut ctx = root.new_inner_scope();
             for name in self.variables.iter() {
@@ -171,21 +200,25 @@ impl Transform {
                     ctx.add_variable_from_value(name.as_str(), to_cel(v));
                 }
             }
-            let mut out = ContactFields::default();
-            for a in self.assignments.iter() {
-                let fail = |message: String| EvalError {
-                    line: a.line,
-                    target: a.target.to_string(),
-                    message,
-                };
-                let value = a.program.execute(&ctx).map_err(|e| fail(explain(&e)))?;
+            for a in slow {
+                let value = a.program.execute(&ctx).map_err(|e| a.error(explain(&e)))?;
                 let json = value
                     .json()
-                    .map_err(|e| fail(format!("the value cannot be stored: {e:?}")))?;
-                assign(&mut out, &a.target, json).map_err(fail)?;
+                    .map_err(|e| a.error(format!("the value cannot be stored: {e:?}")))?;
+                assign(&mut out, &a.target, json).map_err(|m| a.error(m))?;
             }
             Ok(out)
         })
+    }
+}
+
+impl Assignment {
+    fn error(&self, message: String) -> EvalError {
+        EvalError {
+            line: self.line,
+            target: self.target.to_string(),
+            message,
+        }
     }
 }
 

@@ -122,3 +122,70 @@ fn leaf_paths_of_a_sample() {
         );
     }
 }
+
+/// The fast path answers exactly what CEL answers, or leaves the answer to it.
+#[test]
+fn fast_path_agrees_with_cel() {
+    let payloads = [
+        json!({"c": {"first": "Ada", "last": "Lovelace", "n": 3, "big": 18446744073709551615u64, "f": 1.5,
+                     "tags": ["x", "y"], "nested": {"k": [1, {"deep": "v"}]}, "nil": null, "b": true}}),
+        json!({"c": {"first": 7, "last": "Lovelace", "tags": []}}),
+        json!({"c": []}),
+        json!({"other": 1}),
+        json!({"c": {"first": "A", "n": 9223372036854775807i64}}),
+    ];
+    let expressions = [
+        "c.first",
+        "c.first + \" \" + c.last",
+        "c.tags.0",
+        "c.tags[1]",
+        "c.tags.5",
+        "c['first']",
+        "c.nested.k.1.deep",
+        "c.nested.k[0]",
+        "c.n",
+        "c.n + 1",
+        "c.big",
+        "c.f",
+        "c.nil",
+        "c.b",
+        "c.first + c.n",
+        "c.missing",
+        "\"lit\"",
+        "42",
+        "c.nested",
+        "c.tags",
+        "c.first + \"!\"",
+        "c.n + c.n",
+    ];
+    let mut fast_answers = 0;
+    for e in expressions {
+        let t = Transform::compile(&format!("fields.x = {e}")).unwrap();
+        for p in &payloads {
+            let p = p.as_object().unwrap();
+            let slow = t.apply_with(p, false).map(|f| f.fields);
+            let fast = t.apply_with(p, true).map(|f| f.fields);
+            assert_eq!(fast, slow, "{e} on {p:?}");
+            if t.assignments[0]
+                .fast
+                .as_ref()
+                .and_then(|f| fast::eval(f, p))
+                .is_some()
+            {
+                fast_answers += 1;
+            }
+        }
+    }
+    assert!(
+        fast_answers >= 30,
+        "the fast path answered only {fast_answers} times"
+    );
+    assert!(
+        Transform::compile(MIXMAX)
+            .unwrap()
+            .assignments
+            .iter()
+            .all(|a| a.fast.is_some()),
+        "the seed transform is all fast"
+    );
+}
