@@ -43,6 +43,10 @@ struct ServeArgs {
     allow_private_targets: bool,
 }
 
+/// Receive loops on the apply queue; each applies a batch of up to 10
+/// messages concurrently.
+const APPLY_LOOPS: usize = 2;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -92,11 +96,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     println!("hookline listening on http://{addr}");
 
     let (stop, stopped) = watch::channel(false);
-    let worker = tokio::spawn(hookline::work::drive(
-        platform.apply_queue.clone(),
-        Arc::new(ApplyHandler::new(platform.clone())),
-        stopped,
-    ));
+    let handler = Arc::new(ApplyHandler::new(platform.clone()));
+    let workers: Vec<_> = (0..APPLY_LOOPS)
+        .map(|_| {
+            tokio::spawn(hookline::work::drive(
+                platform.apply_queue.clone(),
+                handler.clone(),
+                stopped.clone(),
+            ))
+        })
+        .collect();
     let app = hookline::http::router(platform.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
@@ -105,7 +114,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     // Requests are answered; let the worker finish the batch in hand, then
     // close the store (the writer commits what is queued before it stops).
     let _ = stop.send(true);
-    let _ = worker.await;
+    for worker in workers {
+        let _ = worker.await;
+    }
     drop(platform);
     println!("hookline stopped");
     Ok(())

@@ -50,21 +50,25 @@ impl ApplyHandler {
 
 #[async_trait]
 impl Handler for ApplyHandler {
+    /// The batch's messages run concurrently: each waits mostly on store
+    /// commits, and concurrent ones share a commit. Two messages about one
+    /// contact are safe together (optimistic writes retry).
     async fn handle(&self, messages: &[QueueMessage]) -> Vec<Outcome> {
-        let mut outcomes = Vec::with_capacity(messages.len());
-        for m in messages {
-            let outcome = match serde_json::from_str::<ApplyMessage>(&m.body) {
-                Err(e) => Outcome::Dead(format!("not an apply message: {e}")),
-                Ok(message) => match self.apply(&message).await {
-                    Ok(()) => Outcome::Done,
-                    Err(e) => {
-                        tracing::warn!(message_id = %m.id, error = %e, "apply failed; will retry");
-                        Outcome::Retry(backoff(m.receive_count))
-                    }
-                },
-            };
-            outcomes.push(outcome);
+        futures::future::join_all(messages.iter().map(|m| self.one(m))).await
+    }
+}
+
+impl ApplyHandler {
+    async fn one(&self, m: &QueueMessage) -> Outcome {
+        match serde_json::from_str::<ApplyMessage>(&m.body) {
+            Err(e) => Outcome::Dead(format!("not an apply message: {e}")),
+            Ok(message) => match self.apply(&message).await {
+                Ok(()) => Outcome::Done,
+                Err(e) => {
+                    tracing::warn!(message_id = %m.id, error = %e, "apply failed; will retry");
+                    Outcome::Retry(backoff(m.receive_count))
+                }
+            },
         }
-        outcomes
     }
 }

@@ -42,7 +42,7 @@ pub const VISIBILITY: Duration = Duration::from_secs(60);
 
 /// Carries out the outcomes of one batch on the queue it came from.
 pub async fn settle(queue: &dyn Queue, messages: &[QueueMessage], outcomes: &[Outcome]) {
-    for (i, message) in messages.iter().enumerate() {
+    let settle_one = async |i: usize, message: &QueueMessage| {
         // A handler that answers too few outcomes gets the rest retried.
         let outcome = outcomes
             .get(i)
@@ -60,7 +60,8 @@ pub async fn settle(queue: &dyn Queue, messages: &[QueueMessage], outcomes: &[Ou
             // The message comes back after its visibility timeout: nothing is lost.
             tracing::warn!(message_id = %message.id, error = %e, ?outcome, "could not settle message");
         }
-    }
+    };
+    futures::future::join_all(messages.iter().enumerate().map(|(i, m)| settle_one(i, m))).await;
 }
 
 /// Feeds `handler` from `queue` until `shutdown` turns true; the batch in hand
