@@ -149,7 +149,7 @@ async fn drive(url: &str, rate: Option<f64>) -> Result {
                 let mut next = start + interval.map_or(Duration::ZERO, |i| i.mul_f64(c as f64 / CONNECTIONS as f64));
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    if let Some(interval) = interval {
+                    if interval.is_some() {
                         tokio::time::sleep_until(next.into()).await;
                     } else {
                         next = Instant::now();
