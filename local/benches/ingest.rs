@@ -28,12 +28,14 @@ impl Drop for Proc {
 
 /// Runs `cmd` and answers it with the address it prints after `prefix`.
 fn spawn(mut cmd: Command, prefix: &str) -> (Proc, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Owned by `Proc` at once, so every path out of here reaps it.
+    let mut child = Proc(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn"),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     loop {
         let line = lines
             .next()
@@ -42,7 +44,7 @@ fn spawn(mut cmd: Command, prefix: &str) -> (Proc, String) {
         if let Some(addr) = line.strip_prefix(prefix) {
             let addr = addr.trim().to_string();
             std::thread::spawn(move || for _ in lines {});
-            return (Proc(child), addr);
+            return (child, addr);
         }
     }
 }
