@@ -3,9 +3,12 @@
 //! 200, driven by the same load generator in the same run.
 //! Run: `cargo bench -p hookline-local --bench ingest`.
 //!
-//! Phases: (1) the bare server, closed loop; (2) hookline, closed loop;
-//! (3) a fresh hookline at half of its own maximum, open loop, latency
-//! measured from each request's scheduled start (no coordinated omission).
+//! Phases: the bare server, closed loop; then hookline twice, with its apply
+//! workers paused (the ingest face alone, as the `ingest` Lambda function
+//! runs on AWS) and running (one machine doing everything on the same two
+//! cores as the load generator): each closed loop, then a fresh server at half
+//! of that maximum, open loop, latency measured from each request's scheduled
+//! start (no coordinated omission).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -13,7 +16,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-const CONNECTIONS: usize = 64;
+/// Concurrent keep-alive connections (`BENCH_CONNECTIONS`, default 64).
+fn connections() -> usize {
+    std::env::var("BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
 const PHASE: Duration = Duration::from_secs(5);
 const ADMIN_KEY: &str = "bench-admin-key-0123456789";
 
@@ -80,12 +89,20 @@ async fn bare_server() {
     }
 }
 
-fn hookline(dir: &std::path::Path) -> (Proc, String) {
+/// A fresh hookline; `apply_workers` 0 measures the ingest face alone.
+fn hookline(dir: &std::path::Path, apply_workers: usize) -> (Proc, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookline"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("HOOKLINE_ADMIN_KEY", ADMIN_KEY)
-        .env("HOOKLINE_LOG", "warn");
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--apply-workers",
+        &apply_workers.to_string(),
+        "--data-dir",
+    ])
+    .arg(dir)
+    .env("HOOKLINE_ADMIN_KEY", ADMIN_KEY)
+    .env("HOOKLINE_LOG", "warn");
     spawn(cmd, "hookline listening on ")
 }
 
@@ -130,25 +147,25 @@ impl Result {
     }
 }
 
-/// `CONNECTIONS` keep-alive connections. With `rate`, each sends on a fixed
+/// `connections()` keep-alive connections. With `rate`, each sends on a fixed
 /// schedule (open loop); without, as fast as answers come (closed loop).
 async fn drive(url: &str, rate: Option<f64>) -> Result {
     let client = reqwest::Client::builder()
         .no_proxy()
         .http1_only()
-        .pool_max_idle_per_host(CONNECTIONS)
+        .pool_max_idle_per_host(connections())
         .build()
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
-    let tasks: Vec<_> = (0..CONNECTIONS)
+    let tasks: Vec<_> = (0..connections())
         .map(|c| {
             let (client, url, stop) = (client.clone(), url.to_string(), stop.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0;
-                let interval = rate.map(|r| Duration::from_secs_f64(CONNECTIONS as f64 / r));
-                let mut next = start + interval.map_or(Duration::ZERO, |i| i.mul_f64(c as f64 / CONNECTIONS as f64));
+                let interval = rate.map(|r| Duration::from_secs_f64(connections() as f64 / r));
+                let mut next = start + interval.map_or(Duration::ZERO, |i| i.mul_f64(c as f64 / connections() as f64));
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     if interval.is_some() {
@@ -200,7 +217,7 @@ async fn drive(url: &str, rate: Option<f64>) -> Result {
 
 fn show(name: &str, r: &Result, baseline: f64) {
     println!(
-        "{name:<38} {:>9.0} req/s  {:>5.2}x   p50 {:>6.2} ms   p99 {:>6.2} ms   errors {}",
+        "{name:<46} {:>9.0} req/s  {:>5.2}x   p50 {:>6.2} ms   p99 {:>6.2} ms   errors {}",
         r.rate,
         r.rate / baseline,
         r.pct(0.50).as_secs_f64() * 1e3,
@@ -217,7 +234,8 @@ fn main() {
     }
     runtime.block_on(async {
         println!(
-            "ingest benchmark: {CONNECTIONS} connections, {} s per phase, loopback",
+            "ingest benchmark: {} connections, {} s per phase, loopback",
+            connections(),
             PHASE.as_secs()
         );
         let mut bare_cmd = Command::new(std::env::current_exe().unwrap());
@@ -232,21 +250,26 @@ fn main() {
         );
 
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let (server, base) = hookline(dir.path());
-        let url = seed_trigger(&client, &base).await;
-        let max = drive(&url, None).await;
-        drop(server);
-        show("hookline POST /hooks/{id}, max", &max, bare_result.rate);
+        for (workers, label) in [
+            (0, "ingest alone (apply paused)"),
+            (2, "ingest while applying"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (server, base) = hookline(dir.path(), workers);
+            let url = seed_trigger(&client, &base).await;
+            let max = drive(&url, None).await;
+            drop(server);
+            show(&format!("hookline, {label}, max"), &max, bare_result.rate);
 
-        let dir = tempfile::tempdir().unwrap();
-        let (_server, base) = hookline(dir.path());
-        let url = seed_trigger(&client, &base).await;
-        let half = drive(&url, Some(max.rate / 2.0)).await;
-        show(
-            &format!("hookline at half its max ({:.0}/s)", max.rate / 2.0),
-            &half,
-            bare_result.rate,
-        );
+            let dir = tempfile::tempdir().unwrap();
+            let (_server, base) = hookline(dir.path(), workers);
+            let url = seed_trigger(&client, &base).await;
+            let half = drive(&url, Some(max.rate / 2.0)).await;
+            show(
+                &format!("  at half that ({:.0}/s, open loop)", max.rate / 2.0),
+                &half,
+                bare_result.rate,
+            );
+        }
     });
 }

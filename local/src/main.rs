@@ -41,11 +41,12 @@ struct ServeArgs {
     /// (also HOOKLINE_ALLOW_PRIVATE_TARGETS=1).
     #[arg(long)]
     allow_private_targets: bool,
+    /// Receive loops applying accepted work, each 10 messages at a time.
+    /// 0 accepts and keeps everything queued, to be applied after a restart
+    /// with workers (to take a burst first, or to measure ingest alone).
+    #[arg(long, env = "HOOKLINE_APPLY_WORKERS", default_value_t = 2)]
+    apply_workers: usize,
 }
-
-/// Receive loops on the apply queue; each applies a batch of up to 10
-/// messages concurrently.
-const APPLY_LOOPS: usize = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -97,7 +98,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
     let (stop, stopped) = watch::channel(false);
     let handler = Arc::new(ApplyHandler::new(platform.clone()));
-    let workers: Vec<_> = (0..APPLY_LOOPS)
+    if args.apply_workers == 0 {
+        println!("apply workers: 0 (accepted requests stay queued until a start with workers)");
+    }
+    let workers: Vec<_> = (0..args.apply_workers)
         .map(|_| {
             tokio::spawn(hookline::work::drive(
                 platform.apply_queue.clone(),

@@ -24,6 +24,8 @@ pub struct Platform {
     pub settings: Settings,
     /// Compiled trigger transforms, kept for the life of the process.
     pub transforms: crate::triggers::TransformCache,
+    /// Triggers as ingest last read them (see `triggers::TRIGGER_CACHE_TTL`).
+    pub triggers: crate::triggers::TriggerCache,
 }
 
 impl Platform {
@@ -40,6 +42,7 @@ impl Platform {
             clock,
             settings,
             transforms: Default::default(),
+            triggers: Default::default(),
         })
     }
 

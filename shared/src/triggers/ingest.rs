@@ -29,7 +29,7 @@ pub async fn hook(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let Some((trigger, _)) = super::find(&p, &id).await?.filter(|(t, _)| t.active) else {
+    let Some(trigger) = super::find_for_ingest(&p, &id).await?.filter(|t| t.active) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

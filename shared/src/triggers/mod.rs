@@ -296,13 +296,16 @@ pub async fn create(
 /// Writes both copies: the one ingest finds by id, and the account's.
 async fn save(platform: &Platform, t: &Trigger, cond: Cond) -> Result<(), StoreError> {
     let body = serde_json::to_value(t).expect("serialisable");
-    platform
+    let written = platform
         .store
         .write_all(vec![
             Write::Put(Put::new(keys::trigger(&t.id), body.clone()).when(cond)),
             Write::Put(Put::new(keys::account_trigger(&t.account, &t.id), body)),
         ])
-        .await
+        .await;
+    // After the write, so that ingest cannot cache the old trigger meanwhile.
+    platform.triggers.drop_entry(&t.id);
+    written
 }
 
 /// The trigger with this id in any account, as ingest sees it, and its version.
@@ -317,6 +320,49 @@ pub async fn find(platform: &Platform, id: &str) -> Result<Option<(Trigger, u64)
     serde_json::from_value(item.body)
         .map(|t| Some((t, version)))
         .map_err(|e| StoreError::Backend(format!("corrupt trigger: {e}")))
+}
+
+/// How long ingest may answer from a trigger it read before. An edit made in
+/// this process drops the entry at once; one made elsewhere (another Lambda
+/// function) is seen within this time.
+pub const TRIGGER_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Triggers as ingest last read them: reading and decoding the trigger was
+/// the largest part of accepting a request.
+#[derive(Default)]
+pub struct TriggerCache(Mutex<HashMap<String, Cached>>);
+
+/// When it was read, and what: the trigger or its absence.
+type Cached = (std::time::Instant, Option<std::sync::Arc<Trigger>>);
+
+impl TriggerCache {
+    fn drop_entry(&self, id: &str) {
+        self.0.lock().expect("cache lock").remove(id);
+    }
+}
+
+/// The trigger as ingest sees it, at most `TRIGGER_CACHE_TTL` old. Unknown
+/// ids are remembered too, so a flood of requests to a deleted trigger stays cheap.
+pub async fn find_for_ingest(
+    platform: &Platform,
+    id: &str,
+) -> Result<Option<std::sync::Arc<Trigger>>, StoreError> {
+    if let Some((at, found)) = platform.triggers.0.lock().expect("cache lock").get(id)
+        && at.elapsed() < TRIGGER_CACHE_TTL
+    {
+        return Ok(found.clone());
+    }
+    let found = find(platform, id)
+        .await?
+        .map(|(t, _)| std::sync::Arc::new(t));
+    let mut cache = platform.triggers.0.lock().expect("cache lock");
+    if cache.len() >= CACHE_ENTRIES {
+        cache.retain(|_, (at, _)| at.elapsed() < TRIGGER_CACHE_TTL);
+    }
+    if cache.len() < CACHE_ENTRIES {
+        cache.insert(id.to_string(), (std::time::Instant::now(), found.clone()));
+    }
+    Ok(found)
 }
 
 /// The account's trigger, or 404 (another account's answers 404 too).
@@ -398,6 +444,7 @@ pub async fn delete(platform: &Platform, account: &str, id: &str) -> Result<(), 
             },
         ])
         .await?;
+    platform.triggers.drop_entry(&t.id);
     Ok(())
 }
 
