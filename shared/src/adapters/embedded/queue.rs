@@ -1,9 +1,9 @@
 use async_trait::async_trait;
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::codec::{self, MESSAGES, READY, compound, ready_key};
+use super::codec::{self, Tables, compound, ready_key};
 use super::{Embedded, EmbeddedError};
 use crate::ports::queue::{
     MAX_DELAY, MAX_MESSAGE_BYTES, MAX_VISIBILITY, Queue, QueueError, QueueMessage,
@@ -58,54 +58,53 @@ fn check_size(body: &str) -> Result<(), QueueError> {
 /// Puts a message on `queue`, visible at `visible_at`, having been received
 /// `receive_count` times.
 fn insert(
-    txn: &WriteTransaction,
+    t: &mut Tables<'_>,
     queue: &str,
     id: &str,
     visible_at: i64,
     receive_count: u32,
     body: &[u8],
 ) -> Result<(), EmbeddedError> {
-    let mut messages = txn.open_table(MESSAGES)?;
-    let mut ready = txn.open_table(READY)?;
-    messages.insert(
+    t.messages.insert(
         compound(queue, id.as_bytes()).as_slice(),
         codec::encode_message(visible_at, receive_count, body).as_slice(),
     )?;
-    ready.insert(ready_key(queue, visible_at, id).as_slice(), ())?;
+    t.ready
+        .insert(ready_key(queue, visible_at, id).as_slice(), ())?;
     Ok(())
 }
 
 /// Takes a message off `queue`, answering (visible_at, receive_count, body).
 fn remove(
-    txn: &WriteTransaction,
+    t: &mut Tables<'_>,
     queue: &str,
     id: &str,
 ) -> Result<Option<(i64, u32, Vec<u8>)>, EmbeddedError> {
-    let mut messages = txn.open_table(MESSAGES)?;
-    let Some(found) = messages.remove(compound(queue, id.as_bytes()).as_slice())? else {
+    let Some(found) = t
+        .messages
+        .remove(compound(queue, id.as_bytes()).as_slice())?
+    else {
         return Ok(None);
     };
     let m = codec::decode_message(found.value());
     let out = (m.visible_at, m.receive_count, m.body.to_vec());
     drop(found);
-    let mut ready = txn.open_table(READY)?;
-    ready.remove(ready_key(queue, out.0, id).as_slice())?;
+    t.ready.remove(ready_key(queue, out.0, id).as_slice())?;
     Ok(Some(out))
 }
 
 /// Ids of up to `max` messages of `queue` visible at `now`, and when the next
 /// hidden one becomes visible.
 fn visible(
-    txn: &WriteTransaction,
+    t: &mut Tables<'_>,
     queue: &str,
     now: i64,
     max: usize,
 ) -> Result<(Vec<String>, Option<i64>), EmbeddedError> {
-    let ready = txn.open_table(READY)?;
     let prefix = compound(queue, b"");
     let mut ids = Vec::new();
     let mut next = None;
-    for entry in ready.range::<&[u8]>(prefix.as_slice()..)? {
+    for entry in t.ready.range::<&[u8]>(prefix.as_slice()..)? {
         let (k, _) = entry?;
         let k = k.value();
         if !k.starts_with(&prefix) {
@@ -135,7 +134,7 @@ struct Received {
 
 /// Receives from `queue`; past `max_receives` a message goes to `dead` instead.
 fn receive_in(
-    txn: &WriteTransaction,
+    t: &mut Tables<'_>,
     queue: &str,
     dead: Option<&str>,
     max_receives: u32,
@@ -143,25 +142,18 @@ fn receive_in(
     max: usize,
     visibility: i64,
 ) -> Result<Received, EmbeddedError> {
-    let (ids, next_visible) = visible(txn, queue, now, max)?;
+    let (ids, next_visible) = visible(t, queue, now, max)?;
     let mut messages = Vec::with_capacity(ids.len());
     for id in ids {
-        let Some((_, count, body)) = remove(txn, queue, &id)? else {
+        let Some((_, count, body)) = remove(t, queue, &id)? else {
             continue;
         };
         if let Some(dead) = dead.filter(|_| count >= max_receives) {
-            insert(txn, dead, &id, now, 0, &body)?;
+            insert(t, dead, &id, now, 0, &body)?;
             continue;
         }
         let count = count + 1;
-        insert(
-            txn,
-            queue,
-            &id,
-            now.saturating_add(visibility),
-            count,
-            &body,
-        )?;
+        insert(t, queue, &id, now.saturating_add(visibility), count, &body)?;
         messages.push(QueueMessage {
             receipt: format!("{id}.{count}"),
             id,
@@ -182,8 +174,8 @@ impl EmbeddedQueue {
         let visibility = micros(visibility.min(MAX_VISIBILITY));
         let received = self
             .db
-            .write(false, move |txn| {
-                receive_in(txn, &queue, Some(&dead), max_receives, now, max, visibility)
+            .write(false, move |t| {
+                receive_in(t, &queue, Some(&dead), max_receives, now, max, visibility)
                     .map(Ok::<_, QueueError>)
             })
             .await??;
@@ -208,9 +200,9 @@ impl EmbeddedQueue {
             .collect();
         let ids = self
             .db
-            .write(true, move |txn| {
+            .write(true, move |t| {
                 for (id, at, body) in &prepared {
-                    insert(txn, &queue, id, *at, 0, body.as_bytes())?;
+                    insert(t, &queue, id, *at, 0, body.as_bytes())?;
                 }
                 Ok(Ok::<_, QueueError>(
                     prepared
@@ -235,15 +227,15 @@ impl EmbeddedQueue {
         let (from, to) = (from.to_string(), to.to_string());
         let now = self.now_micros();
         self.db
-            .write(true, move |txn| {
-                let Some((at, have, body)) = remove(txn, &from, &id)? else {
+            .write(true, move |t| {
+                let Some((at, have, body)) = remove(t, &from, &id)? else {
                     return Ok(Err(QueueError::StaleReceipt));
                 };
                 if count.is_some_and(|c| c != have) {
-                    insert(txn, &from, &id, at, have, &body)?;
+                    insert(t, &from, &id, at, have, &body)?;
                     return Ok(Err(QueueError::StaleReceipt));
                 }
-                insert(txn, &to, &id, now, 0, &body)?;
+                insert(t, &to, &id, now, 0, &body)?;
                 Ok(Ok(()))
             })
             .await??;
@@ -304,8 +296,8 @@ impl Queue for EmbeddedQueue {
         // An acknowledgement needs no sync of its own: lost in a crash, the
         // message is delivered again, which at-least-once allows.
         self.db
-            .write(false, move |txn| {
-                remove(txn, &queue, &id).map(|_| Ok::<_, QueueError>(()))
+            .write(false, move |t| {
+                remove(t, &queue, &id).map(|_| Ok::<_, QueueError>(()))
             })
             .await??;
         Ok(())
@@ -316,15 +308,15 @@ impl Queue for EmbeddedQueue {
         let queue = self.name.clone();
         let at = self.now_micros() + micros(after.min(MAX_VISIBILITY));
         self.db
-            .write(true, move |txn| {
-                let Some((old_at, have, body)) = remove(txn, &queue, &id)? else {
+            .write(true, move |t| {
+                let Some((old_at, have, body)) = remove(t, &queue, &id)? else {
                     return Ok(Err(QueueError::StaleReceipt));
                 };
                 if have != count {
-                    insert(txn, &queue, &id, old_at, have, &body)?;
+                    insert(t, &queue, &id, old_at, have, &body)?;
                     return Ok(Err(QueueError::StaleReceipt));
                 }
-                insert(txn, &queue, &id, at, have, &body)?;
+                insert(t, &queue, &id, at, have, &body)?;
                 Ok(Ok(()))
             })
             .await??;
@@ -348,8 +340,8 @@ impl Queue for EmbeddedQueue {
         let visibility = micros(visibility.min(MAX_VISIBILITY));
         let got = self
             .db
-            .write(false, move |txn| {
-                receive_in(txn, &dead, None, u32::MAX, now, max.max(1), visibility)
+            .write(false, move |t| {
+                receive_in(t, &dead, None, u32::MAX, now, max.max(1), visibility)
                     .map(Ok::<_, QueueError>)
             })
             .await??;
@@ -361,11 +353,11 @@ impl Queue for EmbeddedQueue {
         let now = self.now_micros();
         let moved = self
             .db
-            .write(true, move |txn| {
-                let (ids, _) = visible(txn, &dead, i64::MAX, max)?;
+            .write(true, move |t| {
+                let (ids, _) = visible(t, &dead, i64::MAX, max)?;
                 for id in &ids {
-                    if let Some((_, _, body)) = remove(txn, &dead, id)? {
-                        insert(txn, &queue, id, now, 0, &body)?;
+                    if let Some((_, _, body)) = remove(t, &dead, id)? {
+                        insert(t, &queue, id, now, 0, &body)?;
                     }
                 }
                 Ok(Ok::<_, QueueError>(ids.len()))

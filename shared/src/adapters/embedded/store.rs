@@ -1,10 +1,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use super::codec::{self, COUNTERS, ITEMS, compound};
+use super::codec::{self, ITEMS, Tables, compound};
 use super::{Embedded, EmbeddedError};
 use crate::ports::store::{
     Cond, Item, Key, Page, Put, Query, Store, StoreError, Write, check_size, check_write_all,
@@ -58,12 +58,11 @@ fn decode(key: Key, bytes: &[u8]) -> Result<Item, StoreError> {
 
 /// The stored version, and whether the item is live.
 fn current(
-    txn: &WriteTransaction,
+    t: &Tables<'_>,
     key: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Option<(u64, bool)>, EmbeddedError> {
-    let table = txn.open_table(ITEMS)?;
-    let found = table.get(key)?;
+    let found = t.items.get(key)?;
     Ok(found.map(|v| {
         let s = codec::decode_item(v.value());
         (s.version, is_live(s.expires_at, now))
@@ -120,19 +119,19 @@ fn prepare(write: Write) -> Result<Prepared, StoreError> {
 /// Checks every condition, then applies every write: all or nothing. Answers
 /// the new version of each write (0 for deletes).
 fn apply(
-    txn: &WriteTransaction,
+    t: &mut Tables<'_>,
     writes: &[Prepared],
     now: DateTime<Utc>,
 ) -> Result<Result<Vec<u64>, StoreError>, EmbeddedError> {
     let mut versions = Vec::with_capacity(writes.len());
     for w in writes {
-        let cur = current(txn, &w.key, now)?;
+        let cur = current(t, &w.key, now)?;
         if !holds(w.cond, cur) {
             return Ok(Err(StoreError::Conflict));
         }
         versions.push(cur.map_or(0, |(v, _)| v) + 1);
     }
-    let mut table = txn.open_table(ITEMS)?;
+    let table = &mut t.items;
     for (w, version) in writes.iter().zip(versions.iter_mut()) {
         match &w.op {
             PreparedOp::Put { body, expires_at } => {
@@ -171,8 +170,8 @@ impl Store for EmbeddedStore {
         let now = self.db.clock.now();
         let versions = self
             .db
-            .write(true, move |txn| {
-                apply(txn, std::slice::from_ref(&prepared), now)
+            .write(true, move |t| {
+                apply(t, std::slice::from_ref(&prepared), now)
             })
             .await??;
         Ok(versions[0])
@@ -185,8 +184,8 @@ impl Store for EmbeddedStore {
         })?;
         let now = self.db.clock.now();
         self.db
-            .write(true, move |txn| {
-                apply(txn, std::slice::from_ref(&prepared), now)
+            .write(true, move |t| {
+                apply(t, std::slice::from_ref(&prepared), now)
             })
             .await??;
         Ok(())
@@ -203,8 +202,8 @@ impl Store for EmbeddedStore {
         let exp = expiry_secs(expires_at);
         let n = self
             .db
-            .write(true, move |txn| {
-                let mut table = txn.open_table(COUNTERS)?;
+            .write(true, move |t| {
+                let table = &mut t.counters;
                 let (n, old_exp) = match table.get(k.as_slice())? {
                     Some(v) => {
                         let (n, e) = codec::decode_counter(v.value());
@@ -290,7 +289,7 @@ impl Store for EmbeddedStore {
             .collect::<Result<Vec<_>, _>>()?;
         let now = self.db.clock.now();
         self.db
-            .write(true, move |txn| apply(txn, &prepared, now))
+            .write(true, move |t| apply(t, &prepared, now))
             .await??;
         Ok(())
     }

@@ -1,4 +1,6 @@
-use redb::{Database, Durability, WriteTransaction};
+use redb::{Database, Durability};
+
+use super::codec::Tables;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
@@ -42,8 +44,10 @@ db_error_from!(
 /// completion to call once the group's commit is known. Given no transaction
 /// (the group failed before it ran), it answers the caller with that error.
 type Completion = Box<dyn FnOnce(Result<(), EmbeddedError>) + Send>;
-type Job =
-    Box<dyn FnOnce(Result<&WriteTransaction, String>) -> Result<Completion, EmbeddedError> + Send>;
+type Job = Box<
+    dyn for<'a, 't> FnOnce(Result<&'a mut Tables<'t>, String>) -> Result<Completion, EmbeddedError>
+        + Send,
+>;
 
 struct Request {
     job: Job,
@@ -91,18 +95,20 @@ impl Embedded {
     where
         R: Send + 'static,
         E: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<Result<R, E>, EmbeddedError> + Send + 'static,
+        F: for<'a, 't> FnOnce(&'a mut Tables<'t>) -> Result<Result<R, E>, EmbeddedError>
+            + Send
+            + 'static,
     {
         let (done_tx, done_rx) = oneshot::channel();
         let job: Job = Box::new(move |txn| {
-            let txn = match txn {
-                Ok(txn) => txn,
+            let tables = match txn {
+                Ok(tables) => tables,
                 Err(msg) => {
                     let _ = done_tx.send(Err(EmbeddedError::Db(msg)));
                     return Err(EmbeddedError::Stopped);
                 }
             };
-            let out = match f(txn) {
+            let out = match f(tables) {
                 Ok(out) => out,
                 Err(e) => {
                     let msg = e.to_string();
@@ -174,20 +180,30 @@ fn commit_group(db: &Database, group: Vec<Request>) {
     }
     let mut completions = Vec::with_capacity(group.len());
     let mut jobs = group.into_iter().map(|r| r.job);
-    for job in jobs.by_ref() {
-        match job(Ok(&txn)) {
-            Ok(c) => completions.push(c),
-            Err(e) => {
-                // A storage error part-way leaves the transaction in an unknown
-                // state: abort it and fail every write of the group.
-                let _ = txn.abort();
-                let msg = e.to_string();
-                for c in completions {
-                    c(Err(EmbeddedError::Db(msg.clone())));
+    let failure = match Tables::open(&txn) {
+        Err(e) => Some(e.to_string()),
+        Ok(mut tables) => {
+            let mut failure = None;
+            for job in jobs.by_ref() {
+                match job(Ok(&mut tables)) {
+                    Ok(c) => completions.push(c),
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        break;
+                    }
                 }
-                return fail_all(jobs, &msg);
             }
+            failure
         }
+    };
+    if let Some(msg) = failure {
+        // A storage error part-way leaves the transaction in an unknown
+        // state: abort it and fail every write of the group.
+        let _ = txn.abort();
+        for c in completions {
+            c(Err(EmbeddedError::Db(msg.clone())));
+        }
+        return fail_all(jobs, &msg);
     }
     let committed = txn.commit().map_err(|e| e.to_string());
     for c in completions {
