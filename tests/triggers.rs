@@ -631,6 +631,7 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_stays_healthy() {
     let id = open["id"].as_str().unwrap();
     let preview = format!("/v1/triggers/{id}/preview");
     let replay = format!("/v1/triggers/{id}/requests/req_01jd0000000000000000000000/replay");
+    let long_replay = format!("/v1/triggers/{id}/requests/{}/replay", "x".repeat(2000));
     let admin_cases: Vec<(&str, Value, u16, &str)> = vec![
         (
             "/v1/triggers",
@@ -732,6 +733,7 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_stays_healthy() {
             "not_found",
         ),
         (&replay, json!({}), 404, "not_found"),
+        (&long_replay, json!({}), 404, "not_found"),
     ];
     for (path, body, status, code) in admin_cases {
         let (got, answer) = a.post(path, body.clone()).await;
@@ -781,4 +783,28 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_stays_healthy() {
     assert_eq!(status, 200);
     let record = a.applied(id, r["request_id"].as_str().unwrap()).await;
     assert_eq!(record["status"], "applied");
+}
+
+#[tokio::test]
+async fn an_oversized_request_is_logged_without_its_payload() {
+    let a = Admin::start();
+    let t = a
+        .create(
+            "/v1/triggers",
+            json!({"name": "Big", "transform": "email = email\nfields.raw = data"}),
+        )
+        .await;
+    let body = json!({"email": "big@example.com", "data": "x".repeat(200 * 1024)});
+    let (status, r) = a.hook(t["url"].as_str().unwrap(), &body, &[]).await;
+    assert_eq!(status, 200, "{r}");
+    // Payload and contact together pass the 400 KB item limit: the outcome is kept.
+    let record = a
+        .applied(t["id"].as_str().unwrap(), r["request_id"].as_str().unwrap())
+        .await;
+    assert_eq!(record["status"], "applied", "{}", record["reason"]);
+    assert!(record["payload"]["omitted"].is_string());
+    assert_eq!(
+        record["contact"]["fields"]["raw"].as_str().map(str::len),
+        Some(200 * 1024)
+    );
 }

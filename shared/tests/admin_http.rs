@@ -466,6 +466,14 @@ async fn deleting_a_list_purges_its_members_in_the_background() {
     }
     stop.send(true).unwrap();
     worker.await.unwrap();
+    // The contacts no longer name the deleted list.
+    let (_, contacts) = a.get("/v1/contacts?limit=100").await;
+    let contacts = contacts["data"].as_array().unwrap();
+    assert_eq!(contacts.len(), 60);
+    assert!(
+        contacts.iter().all(|c| c["lists"] == json!([])),
+        "{contacts:?}"
+    );
 }
 
 #[tokio::test]

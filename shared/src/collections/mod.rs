@@ -239,6 +239,11 @@ pub async fn purge_members(
         if page.items.is_empty() {
             return Ok(());
         }
+        if kind == Kind::List {
+            for member in &page.items {
+                crate::contacts::remove_list(platform, account, &member.key.sk, id).await?;
+            }
+        }
         let deletes = page
             .items
             .into_iter()

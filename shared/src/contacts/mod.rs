@@ -17,6 +17,8 @@ use crate::ports::{Cond, Item, Put, StoreError, Write};
 use crate::transforms::ContactFields;
 
 pub const ID_PREFIX: &str = "ct";
+/// The longest name, first or last name a contact keeps.
+const MAX_NAME: usize = 500;
 
 /// The contact field that finds the contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +88,15 @@ impl Changes {
     /// (Mixmax's own example posts `"email": ""`).
     pub fn parse(f: ContactFields) -> Result<Self, String> {
         let present = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        for (field, value) in [
+            ("name", &f.name),
+            ("first_name", &f.first_name),
+            ("last_name", &f.last_name),
+        ] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > MAX_NAME) {
+                return Err(format!("{field} is longer than {MAX_NAME} characters"));
+            }
+        }
         let mut name = present(f.name);
         let (first_name, last_name) = (present(f.first_name), present(f.last_name));
         if name.is_none() {
@@ -299,21 +310,53 @@ fn index_put(account: &str, by: Identifier, value: &str, contact_id: &str, cond:
     )
 }
 
-/// Adds a list id to the contact's `lists`, retrying on concurrent changes.
+/// Adds a list id to the contact's `lists`.
 pub async fn add_list(
     platform: &Platform,
     account: &str,
     contact_id: &str,
     list_id: &str,
 ) -> Result<(), StoreError> {
+    edit_lists(platform, account, contact_id, |lists| {
+        let missing = !lists.iter().any(|l| l == list_id);
+        if missing {
+            lists.push(list_id.to_string());
+        }
+        missing
+    })
+    .await
+}
+
+/// Takes a (deleted) list id out of the contact's `lists`.
+pub async fn remove_list(
+    platform: &Platform,
+    account: &str,
+    contact_id: &str,
+    list_id: &str,
+) -> Result<(), StoreError> {
+    edit_lists(platform, account, contact_id, |lists| {
+        let before = lists.len();
+        lists.retain(|l| l != list_id);
+        lists.len() != before
+    })
+    .await
+}
+
+/// Changes the contact's `lists` under its version, retrying on concurrent
+/// changes. `edit` answers whether it changed anything.
+async fn edit_lists(
+    platform: &Platform,
+    account: &str,
+    contact_id: &str,
+    edit: impl Fn(&mut Vec<String>) -> bool,
+) -> Result<(), StoreError> {
     for attempt in 0..OPTIMISTIC_ATTEMPTS {
         let Some((mut c, version)) = get(platform, account, contact_id).await? else {
             return Ok(());
         };
-        if c.lists.iter().any(|l| l == list_id) {
+        if !edit(&mut c.lists) {
             return Ok(());
         }
-        c.lists.push(list_id.to_string());
         c.updated_at = platform.clock.now();
         let put = Put::new(
             keys::contact(account, contact_id),

@@ -96,7 +96,23 @@ pub async fn apply(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
     }
     let cond = existing.map_or(Cond::Absent, |i| Cond::Version(i.version));
     let body = serde_json::to_value(&record).expect("serialisable");
-    match p.store.put(Put::new(record_key, body).when(cond)).await {
+    let written = match p
+        .store
+        .put(Put::new(record_key.clone(), body).when(cond))
+        .await
+    {
+        Err(StoreError::TooLarge(_)) => {
+            // Keep the outcome even when payload and contact together are too big.
+            record.payload = Map::from_iter([(
+                "omitted".to_string(),
+                json!("the payload is too large to keep in the log"),
+            )]);
+            let body = serde_json::to_value(&record).expect("serialisable");
+            p.store.put(Put::new(record_key, body).when(cond)).await
+        }
+        other => other,
+    };
+    match written {
         // Another delivery of the same message got there first.
         Ok(_) | Err(StoreError::Conflict) => Ok(()),
         Err(e) => Err(e),
@@ -135,6 +151,11 @@ async fn run(
         match contacts::upsert(p, &m.account, trigger.identifier, &changes, update).await {
             Ok(c) => c,
             Err(UpsertError::Invalid(reason)) => return Ok(Err(reason)),
+            Err(UpsertError::Store(StoreError::TooLarge(m))) => {
+                return Ok(Err(format!(
+                    "the contact would be too large to store ({m})"
+                )));
+            }
             Err(UpsertError::Store(e)) => return Err(e),
         };
     record.contact_created = created;
@@ -238,6 +259,9 @@ async fn run_action(
                 .await
             {
                 Ok(_) | Err(StoreError::Conflict) => outcome(true, format!("published {id}")),
+                Err(StoreError::TooLarge(m)) => {
+                    outcome(false, format!("the event is too large to keep ({m})"))
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -51,33 +51,13 @@ pub async fn hook(
     let idempotency_key = idempotency_key(&headers)?;
 
     let request_id = ids::new_id("req");
-    if let Some(k) = &idempotency_key {
-        let expires =
-            p.clock.now() + chrono::TimeDelta::from_std(IDEMPOTENCY_WINDOW).expect("in range");
-        let claim = Put::new(
-            keys::idempotency(&trigger.id, k),
-            json!({ "request_id": request_id }),
-        )
-        .when(Cond::Absent)
-        .expires(expires);
-        match p.store.put(claim).await {
-            Ok(_) => {}
-            Err(StoreError::Conflict) => {
-                // A repeat: a no-op answering the first request's id.
-                let first = p.store.get(&keys::idempotency(&trigger.id, k)).await?;
-                let first_id = first.and_then(|i| i.body["request_id"].as_str().map(String::from));
-                if let Some(first_id) = first_id {
-                    return Ok(captured(&first_id));
-                }
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "conflict",
-                    "a request with this Idempotency-Key is being accepted; retry",
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let claim = match &idempotency_key {
+        Some(k) => match claim_key(&p, &trigger.id, k, &request_id, &body).await? {
+            Claim::Ours(key, version) => Some((key, version)),
+            Claim::Repeat(first) => return Ok(captured(&first)),
+        },
+        None => None,
+    };
     let message = ApplyMessage::Inbound(Inbound {
         account: trigger.account.clone(),
         trigger_id: trigger.id.clone(),
@@ -88,16 +68,93 @@ pub async fn hook(
         attempt: 1,
     });
     if let Err(e) = p.apply_queue.send(message.encode(), Duration::ZERO).await {
-        // Not accepted: free the key so that the client's retry is accepted.
-        if let Some(k) = &idempotency_key {
-            let _ = p
-                .store
-                .delete(&keys::idempotency(&trigger.id, k), Cond::Any)
-                .await;
+        // Not accepted: release our claim so that the client's retry is accepted.
+        if let Some((key, version)) = &claim {
+            let _ = p.store.delete(key, Cond::Version(*version)).await;
         }
         return Err(e.into());
     }
+    if let Some((key, version)) = claim {
+        let expires =
+            p.clock.now() + chrono::TimeDelta::from_std(IDEMPOTENCY_WINDOW).expect("in range");
+        let queued = json!({"request_id": request_id, "body_sha256": super::sha256_hex_bytes(&body), "state": "queued"});
+        if let Err(e) = p
+            .store
+            .put(
+                Put::new(key, queued)
+                    .when(Cond::Version(version))
+                    .expires(expires),
+            )
+            .await
+        {
+            // The request is queued; its claim stays pending and lapses soon.
+            tracing::warn!(error = %e, "could not mark an idempotency key queued");
+        }
+    }
     Ok(captured(&request_id))
+}
+
+/// How long a claimed key may stay pending (claimed, not yet queued) before
+/// it lapses, should the process die between the two.
+const PENDING_WINDOW: Duration = Duration::from_secs(60);
+
+enum Claim {
+    /// This request holds the key: the item and its version.
+    Ours(crate::ports::Key, u64),
+    /// A repeat of a queued request: its id.
+    Repeat(String),
+}
+
+/// Claims an `Idempotency-Key` for this request, or answers why not.
+async fn claim_key(
+    p: &Platform,
+    trigger: &str,
+    k: &str,
+    request_id: &str,
+    body: &[u8],
+) -> Result<Claim, ApiError> {
+    let key = keys::idempotency(trigger, k);
+    let hash = super::sha256_hex_bytes(body);
+    let pending_until =
+        p.clock.now() + chrono::TimeDelta::from_std(PENDING_WINDOW).expect("in range");
+    let pending = json!({"request_id": request_id, "body_sha256": hash, "state": "pending"});
+    match p
+        .store
+        .put(
+            Put::new(key.clone(), pending)
+                .when(Cond::Absent)
+                .expires(pending_until),
+        )
+        .await
+    {
+        Ok(version) => return Ok(Claim::Ours(key, version)),
+        Err(StoreError::Conflict) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let first = p.store.get(&key).await?;
+    let busy = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_in_use",
+            "a request with this Idempotency-Key is being accepted; retry in a moment",
+        )
+    };
+    let Some(first) = first else {
+        return Err(busy());
+    };
+    if first.body["body_sha256"] != hash.as_str() {
+        return Err(ApiError::invalid(
+            "idempotency_key_reused",
+            "this Idempotency-Key came with a different body: use a new key for a new request",
+        ));
+    }
+    match (
+        first.body["state"].as_str(),
+        first.body["request_id"].as_str(),
+    ) {
+        (Some("queued"), Some(id)) => Ok(Claim::Repeat(id.to_string())),
+        _ => Err(busy()),
+    }
 }
 
 fn captured(request_id: &str) -> axum::Json<Value> {
@@ -173,11 +230,31 @@ pub fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>
             .with_details(json!({"line": e.line(), "column": e.column()}))
     })?;
     match value {
+        Value::Object(map) if 1 + map.values().map(depth).max().unwrap_or(0) > MAX_DEPTH => {
+            Err(ApiError::invalid(
+                "too_deep",
+                format!(
+                    "the body nests deeper than {MAX_DEPTH} levels, more than the request log can keep"
+                ),
+            ))
+        }
         Value::Object(map) => Ok(map),
         other => Err(ApiError::invalid(
             "not_an_object",
             format!("the body must be a JSON object, not {}", kind_of(&other)),
         )),
+    }
+}
+
+/// DynamoDB stores documents nested at most 32 deep; the request log keeps
+/// the payload two levels down, and leaves room to spare.
+const MAX_DEPTH: usize = 24;
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -250,6 +327,14 @@ mod tests {
             h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
         }
         h
+    }
+
+    #[test]
+    fn depth_limit() {
+        let nested = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n), "]".repeat(n));
+        assert!(parse_body(&headers(Some("application/json")), nested(MAX_DEPTH - 1).as_bytes()).is_ok());
+        let err = parse_body(&headers(Some("application/json")), nested(MAX_DEPTH).as_bytes()).unwrap_err();
+        assert_eq!((err.status.as_u16(), err.code), (422, "too_deep"));
     }
 
     #[test]

@@ -96,7 +96,11 @@ impl Trigger {
 }
 
 pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
+    sha256_hex_bytes(text.as_bytes())
+}
+
+pub fn sha256_hex_bytes(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -330,14 +334,21 @@ pub const TRIGGER_CACHE_TTL: std::time::Duration = std::time::Duration::from_sec
 /// Triggers as ingest last read them: reading and decoding the trigger was
 /// the largest part of accepting a request.
 #[derive(Default)]
-pub struct TriggerCache(Mutex<HashMap<String, Cached>>);
+pub struct TriggerCache {
+    entries: Mutex<HashMap<String, Cached>>,
+    /// Bumped by every local edit. A lookup caches what it read only if no
+    /// edit happened while it was reading, so it cannot put back a trigger
+    /// that an edit has just replaced.
+    edits: std::sync::atomic::AtomicU64,
+}
 
 /// When it was read, and what: the trigger or its absence.
 type Cached = (std::time::Instant, Option<std::sync::Arc<Trigger>>);
 
 impl TriggerCache {
     fn drop_entry(&self, id: &str) {
-        self.0.lock().expect("cache lock").remove(id);
+        self.edits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.entries.lock().expect("cache lock").remove(id);
     }
 }
 
@@ -347,20 +358,25 @@ pub async fn find_for_ingest(
     platform: &Platform,
     id: &str,
 ) -> Result<Option<std::sync::Arc<Trigger>>, StoreError> {
-    if let Some((at, found)) = platform.triggers.0.lock().expect("cache lock").get(id)
+    let cache = &platform.triggers;
+    if let Some((at, found)) = cache.entries.lock().expect("cache lock").get(id)
         && at.elapsed() < TRIGGER_CACHE_TTL
     {
         return Ok(found.clone());
     }
+    let edits = cache.edits.load(std::sync::atomic::Ordering::SeqCst);
     let found = find(platform, id)
         .await?
         .map(|(t, _)| std::sync::Arc::new(t));
-    let mut cache = platform.triggers.0.lock().expect("cache lock");
-    if cache.len() >= CACHE_ENTRIES {
-        cache.retain(|_, (at, _)| at.elapsed() < TRIGGER_CACHE_TTL);
+    let mut entries = cache.entries.lock().expect("cache lock");
+    if edits != cache.edits.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(found); // an edit raced this read: answer it, but do not keep it
     }
-    if cache.len() < CACHE_ENTRIES {
-        cache.insert(id.to_string(), (std::time::Instant::now(), found.clone()));
+    if entries.len() >= CACHE_ENTRIES {
+        entries.retain(|_, (at, _)| at.elapsed() < TRIGGER_CACHE_TTL);
+    }
+    if entries.len() < CACHE_ENTRIES {
+        entries.insert(id.to_string(), (std::time::Instant::now(), found.clone()));
     }
     Ok(found)
 }

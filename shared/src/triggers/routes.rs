@@ -237,6 +237,9 @@ async fn load(
     id: &str,
     request_id: &str,
 ) -> Result<RequestRecord, ApiError> {
+    if !crate::ids::looks_like(request_id, "req") {
+        return Err(ApiError::not_found("request"));
+    }
     super::get(p, account, id).await?;
     let item = p
         .store
