@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Action, Trigger};
 use crate::Platform;
-use crate::collections::{self, Kind};
+use crate::collections;
 use crate::contacts::{self, Changes, Contact, UpsertError};
 use crate::keys;
 use crate::ports::{Cond, Put, StoreError};
@@ -194,53 +194,27 @@ async fn run_action(
         ok,
         detail,
     };
-    let gone =
-        |kind: Kind, id: &str| outcome(false, format!("{} {id} no longer exists", kind.word()));
+    if let Some((kind, id)) = action.collection() {
+        if collections::find(p, kind, &m.account, id).await?.is_none() {
+            return Ok(outcome(
+                false,
+                format!("{} {id} no longer exists", kind.word()),
+            ));
+        }
+        let done = match action {
+            Action::AddToList { .. } => {
+                collections::add_to_list(p, &m.account, id, contact).await?
+            }
+            Action::AddToSequence { .. } => {
+                collections::add_to_sequence(p, &m.account, id, contact).await?
+            }
+            _ => collections::stop_sequence(p, &m.account, id, contact).await?,
+        };
+        return Ok(outcome(true, done.as_str().into()));
+    }
     Ok(match action {
-        Action::AddToList { list_id } => {
-            if collections::find(p, Kind::List, &m.account, list_id)
-                .await?
-                .is_none()
-            {
-                return Ok(gone(Kind::List, list_id));
-            }
-            outcome(
-                true,
-                collections::add_to_list(p, &m.account, list_id, contact)
-                    .await?
-                    .as_str()
-                    .into(),
-            )
-        }
-        Action::AddToSequence { sequence_id } => {
-            if collections::find(p, Kind::Sequence, &m.account, sequence_id)
-                .await?
-                .is_none()
-            {
-                return Ok(gone(Kind::Sequence, sequence_id));
-            }
-            outcome(
-                true,
-                collections::add_to_sequence(p, &m.account, sequence_id, contact)
-                    .await?
-                    .as_str()
-                    .into(),
-            )
-        }
-        Action::StopSequence { sequence_id } => {
-            if collections::find(p, Kind::Sequence, &m.account, sequence_id)
-                .await?
-                .is_none()
-            {
-                return Ok(gone(Kind::Sequence, sequence_id));
-            }
-            outcome(
-                true,
-                collections::stop_sequence(p, &m.account, sequence_id, contact)
-                    .await?
-                    .as_str()
-                    .into(),
-            )
+        Action::AddToList { .. } | Action::AddToSequence { .. } | Action::StopSequence { .. } => {
+            unreachable!("collection actions are handled above")
         }
         Action::UpdateContact {} => {
             outcome(true, if created { "created" } else { "updated" }.into())

@@ -332,8 +332,18 @@ mod tests {
     #[test]
     fn depth_limit() {
         let nested = |n: usize| format!("{{\"a\":{}1{}}}", "[".repeat(n), "]".repeat(n));
-        assert!(parse_body(&headers(Some("application/json")), nested(MAX_DEPTH - 1).as_bytes()).is_ok());
-        let err = parse_body(&headers(Some("application/json")), nested(MAX_DEPTH).as_bytes()).unwrap_err();
+        assert!(
+            parse_body(
+                &headers(Some("application/json")),
+                nested(MAX_DEPTH - 1).as_bytes()
+            )
+            .is_ok()
+        );
+        let err = parse_body(
+            &headers(Some("application/json")),
+            nested(MAX_DEPTH).as_bytes(),
+        )
+        .unwrap_err();
         assert_eq!((err.status.as_u16(), err.code), (422, "too_deep"));
     }
 

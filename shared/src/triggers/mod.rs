@@ -55,6 +55,17 @@ pub enum Action {
 }
 
 impl Action {
+    /// The list or sequence the action works on, if it works on one.
+    pub fn collection(&self) -> Option<(Kind, &str)> {
+        match self {
+            Action::AddToList { list_id } => Some((Kind::List, list_id)),
+            Action::AddToSequence { sequence_id } | Action::StopSequence { sequence_id } => {
+                Some((Kind::Sequence, sequence_id))
+            }
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Action::AddToList { .. } => "add_to_list",
@@ -220,15 +231,14 @@ pub async fn parse_actions(
         {
             return Err(fail(format!("{kind} has no field {extra:?}")));
         }
+        if let Some((kind, id)) = action.collection() {
+            exists(platform, kind, account, id).await.map_err(fail)?;
+        }
         match &action {
-            Action::AddToList { list_id } => exists(platform, Kind::List, account, list_id)
-                .await
-                .map_err(fail)?,
-            Action::AddToSequence { sequence_id } | Action::StopSequence { sequence_id } => {
-                exists(platform, Kind::Sequence, account, sequence_id)
-                    .await
-                    .map_err(fail)?
-            }
+            Action::AddToList { .. }
+            | Action::AddToSequence { .. }
+            | Action::StopSequence { .. }
+            | Action::UpdateContact {} => {}
             Action::SendMessage {
                 webhook_id,
                 template,
@@ -239,7 +249,6 @@ pub async fn parse_actions(
                 check_template(template).map_err(fail)?;
             }
             Action::PublishEvent { event } => check_event_name(event).map_err(fail)?,
-            Action::UpdateContact {} => {}
         }
         actions.push(action);
     }
