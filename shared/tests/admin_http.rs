@@ -408,6 +408,7 @@ async fn deleting_a_list_purges_its_members_in_the_background() {
             hookline::contacts::Identifier::Email,
             &changes,
             true,
+            chrono::Utc::now(),
         )
         .await
         .unwrap();

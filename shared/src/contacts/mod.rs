@@ -56,6 +56,11 @@ pub struct Contact {
     pub lists: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the request that last set its fields was received: changes from
+    /// an older request (redelivered, or overtaken in the queue) are not
+    /// applied over newer ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_by_request_at: Option<DateTime<Utc>>,
 }
 
 impl Contact {
@@ -124,6 +129,26 @@ impl Changes {
             Identifier::Email => self.email.as_ref().map(Email::as_str),
             Identifier::PhoneNumber => self.phone_number.as_ref().map(PhoneNumber::as_str),
         }
+    }
+
+    fn fill_gaps(&self, c: &mut Contact, now: DateTime<Utc>) {
+        let fill = |field: &mut Option<String>, value: Option<&str>| {
+            if field.is_none() {
+                *field = value.map(String::from);
+            }
+        };
+        fill(&mut c.email, self.email.as_ref().map(Email::as_str));
+        fill(
+            &mut c.phone_number,
+            self.phone_number.as_ref().map(PhoneNumber::as_str),
+        );
+        fill(&mut c.name, self.name.as_deref());
+        fill(&mut c.first_name, self.first_name.as_deref());
+        fill(&mut c.last_name, self.last_name.as_deref());
+        for (k, v) in &self.fields {
+            c.fields.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        c.updated_at = now;
     }
 
     fn apply_to(&self, c: &mut Contact, now: DateTime<Utc>) {
@@ -211,6 +236,7 @@ pub async fn upsert(
     identifier: Identifier,
     changes: &Changes,
     update_existing: bool,
+    received_at: DateTime<Utc>,
 ) -> Result<(Contact, bool), UpsertError> {
     let Some(key_value) = changes.identifier(identifier) else {
         return Err(UpsertError::Invalid(format!(
@@ -237,6 +263,7 @@ pub async fn upsert(
                     last_name: None,
                     fields: Map::new(),
                     lists: Vec::new(),
+                    changed_by_request_at: None,
                     created_at: now,
                     updated_at: now,
                 },
@@ -244,7 +271,17 @@ pub async fn upsert(
             ),
         };
         let before_other = contact.identifier(identifier.other()).map(String::from);
-        changes.apply_to(&mut contact, now);
+        if contact
+            .changed_by_request_at
+            .is_some_and(|t| t > received_at)
+        {
+            // An older request than the one that last changed the contact:
+            // it may fill what is empty, never overwrite what is newer.
+            changes.fill_gaps(&mut contact, now);
+        } else {
+            changes.apply_to(&mut contact, now);
+            contact.changed_by_request_at = Some(received_at);
+        }
         let mut writes = vec![Write::Put(
             Put::new(
                 keys::contact(account, &contact.id),

@@ -20,6 +20,7 @@ async fn upsert_creates_then_updates_by_identifier() {
         Identifier::Email,
         &changes(Some("John@Example.com"), None, Some("John")),
         true,
+        chrono::Utc::now(),
     )
     .await
     .unwrap();
@@ -35,6 +36,7 @@ async fn upsert_creates_then_updates_by_identifier() {
             Some("John Doe"),
         ),
         true,
+        chrono::Utc::now(),
     )
     .await
     .unwrap();
@@ -60,6 +62,7 @@ async fn upsert_creates_then_updates_by_identifier() {
         Identifier::PhoneNumber,
         &changes(Some("x@example.com"), None, None),
         true,
+        chrono::Utc::now(),
     )
     .await
     .unwrap_err();
@@ -75,10 +78,17 @@ async fn concurrent_upserts_make_one_contact() {
             tokio::spawn(async move {
                 let mut c = changes(Some("race@example.com"), None, None);
                 c.fields.insert(format!("f{i}"), serde_json::json!(i));
-                upsert(&p, "acct_x", Identifier::Email, &c, true)
-                    .await
-                    .unwrap()
-                    .0
+                upsert(
+                    &p,
+                    "acct_x",
+                    Identifier::Email,
+                    &c,
+                    true,
+                    chrono::Utc::now(),
+                )
+                .await
+                .unwrap()
+                .0
             })
         })
         .collect();
@@ -127,6 +137,7 @@ async fn an_existing_contact_changes_only_when_asked() {
         Identifier::Email,
         &changes(Some("a@example.com"), None, Some("First")),
         false,
+        chrono::Utc::now(),
     )
     .await
     .unwrap();
@@ -136,6 +147,7 @@ async fn an_existing_contact_changes_only_when_asked() {
         Identifier::Email,
         &changes(Some("a@example.com"), None, Some("Second")),
         false,
+        chrono::Utc::now(),
     )
     .await
     .unwrap();
@@ -147,8 +159,66 @@ async fn an_existing_contact_changes_only_when_asked() {
         Identifier::Email,
         &changes(Some("a@example.com"), None, Some("Second")),
         true,
+        chrono::Utc::now(),
     )
     .await
     .unwrap();
     assert_eq!(c.name.as_deref(), Some("Second"));
+}
+
+#[tokio::test]
+async fn an_older_request_does_not_overwrite_a_newer_one() {
+    let (p, _dir) = Platform::for_tests().await;
+    let t0 = chrono::Utc::now();
+    let later = t0 + chrono::TimeDelta::seconds(5);
+    upsert(
+        &p,
+        "acct_x",
+        Identifier::Email,
+        &changes(Some("o@example.com"), None, Some("Newer")),
+        true,
+        later,
+    )
+    .await
+    .unwrap();
+    // The older request arrives (or is delivered again) after the newer one.
+    let (c, _) = upsert(
+        &p,
+        "acct_x",
+        Identifier::Email,
+        &changes(Some("o@example.com"), None, Some("Older")),
+        true,
+        t0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.name.as_deref(), Some("Newer"));
+    // It still fills what the newer one left empty.
+    let mut older = changes(
+        Some("o@example.com"),
+        Some("+1 215 555 6677"),
+        Some("Older"),
+    );
+    older
+        .fields
+        .insert("source".into(), serde_json::json!("crm"));
+    let (c, _) = upsert(&p, "acct_x", Identifier::Email, &older, true, t0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.name.as_deref(), c.phone_number.as_deref()),
+        (Some("Newer"), Some("12155556677"))
+    );
+    assert_eq!(c.fields["source"], "crm");
+    let (c, _) = upsert(
+        &p,
+        "acct_x",
+        Identifier::Email,
+        &changes(Some("o@example.com"), None, Some("Newest")),
+        true,
+        later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.name.as_deref(), Some("Newest"), "the same time applies");
 }

@@ -147,17 +147,25 @@ async fn run(
         .actions
         .iter()
         .any(|a| matches!(a, Action::UpdateContact {}));
-    let (contact, created) =
-        match contacts::upsert(p, &m.account, trigger.identifier, &changes, update).await {
-            Ok(c) => c,
-            Err(UpsertError::Invalid(reason)) => return Ok(Err(reason)),
-            Err(UpsertError::Store(StoreError::TooLarge(m))) => {
-                return Ok(Err(format!(
-                    "the contact would be too large to store ({m})"
-                )));
-            }
-            Err(UpsertError::Store(e)) => return Err(e),
-        };
+    let (contact, created) = match contacts::upsert(
+        p,
+        &m.account,
+        trigger.identifier,
+        &changes,
+        update,
+        m.received_at,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(UpsertError::Invalid(reason)) => return Ok(Err(reason)),
+        Err(UpsertError::Store(StoreError::TooLarge(m))) => {
+            return Ok(Err(format!(
+                "the contact would be too large to store ({m})"
+            )));
+        }
+        Err(UpsertError::Store(e)) => return Err(e),
+    };
     record.contact_created = created;
     for (i, action) in trigger.actions.iter().enumerate() {
         let outcome = run_action(p, m, &contact, created, i, action).await?;
