@@ -264,6 +264,8 @@ pub enum Membership {
     Stopped,
     AlreadyStopped,
     NotEnrolled,
+    /// A newer request changed the membership; this older one changes nothing.
+    Superseded,
 }
 
 impl Membership {
@@ -274,6 +276,7 @@ impl Membership {
             Membership::Stopped => "stopped",
             Membership::AlreadyStopped => "already stopped",
             Membership::NotEnrolled => "not in the sequence",
+            Membership::Superseded => "left as a newer request set it",
         }
     }
 }
@@ -301,55 +304,40 @@ pub async fn add_to_list(
     })
 }
 
-/// Enrols the contact in a sequence, or starts it again if it was stopped.
+/// Whether a request received at `at` is older than the one that last
+/// changed this member: a redelivered old request must not undo a newer one.
+fn outdated(member: &Value, at: DateTime<Utc>) -> bool {
+    member["changed_by_request_at"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|t| t > at)
+}
+
+/// Enrols the contact in a sequence, or starts it again if it was stopped,
+/// unless a newer request has changed its membership since `received_at`.
 pub async fn add_to_sequence(
     platform: &Platform,
     account: &str,
     sequence_id: &str,
     contact: &crate::contacts::Contact,
+    received_at: DateTime<Utc>,
 ) -> Result<Membership, StoreError> {
     let now = platform.clock.now();
     let key = member_key(Kind::Sequence, account, sequence_id, &contact.id);
     let added = update_member(platform, key, |current| {
-        if current.is_some_and(|m| m["status"] == "active") {
+        if current.is_some_and(|m| m["status"] == "active" || outdated(m, received_at)) {
             return None;
         }
         let mut member = contact.summary();
         member["status"] = "active".into();
         member["added_at"] = serde_json::json!(now);
         member["stopped_at"] = Value::Null;
+        member["changed_by_request_at"] = serde_json::json!(received_at);
         Some(member)
     })
     .await?;
-    Ok(if added {
-        Membership::Added
-    } else {
-        Membership::AlreadyThere
-    })
-}
-
-/// Stops the contact's sequence, if it is in it.
-pub async fn stop_sequence(
-    platform: &Platform,
-    account: &str,
-    sequence_id: &str,
-    contact: &crate::contacts::Contact,
-) -> Result<Membership, StoreError> {
-    let now = platform.clock.now();
-    let key = member_key(Kind::Sequence, account, sequence_id, &contact.id);
-    let stopped = update_member(platform, key, |current| {
-        let current = current?;
-        if current["status"] == "stopped" {
-            return None;
-        }
-        let mut member = current.clone();
-        member["status"] = "stopped".into();
-        member["stopped_at"] = serde_json::json!(now);
-        Some(member)
-    })
-    .await?;
-    if stopped {
-        return Ok(Membership::Stopped);
+    if added {
+        return Ok(Membership::Added);
     }
     let member = platform
         .store
@@ -360,11 +348,117 @@ pub async fn stop_sequence(
             &contact.id,
         ))
         .await?;
-    Ok(if member.is_some() {
-        Membership::AlreadyStopped
-    } else {
-        Membership::NotEnrolled
+    Ok(match member {
+        Some(m) if m.body["status"] != "active" && outdated(&m.body, received_at) => {
+            Membership::Superseded
+        }
+        _ => Membership::AlreadyThere,
+    })
+}
+
+/// Stops the contact's sequence, if it is in it and no newer request has
+/// changed its membership since `received_at`.
+pub async fn stop_sequence(
+    platform: &Platform,
+    account: &str,
+    sequence_id: &str,
+    contact: &crate::contacts::Contact,
+    received_at: DateTime<Utc>,
+) -> Result<Membership, StoreError> {
+    let now = platform.clock.now();
+    let key = member_key(Kind::Sequence, account, sequence_id, &contact.id);
+    let stopped = update_member(platform, key.clone(), |current| {
+        let current = current?;
+        if current["status"] == "stopped" || outdated(current, received_at) {
+            return None;
+        }
+        let mut member = current.clone();
+        member["status"] = "stopped".into();
+        member["stopped_at"] = serde_json::json!(now);
+        member["changed_by_request_at"] = serde_json::json!(received_at);
+        Some(member)
+    })
+    .await?;
+    if stopped {
+        return Ok(Membership::Stopped);
+    }
+    let member = platform.store.get(&key).await?;
+    Ok(match member {
+        Some(m) if m.body["status"] == "stopped" => Membership::AlreadyStopped,
+        Some(_) => Membership::Superseded,
+        None => Membership::NotEnrolled,
     })
 }
 
 pub mod routes;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contacts::{Changes, Identifier};
+    use chrono::TimeDelta;
+
+    #[tokio::test]
+    async fn an_older_request_does_not_undo_a_newer_sequence_change() {
+        let (p, _dir) = Platform::for_tests().await;
+        let seq = create(&p, Kind::Sequence, "acct_x", "Onboarding")
+            .await
+            .unwrap();
+        let changes = Changes::parse(crate::transforms::ContactFields {
+            email: Some("s@example.com".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let now = Utc::now();
+        let (contact, _) =
+            crate::contacts::upsert(&p, "acct_x", Identifier::Email, &changes, true, now)
+                .await
+                .unwrap();
+        let t = |s: i64| now + TimeDelta::seconds(s);
+        let status = || async {
+            let m = p
+                .store
+                .get(&member_key(Kind::Sequence, "acct_x", &seq.id, &contact.id))
+                .await
+                .unwrap()
+                .unwrap();
+            m.body["status"].as_str().unwrap().to_string()
+        };
+        assert_eq!(
+            add_to_sequence(&p, "acct_x", &seq.id, &contact, t(2))
+                .await
+                .unwrap(),
+            Membership::Added
+        );
+        // A stop received before the enrolment arrives late: it changes nothing.
+        assert_eq!(
+            stop_sequence(&p, "acct_x", &seq.id, &contact, t(1))
+                .await
+                .unwrap(),
+            Membership::Superseded
+        );
+        assert_eq!(status().await, "active");
+        assert_eq!(
+            stop_sequence(&p, "acct_x", &seq.id, &contact, t(3))
+                .await
+                .unwrap(),
+            Membership::Stopped
+        );
+        // The enrolment delivered again does not start the sequence again.
+        assert_eq!(
+            add_to_sequence(&p, "acct_x", &seq.id, &contact, t(2))
+                .await
+                .unwrap(),
+            Membership::Superseded
+        );
+        assert_eq!(status().await, "stopped");
+        // A newer enrolment does.
+        assert_eq!(
+            add_to_sequence(&p, "acct_x", &seq.id, &contact, t(4))
+                .await
+                .unwrap(),
+            Membership::Added
+        );
+        assert_eq!(status().await, "active");
+    }
+}

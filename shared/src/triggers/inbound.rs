@@ -214,9 +214,9 @@ async fn run_action(
                 collections::add_to_list(p, &m.account, id, contact).await?
             }
             Action::AddToSequence { .. } => {
-                collections::add_to_sequence(p, &m.account, id, contact).await?
+                collections::add_to_sequence(p, &m.account, id, contact, m.received_at).await?
             }
-            _ => collections::stop_sequence(p, &m.account, id, contact).await?,
+            _ => collections::stop_sequence(p, &m.account, id, contact, m.received_at).await?,
         };
         return Ok(outcome(true, done.as_str().into()));
     }
