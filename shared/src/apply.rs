@@ -21,6 +21,8 @@ pub enum ApplyMessage {
         account: String,
         id: String,
     },
+    /// Remove the request log of a deleted trigger.
+    PurgeTriggerLog { account: String, trigger_id: String },
 }
 
 impl ApplyMessage {
@@ -44,6 +46,10 @@ impl ApplyHandler {
             ApplyMessage::Purge { kind, account, id } => {
                 collections::purge_members(&self.platform, *kind, account, id).await
             }
+            ApplyMessage::PurgeTriggerLog {
+                account,
+                trigger_id,
+            } => crate::triggers::purge_log(&self.platform, account, trigger_id).await,
         }
     }
 }

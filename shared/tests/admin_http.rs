@@ -513,3 +513,65 @@ async fn every_documented_operation_is_routed() {
     }
     assert!(checked >= 27, "only {checked} operations documented");
 }
+
+#[tokio::test]
+async fn deleting_a_trigger_purges_its_request_log() {
+    let a = Admin::new().await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let handler = Arc::new(hookline::apply::ApplyHandler::new(a.platform.clone()));
+    let worker = tokio::spawn(hookline::work::drive(
+        a.platform.apply_queue.clone(),
+        handler,
+        rx,
+    ));
+    let (status, t) = a.post("/v1/triggers", json!({"name": "T"})).await;
+    assert_eq!(status, 201);
+    let id = t["id"].as_str().unwrap().to_string();
+    for i in 0..3 {
+        let body = json!({ "email": format!("p{i}@example.com") }).to_string();
+        let (status, _) = a
+            .call(
+                Method::POST,
+                &format!("/hooks/{id}"),
+                None,
+                Some("application/json"),
+                &body,
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let log = hookline::keys::trigger_requests(hookline::accounts::DEFAULT_ACCOUNT, &id);
+    let count = || async {
+        a.platform
+            .store
+            .query(hookline::ports::Query::new(log.clone(), ""))
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count().await < 3 {
+        assert!(std::time::Instant::now() < deadline, "requests not applied");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (status, _) = a
+        .call(
+            Method::DELETE,
+            &format!("/v1/triggers/{id}"),
+            Some(&a.key),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(status, 204);
+    while count().await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "request log not purged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    worker.await.unwrap();
+}

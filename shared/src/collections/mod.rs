@@ -12,7 +12,8 @@ use crate::http::ApiError;
 use crate::ids;
 use crate::keys;
 use crate::ports::store::{OPTIMISTIC_ATTEMPTS, contention_pause};
-use crate::ports::{Cond, Key, Page, Put, Query, StoreError, Write};
+use crate::ports::store::{delete_items, first_page};
+use crate::ports::{Cond, Key, Page, Put, Query, StoreError};
 
 /// Which collection: its id prefix, key word and name in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,27 +233,19 @@ pub async fn purge_members(
     {
         return Err(StoreError::Conflict);
     }
+    let pk = keys::members(kind, account, id);
     loop {
-        let mut q = Query::new(keys::members(kind, account, id), "");
-        q.limit = 25;
-        let page = platform.store.query(q).await?;
-        if page.items.is_empty() {
+        let page = first_page(&*platform.store, &pk).await?;
+        if page.is_empty() {
             return Ok(());
         }
+        // The contacts first: once the members are gone, nothing finds them.
         if kind == Kind::List {
-            for member in &page.items {
+            for member in &page {
                 crate::contacts::remove_list(platform, account, &member.key.sk, id).await?;
             }
         }
-        let deletes = page
-            .items
-            .into_iter()
-            .map(|i| Write::Delete {
-                key: i.key,
-                cond: Cond::Any,
-            })
-            .collect();
-        platform.store.write_all(deletes).await?;
+        delete_items(&*platform.store, page).await?;
     }
 }
 

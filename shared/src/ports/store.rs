@@ -248,3 +248,22 @@ pub async fn contention_pause(attempt: u32) {
     let ms = rand::rng().random_range(0..=ceiling_ms);
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }
+
+/// The first page (25 items) of a partition being emptied.
+pub async fn first_page(store: &dyn Store, pk: &str) -> Result<Vec<Item>, StoreError> {
+    let mut q = Query::new(pk, "");
+    q.limit = 25;
+    Ok(store.query(q).await?.items)
+}
+
+/// Deletes the items in one transaction (at most [`MAX_WRITE_ALL`]).
+pub async fn delete_items(store: &dyn Store, items: Vec<Item>) -> Result<(), StoreError> {
+    let deletes = items
+        .into_iter()
+        .map(|i| Write::Delete {
+            key: i.key,
+            cond: Cond::Any,
+        })
+        .collect();
+    store.write_all(deletes).await
+}

@@ -456,6 +456,16 @@ pub async fn rotate_key(
 
 pub async fn delete(platform: &Platform, account: &str, id: &str) -> Result<(), ApiError> {
     let (t, version) = get(platform, account, id).await?;
+    // Queued first, so that no deleted trigger keeps its log for want of a
+    // message; the purge waits until the trigger is gone.
+    let purge = crate::apply::ApplyMessage::PurgeTriggerLog {
+        account: account.to_string(),
+        trigger_id: t.id.clone(),
+    };
+    platform
+        .apply_queue
+        .send(purge.encode(), std::time::Duration::ZERO)
+        .await?;
     platform
         .store
         .write_all(vec![
@@ -471,6 +481,31 @@ pub async fn delete(platform: &Platform, account: &str, id: &str) -> Result<(), 
         .await?;
     platform.triggers.drop_entry(&t.id);
     Ok(())
+}
+
+/// Removes a deleted trigger's request log. While the trigger exists (its
+/// delete is in flight, or failed) this answers `Conflict`, to be retried.
+pub async fn purge_log(
+    platform: &Platform,
+    account: &str,
+    trigger_id: &str,
+) -> Result<(), StoreError> {
+    if platform
+        .store
+        .get(&keys::trigger(trigger_id))
+        .await?
+        .is_some()
+    {
+        return Err(StoreError::Conflict);
+    }
+    let pk = keys::trigger_requests(account, trigger_id);
+    loop {
+        let page = crate::ports::store::first_page(&*platform.store, &pk).await?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        crate::ports::store::delete_items(&*platform.store, page).await?;
+    }
 }
 
 /// Compiled transforms of the triggers this process has applied, so a warm
