@@ -29,6 +29,14 @@ impl ApplyMessage {
     pub fn encode(&self) -> String {
         serde_json::to_string(self).expect("apply messages serialise")
     }
+
+    /// Queues the message to be applied now.
+    pub async fn send(&self, platform: &Platform) -> Result<String, crate::ports::QueueError> {
+        platform
+            .apply_queue
+            .send(self.encode(), std::time::Duration::ZERO)
+            .await
+    }
 }
 
 pub struct ApplyHandler {

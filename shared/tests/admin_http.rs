@@ -76,6 +76,37 @@ impl Admin {
     }
 }
 
+/// Waits until `done` answers true; fails the test after 20 s.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The apply queue's worker, as `hookline serve` runs it; send `true` to stop it.
+fn start_worker(
+    platform: &Arc<Platform>,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let handler = Arc::new(hookline::apply::ApplyHandler::new(platform.clone()));
+    (
+        stop,
+        tokio::spawn(hookline::work::drive(
+            platform.apply_queue.clone(),
+            handler,
+            rx,
+        )),
+    )
+}
+
 fn assert_error(got: &(StatusCode, Value), status: u16, code: &str) {
     assert_eq!(got.0.as_u16(), status, "{got:?}");
     assert_eq!(got.1["error"]["code"], code, "{got:?}");
@@ -440,31 +471,17 @@ async fn deleting_a_list_purges_its_members_in_the_background() {
         .0,
         204
     );
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let handler = Arc::new(hookline::apply::ApplyHandler::new(a.platform.clone()));
-    let worker = tokio::spawn(hookline::work::drive(
-        a.platform.apply_queue.clone(),
-        handler,
-        rx,
-    ));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let left = a
-            .platform
-            .store
+    let (stop, worker) = start_worker(&a.platform);
+    let store = &a.platform.store;
+    eventually("members purged", async || {
+        store
             .query(hookline::ports::Query::new(members.clone(), ""))
             .await
-            .unwrap();
-        if left.items.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "members not purged: {} left",
-            left.items.len()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+            .unwrap()
+            .items
+            .is_empty()
+    })
+    .await;
     stop.send(true).unwrap();
     worker.await.unwrap();
     // The contacts no longer name the deleted list.
@@ -517,13 +534,7 @@ async fn every_documented_operation_is_routed() {
 #[tokio::test]
 async fn deleting_a_trigger_purges_its_request_log() {
     let a = Admin::new().await;
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let handler = Arc::new(hookline::apply::ApplyHandler::new(a.platform.clone()));
-    let worker = tokio::spawn(hookline::work::drive(
-        a.platform.apply_queue.clone(),
-        handler,
-        rx,
-    ));
+    let (stop, worker) = start_worker(&a.platform);
     let (status, t) = a.post("/v1/triggers", json!({"name": "T"})).await;
     assert_eq!(status, 201);
     let id = t["id"].as_str().unwrap().to_string();
@@ -550,11 +561,7 @@ async fn deleting_a_trigger_purges_its_request_log() {
             .items
             .len()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while count().await < 3 {
-        assert!(std::time::Instant::now() < deadline, "requests not applied");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually("requests applied", async || count().await == 3).await;
     let (status, _) = a
         .call(
             Method::DELETE,
@@ -565,13 +572,7 @@ async fn deleting_a_trigger_purges_its_request_log() {
         )
         .await;
     assert_eq!(status, 204);
-    while count().await > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "request log not purged"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually("request log purged", async || count().await == 0).await;
     stop.send(true).unwrap();
     worker.await.unwrap();
 }

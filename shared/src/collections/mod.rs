@@ -11,8 +11,8 @@ use crate::apply::ApplyMessage;
 use crate::http::ApiError;
 use crate::ids;
 use crate::keys;
+use crate::ports::store::clear_partition;
 use crate::ports::store::{OPTIMISTIC_ATTEMPTS, contention_pause};
-use crate::ports::store::{delete_items, first_page};
 use crate::ports::{Cond, Key, Page, Put, Query, StoreError};
 
 /// Which collection: its id prefix, key word and name in messages.
@@ -204,10 +204,7 @@ pub async fn delete(
     };
     // Queue the purge first, so that no deleted collection keeps its members
     // for want of a message. The purge runs only once the collection is gone.
-    platform
-        .apply_queue
-        .send(purge.encode(), std::time::Duration::ZERO)
-        .await?;
+    purge.send(platform).await?;
     platform
         .store
         .delete(&keys::collection(kind, account, id), Cond::Any)
@@ -234,19 +231,21 @@ pub async fn purge_members(
         return Err(StoreError::Conflict);
     }
     let pk = keys::members(kind, account, id);
-    loop {
-        let page = first_page(&*platform.store, &pk).await?;
-        if page.is_empty() {
-            return Ok(());
-        }
+    if kind == Kind::List {
         // The contacts first: once the members are gone, nothing finds them.
-        if kind == Kind::List {
-            for member in &page {
+        let mut q = Query::new(pk.clone(), "");
+        loop {
+            let page = platform.store.query(q.clone()).await?;
+            for member in &page.items {
                 crate::contacts::remove_list(platform, account, &member.key.sk, id).await?;
             }
+            match page.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => break,
+            }
         }
-        delete_items(&*platform.store, page).await?;
     }
+    clear_partition(&*platform.store, &pk).await
 }
 
 /// What an action did, for the request log.

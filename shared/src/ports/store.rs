@@ -249,21 +249,23 @@ pub async fn contention_pause(attempt: u32) {
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }
 
-/// The first page (25 items) of a partition being emptied.
-pub async fn first_page(store: &dyn Store, pk: &str) -> Result<Vec<Item>, StoreError> {
-    let mut q = Query::new(pk, "");
-    q.limit = 25;
-    Ok(store.query(q).await?.items)
-}
-
-/// Deletes the items in one transaction (at most [`MAX_WRITE_ALL`]).
-pub async fn delete_items(store: &dyn Store, items: Vec<Item>) -> Result<(), StoreError> {
-    let deletes = items
-        .into_iter()
-        .map(|i| Write::Delete {
-            key: i.key,
-            cond: Cond::Any,
-        })
-        .collect();
-    store.write_all(deletes).await
+/// Deletes every live item of a partition, one transaction per page.
+pub async fn clear_partition(store: &dyn Store, pk: &str) -> Result<(), StoreError> {
+    loop {
+        let mut q = Query::new(pk, "");
+        q.limit = 25;
+        let page = store.query(q).await?;
+        if page.items.is_empty() {
+            return Ok(());
+        }
+        let deletes = page
+            .items
+            .into_iter()
+            .map(|i| Write::Delete {
+                key: i.key,
+                cond: Cond::Any,
+            })
+            .collect();
+        store.write_all(deletes).await?;
+    }
 }

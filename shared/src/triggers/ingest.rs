@@ -67,7 +67,7 @@ pub async fn hook(
         idempotency_key: idempotency_key.clone(),
         attempt: 1,
     });
-    if let Err(e) = p.apply_queue.send(message.encode(), Duration::ZERO).await {
+    if let Err(e) = message.send(&p).await {
         // Not accepted: release our claim so that the client's retry is accepted.
         if let Some((key, version)) = &claim {
             let _ = p.store.delete(key, Cond::Version(*version)).await;

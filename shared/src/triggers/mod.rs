@@ -462,10 +462,7 @@ pub async fn delete(platform: &Platform, account: &str, id: &str) -> Result<(), 
         account: account.to_string(),
         trigger_id: t.id.clone(),
     };
-    platform
-        .apply_queue
-        .send(purge.encode(), std::time::Duration::ZERO)
-        .await?;
+    purge.send(platform).await?;
     platform
         .store
         .write_all(vec![
@@ -498,14 +495,11 @@ pub async fn purge_log(
     {
         return Err(StoreError::Conflict);
     }
-    let pk = keys::trigger_requests(account, trigger_id);
-    loop {
-        let page = crate::ports::store::first_page(&*platform.store, &pk).await?;
-        if page.is_empty() {
-            return Ok(());
-        }
-        crate::ports::store::delete_items(&*platform.store, page).await?;
-    }
+    crate::ports::store::clear_partition(
+        &*platform.store,
+        &keys::trigger_requests(account, trigger_id),
+    )
+    .await
 }
 
 /// Compiled transforms of the triggers this process has applied, so a warm

@@ -284,9 +284,7 @@ async fn replay(
         idempotency_key: record.idempotency_key,
         attempt,
     });
-    p.apply_queue
-        .send(message.encode(), std::time::Duration::ZERO)
-        .await?;
+    message.send(&p).await?;
     ok(
         StatusCode::ACCEPTED,
         json!({"request_id": record.id, "attempt": attempt}),
