@@ -1,10 +1,10 @@
-//! Durable queue sends per second on the embedded adapter, with 1 and with 64
-//! concurrent writers, next to the raw sync rate of the same disk measured in
-//! the same run. Run: `cargo bench -p hookline --bench group_commit`.
+//! Durable queue sends (the log) and item puts (redb) per second on the
+//! embedded adapters, with 1 and with 64 concurrent writers, next to the raw
+//! sync rate of the same disk measured in the same run. Run: `cargo bench -p hookline --bench group_commit`.
 //! `BENCH_DIR` picks the disk (default: a temporary directory under target/).
 
-use hookline::adapters::embedded::{Embedded, EmbeddedQueue};
-use hookline::ports::{Queue, SystemClock};
+use hookline::adapters::embedded::{Embedded, EmbeddedQueue, EmbeddedStore};
+use hookline::ports::{Key, Put, Queue, Store, SystemClock};
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,20 +30,27 @@ fn raw_sync_rate(dir: &std::path::Path) -> f64 {
     rate
 }
 
-async fn sends_per_sec(queue: Arc<EmbeddedQueue>, writers: usize) -> (f64, Duration) {
+/// Runs `op` from `writers` concurrent tasks for `RUN`: answers operations
+/// per second and the slowest one.
+async fn rate<F, Fut>(writers: usize, op: F) -> (f64, Duration)
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let count = Arc::new(AtomicU64::new(0));
     let worst = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
-            let (queue, count, worst) = (queue.clone(), count.clone(), worst.clone());
+            let (op, count, worst) = (op.clone(), count.clone(), worst.clone());
             tokio::spawn(async move {
-                let body = format!("{{\"writer\":{w},\"payload\":\"{}\"}}", "x".repeat(200));
+                let mut i = 0;
                 while start.elapsed() < RUN {
                     let t = Instant::now();
-                    queue.send(body.clone(), Duration::ZERO).await.unwrap();
+                    op(w, i).await;
                     worst.fetch_max(t.elapsed().as_micros() as u64, Ordering::Relaxed);
                     count.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
                 }
             })
         })
@@ -53,6 +60,14 @@ async fn sends_per_sec(queue: Arc<EmbeddedQueue>, writers: usize) -> (f64, Durat
     }
     let rate = count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
     (rate, Duration::from_micros(worst.load(Ordering::Relaxed)))
+}
+
+fn show(what: &str, writers: usize, (rate, worst): (f64, Duration), sync: f64) {
+    println!(
+        "{what}, {writers:>2} writer(s): {rate:>10.0} /s  ({:>5.2}x the sync rate, slowest {:.1} ms)",
+        rate / sync,
+        worst.as_secs_f64() * 1e3
+    );
 }
 
 #[tokio::main]
@@ -67,18 +82,36 @@ async fn main() {
     let sync = raw_sync_rate(dir.path());
     println!("raw sync rate (512 B append + fdatasync): {sync:>10.0} syncs/s");
 
+    let body = format!("{{\"payload\":\"{}\"}}", "x".repeat(200));
+    for writers in [1usize, 64] {
+        let log = dir.path().join(format!("q{writers}.log"));
+        let queue = Arc::new(EmbeddedQueue::open(&log, 8, Arc::new(SystemClock)).unwrap());
+        let body = body.clone();
+        let result = rate(writers, move |_, _| {
+            let (queue, body) = (queue.clone(), body.clone());
+            async move {
+                queue.send(body, Duration::ZERO).await.unwrap();
+            }
+        })
+        .await;
+        show("durable queue sends (log) ", writers, result, sync);
+    }
     for writers in [1usize, 64] {
         let db = Embedded::open(
-            &dir.path().join(format!("q{writers}.redb")),
+            &dir.path().join(format!("s{writers}.redb")),
             Arc::new(SystemClock),
         )
         .unwrap();
-        let queue = Arc::new(EmbeddedQueue::new(db, "bench", 8));
-        let (rate, worst) = sends_per_sec(queue, writers).await;
-        println!(
-            "durable sends, {writers:>2} writer(s):            {rate:>10.0} sends/s  ({:.2}x the sync rate, slowest send {:.1} ms)",
-            rate / sync,
-            worst.as_secs_f64() * 1e3
-        );
+        let store = Arc::new(EmbeddedStore::new(db));
+        let doc = serde_json::json!({"payload": "x".repeat(200)});
+        let result = rate(writers, move |w, i| {
+            let (store, doc) = (store.clone(), doc.clone());
+            async move {
+                let key = Key::new(format!("bench#{w}"), format!("{i:08}"));
+                store.put(Put::new(key, doc)).await.unwrap();
+            }
+        })
+        .await;
+        show("durable item puts (redb)  ", writers, result, sync);
     }
 }

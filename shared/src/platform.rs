@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::adapters::embedded::{Embedded, EmbeddedError, EmbeddedQueue, EmbeddedStore};
+use crate::adapters::embedded::{
+    Embedded, EmbeddedError, EmbeddedQueue, EmbeddedStore, import_legacy,
+};
 use crate::config::Settings;
 use crate::egress::Egress;
 use crate::ports::{Clock, Queue, Store};
@@ -46,15 +48,22 @@ impl Platform {
         })
     }
 
-    /// One file under `data_dir` for every item and queue.
+    /// Under `data_dir`: the items in `hookline.redb`, the apply queue in
+    /// `queues/apply.log`.
     pub fn embedded(
         data_dir: &Path,
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, EmbeddedError> {
         let db = Embedded::open(&data_dir.join("hookline.redb"), clock.clone())?;
-        let store = Arc::new(EmbeddedStore::new(db.clone()));
-        let apply = Arc::new(EmbeddedQueue::new(db, "apply", APPLY_MAX_RECEIVES));
+        let apply_log = data_dir.join("queues").join("apply.log");
+        import_legacy(&db, "apply", &apply_log)?;
+        let store = Arc::new(EmbeddedStore::new(db));
+        let apply = Arc::new(EmbeddedQueue::open(
+            &apply_log,
+            APPLY_MAX_RECEIVES,
+            clock.clone(),
+        )?);
         Ok(Self::new(store, apply, clock, settings))
     }
 

@@ -1,4 +1,4 @@
-//! The contract suite against the embedded (redb) adapters.
+//! The contract suite against the embedded adapters (redb store, log queue).
 
 use hookline::adapters::embedded::{Embedded, EmbeddedQueue, EmbeddedStore};
 use hookline::ports::{Queue, Store, SystemClock, TestClock};
@@ -13,8 +13,9 @@ async fn store(clock: TestClock) -> (Arc<dyn Store>, TempDir) {
 
 async fn queue(max_receives: u32) -> (Arc<dyn Queue>, TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Embedded::open(&dir.path().join("hookline.redb"), Arc::new(SystemClock)).unwrap();
-    (Arc::new(EmbeddedQueue::new(db, "apply", max_receives)), dir)
+    let log = dir.path().join("apply.log");
+    let queue = EmbeddedQueue::open(&log, max_receives, Arc::new(SystemClock)).unwrap();
+    (Arc::new(queue), dir)
 }
 
 hookline::contract_tests!(store, queue);

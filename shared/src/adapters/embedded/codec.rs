@@ -8,17 +8,16 @@ use super::EmbeddedError;
 pub const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
 /// Counters, kept apart from items so that `add` never decodes a document.
 pub const COUNTERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("counters");
-/// `queue 0x00 id` -> message.
-pub const MESSAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queue_messages");
-/// `queue 0x00 visible_at(be) id` -> (): messages by the time they become visible.
-pub const READY: TableDefinition<&[u8], ()> = TableDefinition::new("queue_ready");
+/// Where versions before the queue log kept queued messages
+/// (`queue 0x00 id` -> message), and their visibility index; read once to
+/// move what they hold into the log (`queue::import_legacy`).
+pub const LEGACY_MESSAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queue_messages");
+pub const LEGACY_READY: TableDefinition<&[u8], ()> = TableDefinition::new("queue_ready");
 
 pub fn create_tables(db: &Database) -> Result<(), EmbeddedError> {
     let txn = db.begin_write()?;
     txn.open_table(ITEMS)?;
     txn.open_table(COUNTERS)?;
-    txn.open_table(MESSAGES)?;
-    txn.open_table(READY)?;
     txn.commit()?;
     Ok(())
 }
@@ -29,8 +28,6 @@ pub fn create_tables(db: &Database) -> Result<(), EmbeddedError> {
 pub struct Tables<'t> {
     pub items: Table<'t, &'static [u8], &'static [u8]>,
     pub counters: Table<'t, &'static [u8], &'static [u8]>,
-    pub messages: Table<'t, &'static [u8], &'static [u8]>,
-    pub ready: Table<'t, &'static [u8], ()>,
 }
 
 impl<'t> Tables<'t> {
@@ -38,8 +35,6 @@ impl<'t> Tables<'t> {
         Ok(Self {
             items: txn.open_table(ITEMS)?,
             counters: txn.open_table(COUNTERS)?,
-            messages: txn.open_table(MESSAGES)?,
-            ready: txn.open_table(READY)?,
         })
     }
 }
@@ -91,32 +86,17 @@ pub fn decode_counter(bytes: &[u8]) -> (i64, Option<i64>) {
     (n, (exp != NO_EXPIRY).then_some(exp))
 }
 
-pub struct StoredMessage<'a> {
+pub struct LegacyMessage<'a> {
     pub visible_at: i64,
     pub receive_count: u32,
     pub body: &'a [u8],
 }
 
-pub fn encode_message(visible_at: i64, receive_count: u32, body: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(12 + body.len());
-    v.extend_from_slice(&visible_at.to_le_bytes());
-    v.extend_from_slice(&receive_count.to_le_bytes());
-    v.extend_from_slice(body);
-    v
-}
-
-pub fn decode_message(bytes: &[u8]) -> StoredMessage<'_> {
-    StoredMessage {
+/// `visible_at i64, receive_count u32, body`, little endian.
+pub fn decode_legacy_message(bytes: &[u8]) -> LegacyMessage<'_> {
+    LegacyMessage {
         visible_at: i64::from_le_bytes(bytes[0..8].try_into().expect("8 bytes")),
         receive_count: u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")),
         body: &bytes[12..],
     }
-}
-
-/// Microseconds since the epoch as bytes that sort like the numbers (times
-/// before 1970 do not occur here).
-pub fn ready_key(queue: &str, visible_at: i64, id: &str) -> Vec<u8> {
-    let mut k = compound(queue, &(visible_at.max(0) as u64).to_be_bytes());
-    k.extend_from_slice(id.as_bytes());
-    k
 }

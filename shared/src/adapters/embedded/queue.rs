@@ -1,246 +1,662 @@
-use async_trait::async_trait;
-use redb::ReadableTable;
-use std::sync::Arc;
-use std::time::Duration;
+//! The embedded queue, with SQS's semantics: messages live in memory and
+//! every change to them is appended to a log file, which is all that is read
+//! back at start.
+//!
+//! A send is answered once its record is on disk. One writer thread writes
+//! whatever records are waiting and syncs once for all of them (group
+//! commit), so concurrent senders share each sync, and no send pays for a
+//! B-tree commit. Receipts, visibility changes and deletes ride along
+//! unsynced: lost in a crash, a message is only delivered again, which
+//! at-least-once allows. A record cut short by a crash is cut off at start.
+//!
+//! When the log has grown to several times the size of the live messages it
+//! is replaced by a snapshot of them.
 
-use super::codec::{self, Tables, compound, ready_key};
+use async_trait::async_trait;
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use ulid::Ulid;
+
+use super::codec;
 use super::{Embedded, EmbeddedError};
+use crate::ports::Clock;
 use crate::ports::queue::{
     MAX_DELAY, MAX_MESSAGE_BYTES, MAX_VISIBILITY, Queue, QueueError, QueueMessage,
 };
 
-/// A queue and its dead-letter queue, with SQS's semantics, in the embedded file.
-pub struct EmbeddedQueue {
-    db: Arc<Embedded>,
-    name: String,
-    dead: String,
-    max_receives: u32,
+/// The log is rewritten once it is this large and four times the live size.
+const COMPACT_MIN_BYTES: u64 = 64 << 20;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Lane {
+    Main = 0,
+    Dead = 1,
 }
 
-impl EmbeddedQueue {
-    pub fn new(db: Arc<Embedded>, name: &str, max_receives: u32) -> Self {
-        Self {
-            db,
-            name: name.to_string(),
-            dead: format!("{name}.dead"),
-            max_receives: max_receives.max(1),
+impl Lane {
+    fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0 => Some(Lane::Main),
+            1 => Some(Lane::Dead),
+            _ => None,
         }
     }
+}
 
-    fn now_micros(&self) -> i64 {
-        self.db.clock.now().timestamp_micros()
+#[derive(Clone)]
+struct Message {
+    lane: Lane,
+    visible_at: i64,
+    receive_count: u32,
+    body: Arc<str>,
+}
+
+/// The live messages, by id and by when they become visible.
+#[derive(Default)]
+struct Messages {
+    by_id: HashMap<u128, Message>,
+    ready: [BTreeSet<(i64, u128)>; 2],
+    /// What a snapshot of them takes in the log.
+    bytes: u64,
+}
+
+impl Messages {
+    fn put(&mut self, id: u128, m: Message) {
+        self.remove(id);
+        self.bytes += put_len(&m.body);
+        self.ready[m.lane as usize].insert((m.visible_at, id));
+        self.by_id.insert(id, m);
+    }
+
+    fn set(&mut self, id: u128, lane: Lane, visible_at: i64, receive_count: u32) -> bool {
+        let Some(m) = self.by_id.get_mut(&id) else {
+            return false;
+        };
+        self.ready[m.lane as usize].remove(&(m.visible_at, id));
+        (m.lane, m.visible_at, m.receive_count) = (lane, visible_at, receive_count);
+        self.ready[lane as usize].insert((visible_at, id));
+        true
+    }
+
+    fn remove(&mut self, id: u128) -> Option<Message> {
+        let m = self.by_id.remove(&id)?;
+        self.ready[m.lane as usize].remove(&(m.visible_at, id));
+        self.bytes -= put_len(&m.body);
+        Some(m)
+    }
+
+    fn apply(&mut self, record: Record) {
+        match record {
+            Record::Put { id, m } => self.put(id, m),
+            Record::Set {
+                id,
+                lane,
+                visible_at,
+                receive_count,
+            } => {
+                self.set(id, lane, visible_at, receive_count);
+            }
+            Record::Delete { id } => {
+                self.remove(id);
+            }
+        }
     }
 }
 
-impl From<EmbeddedError> for QueueError {
-    fn from(e: EmbeddedError) -> Self {
-        QueueError::Backend(e.to_string())
+/// One change, as the log keeps it: `len u32, crc32 u32, payload`, little endian.
+enum Record {
+    Put {
+        id: u128,
+        m: Message,
+    },
+    Set {
+        id: u128,
+        lane: Lane,
+        visible_at: i64,
+        receive_count: u32,
+    },
+    Delete {
+        id: u128,
+    },
+}
+
+const FRAME: usize = 8;
+const PUT: u8 = 1;
+const SET: u8 = 2;
+const DELETE: u8 = 3;
+/// tag, id, lane, visible_at, receive_count.
+const FIELDS: usize = 1 + 16 + 1 + 8 + 4;
+
+fn put_len(body: &str) -> u64 {
+    (FRAME + FIELDS + body.len()) as u64
+}
+
+fn encode_fields(out: &mut Vec<u8>, tag: u8, id: u128, lane: Lane, at: i64, count: u32) {
+    out.push(tag);
+    out.extend_from_slice(&id.to_le_bytes());
+    out.push(lane as u8);
+    out.extend_from_slice(&at.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+}
+
+impl Record {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0; FRAME]);
+        match self {
+            Record::Put { id, m } => {
+                encode_fields(out, PUT, *id, m.lane, m.visible_at, m.receive_count);
+                out.extend_from_slice(m.body.as_bytes());
+            }
+            Record::Set {
+                id,
+                lane,
+                visible_at,
+                receive_count,
+            } => encode_fields(out, SET, *id, *lane, *visible_at, *receive_count),
+            Record::Delete { id } => {
+                out.push(DELETE);
+                out.extend_from_slice(&id.to_le_bytes());
+            }
+        }
+        let payload = &out[start + FRAME..];
+        let (len, crc) = (payload.len() as u32, crc32fast::hash(payload));
+        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        out[start + 4..start + FRAME].copy_from_slice(&crc.to_le_bytes());
     }
+
+    fn decode(p: &[u8]) -> Option<Record> {
+        let id = u128::from_le_bytes(p.get(1..17)?.try_into().ok()?);
+        if p[0] == DELETE {
+            return (p.len() == 17).then_some(Record::Delete { id });
+        }
+        let lane = Lane::from_byte(*p.get(17)?)?;
+        let visible_at = i64::from_le_bytes(p.get(18..26)?.try_into().ok()?);
+        let receive_count = u32::from_le_bytes(p.get(26..30)?.try_into().ok()?);
+        match p[0] {
+            SET if p.len() == FIELDS => Some(Record::Set {
+                id,
+                lane,
+                visible_at,
+                receive_count,
+            }),
+            PUT => Some(Record::Put {
+                id,
+                m: Message {
+                    lane,
+                    visible_at,
+                    receive_count,
+                    body: std::str::from_utf8(&p[FIELDS..]).ok()?.into(),
+                },
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Replays `bytes` into `messages`; answers how many bytes hold whole,
+/// intact records (what follows is a write cut short by a crash).
+fn replay(bytes: &[u8], messages: &mut Messages) -> usize {
+    let mut at = 0;
+    while let Some(frame) = bytes.get(at..at + FRAME) {
+        let len = u32::from_le_bytes(frame[0..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(frame[4..8].try_into().expect("4 bytes"));
+        let Some(payload) = bytes.get(at + FRAME..at + FRAME + len) else {
+            break;
+        };
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        let Some(record) = Record::decode(payload) else {
+            break;
+        };
+        messages.apply(record);
+        at += FRAME + len;
+    }
+    at
+}
+
+struct State {
+    messages: Messages,
+    /// Records not yet handed to the writer, and whether one must be synced.
+    pending: Vec<u8>,
+    pending_durable: bool,
+    /// Records appended so far: a record's sequence number.
+    appended: u64,
+    failed: Option<Arc<str>>,
+    closing: bool,
+}
+
+impl State {
+    /// Appends `record`; answers its sequence number.
+    fn append(&mut self, work: &Condvar, record: Record, durable: bool) -> u64 {
+        // The writer only waits when nothing is pending.
+        if self.pending.is_empty() {
+            work.notify_one();
+        }
+        record.encode(&mut self.pending);
+        self.pending_durable |= durable;
+        self.appended += 1;
+        self.appended
+    }
+}
+
+#[derive(Clone, Default)]
+struct Synced {
+    /// Every record up to this sequence number is on disk.
+    seq: u64,
+    failed: Option<Arc<str>>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the writer: records are pending, or the queue is closing.
+    work: Condvar,
+    synced: watch::Sender<Synced>,
+    /// Wakes receivers: a message may have become visible.
+    visible: Notify,
+    clock: Arc<dyn Clock>,
+    compact_min: u64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn fail(&self, error: &std::io::Error) {
+        tracing::error!(%error, "the queue log cannot be written");
+        let msg: Arc<str> = error.to_string().into();
+        {
+            let mut s = self.lock();
+            if s.failed.is_some() {
+                return;
+            }
+            s.failed = Some(msg.clone());
+        }
+        self.synced.send_modify(|s| s.failed = Some(msg));
+    }
+}
+
+/// The log file, written only by the writer thread.
+struct Log {
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+impl Log {
+    fn write(&mut self, buf: &[u8], sync: bool) -> std::io::Result<()> {
+        self.file.write_all(buf)?;
+        self.len += buf.len() as u64;
+        if sync {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the log by `snapshot`, atomically.
+    fn replace(&mut self, snapshot: &[u8]) -> std::io::Result<()> {
+        let tmp = self.path.with_extension("compacting");
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        file.write_all(snapshot)?;
+        file.sync_all()?;
+        file.try_lock().map_err(std::io::Error::other)?;
+        std::fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        self.file = file;
+        self.len = snapshot.len() as u64;
+        Ok(())
+    }
+}
+
+/// Marks the queue failed should the writer stop for any reason but closing.
+struct WriterGuard(Arc<Shared>);
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        if !self.0.lock().closing {
+            self.0
+                .fail(&std::io::Error::other("the queue writer stopped"));
+        }
+    }
+}
+
+fn write_loop(shared: Arc<Shared>, mut log: Log) {
+    let guard = WriterGuard(shared);
+    let shared = &guard.0;
+    let mut buf = Vec::new();
+    loop {
+        let (seq, durable, closing, live) = {
+            let mut s = shared.lock();
+            while s.pending.is_empty() && !s.closing {
+                s = shared.work.wait(s).unwrap_or_else(PoisonError::into_inner);
+            }
+            std::mem::swap(&mut buf, &mut s.pending);
+            let durable = std::mem::take(&mut s.pending_durable);
+            (s.appended, durable, s.closing, s.messages.bytes)
+        };
+        // Closing makes what was left unsynced durable too.
+        let sync = durable || closing;
+        if !buf.is_empty() || closing {
+            if let Err(e) = log.write(&buf, sync) {
+                return shared.fail(&e);
+            }
+            if sync {
+                shared.synced.send_modify(|s| s.seq = seq);
+            }
+            buf.clear();
+        }
+        if closing {
+            return;
+        }
+        if log.len >= shared.compact_min
+            && log.len >= live.saturating_mul(4)
+            && let Err(e) = compact(shared, &mut log)
+        {
+            return shared.fail(&e);
+        }
+    }
+}
+
+/// Rewrites the log as the live messages. Records appended meanwhile wait in
+/// `pending` and go to the new log after the snapshot.
+fn compact(shared: &Shared, log: &mut Log) -> std::io::Result<()> {
+    let (live, seq, durable) = {
+        let mut s = shared.lock();
+        // What is pending is in the snapshot already.
+        s.pending.clear();
+        let durable = std::mem::take(&mut s.pending_durable);
+        let live: Vec<(u128, Message)> = s
+            .messages
+            .by_id
+            .iter()
+            .map(|(id, m)| (*id, m.clone()))
+            .collect();
+        (live, s.appended, durable)
+    };
+    let before = log.len;
+    let mut snapshot = Vec::new();
+    for (id, m) in live {
+        Record::Put { id, m }.encode(&mut snapshot);
+    }
+    log.replace(&snapshot)?;
+    tracing::info!(before, after = log.len, "queue log compacted");
+    if durable {
+        shared.synced.send_modify(|s| s.seq = seq);
+    }
+    Ok(())
+}
+
+/// A queue and its dead-letter queue in one log file.
+pub struct EmbeddedQueue {
+    shared: Arc<Shared>,
+    max_receives: u32,
+    writer: Option<JoinHandle<()>>,
 }
 
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-fn parse_receipt(receipt: &str) -> Result<(String, u32), QueueError> {
+fn io_error(path: &Path, e: impl std::fmt::Display) -> EmbeddedError {
+    EmbeddedError::Db(format!("queue log {}: {e}", path.display()))
+}
+
+fn parse_receipt(receipt: &str) -> Result<(u128, u32), QueueError> {
     let (id, count) = receipt.rsplit_once('.').ok_or(QueueError::StaleReceipt)?;
+    let id = Ulid::from_string(id).map_err(|_| QueueError::StaleReceipt)?;
     let count = count.parse().map_err(|_| QueueError::StaleReceipt)?;
-    Ok((id.to_string(), count))
-}
-
-fn check_size(body: &str) -> Result<(), QueueError> {
-    if body.len() > MAX_MESSAGE_BYTES {
-        return Err(QueueError::TooLarge(body.len()));
-    }
-    Ok(())
-}
-
-/// Puts a message on `queue`, visible at `visible_at`, having been received
-/// `receive_count` times.
-fn insert(
-    t: &mut Tables<'_>,
-    queue: &str,
-    id: &str,
-    visible_at: i64,
-    receive_count: u32,
-    body: &[u8],
-) -> Result<(), EmbeddedError> {
-    t.messages.insert(
-        compound(queue, id.as_bytes()).as_slice(),
-        codec::encode_message(visible_at, receive_count, body).as_slice(),
-    )?;
-    t.ready
-        .insert(ready_key(queue, visible_at, id).as_slice(), ())?;
-    Ok(())
-}
-
-/// Takes a message off `queue`, answering (visible_at, receive_count, body).
-fn remove(
-    t: &mut Tables<'_>,
-    queue: &str,
-    id: &str,
-) -> Result<Option<(i64, u32, Vec<u8>)>, EmbeddedError> {
-    let Some(found) = t
-        .messages
-        .remove(compound(queue, id.as_bytes()).as_slice())?
-    else {
-        return Ok(None);
-    };
-    let m = codec::decode_message(found.value());
-    let out = (m.visible_at, m.receive_count, m.body.to_vec());
-    drop(found);
-    t.ready.remove(ready_key(queue, out.0, id).as_slice())?;
-    Ok(Some(out))
-}
-
-/// Ids of up to `max` messages of `queue` visible at `now`, and when the next
-/// hidden one becomes visible.
-fn visible(
-    t: &mut Tables<'_>,
-    queue: &str,
-    now: i64,
-    max: usize,
-) -> Result<(Vec<String>, Option<i64>), EmbeddedError> {
-    let prefix = compound(queue, b"");
-    let mut ids = Vec::new();
-    let mut next = None;
-    for entry in t.ready.range::<&[u8]>(prefix.as_slice()..)? {
-        let (k, _) = entry?;
-        let k = k.value();
-        if !k.starts_with(&prefix) {
-            break;
-        }
-        let at = u64::from_be_bytes(
-            k[prefix.len()..prefix.len() + 8]
-                .try_into()
-                .expect("8 bytes"),
-        ) as i64;
-        if at > now {
-            next = Some(at);
-            break;
-        }
-        if ids.len() == max {
-            break;
-        }
-        ids.push(String::from_utf8_lossy(&k[prefix.len() + 8..]).into_owned());
-    }
-    Ok((ids, next))
-}
-
-struct Received {
-    messages: Vec<QueueMessage>,
-    next_visible: Option<i64>,
-}
-
-/// Receives from `queue`; past `max_receives` a message goes to `dead` instead.
-fn receive_in(
-    t: &mut Tables<'_>,
-    queue: &str,
-    dead: Option<&str>,
-    max_receives: u32,
-    now: i64,
-    max: usize,
-    visibility: i64,
-) -> Result<Received, EmbeddedError> {
-    let (ids, next_visible) = visible(t, queue, now, max)?;
-    let mut messages = Vec::with_capacity(ids.len());
-    for id in ids {
-        let Some((_, count, body)) = remove(t, queue, &id)? else {
-            continue;
-        };
-        if let Some(dead) = dead.filter(|_| count >= max_receives) {
-            insert(t, dead, &id, now, 0, &body)?;
-            continue;
-        }
-        let count = count + 1;
-        insert(t, queue, &id, now.saturating_add(visibility), count, &body)?;
-        messages.push(QueueMessage {
-            receipt: format!("{id}.{count}"),
-            id,
-            body: String::from_utf8(body).unwrap_or_default(),
-            receive_count: count,
-        });
-    }
-    Ok(Received {
-        messages,
-        next_visible,
-    })
+    Ok((id.0, count))
 }
 
 impl EmbeddedQueue {
-    async fn receive_once(&self, max: usize, visibility: Duration) -> Result<Received, QueueError> {
-        let (queue, dead, max_receives) = (self.name.clone(), self.dead.clone(), self.max_receives);
-        let now = self.now_micros();
-        let visibility = micros(visibility.min(MAX_VISIBILITY));
-        let received = self
-            .db
-            .write(false, move |t| {
-                receive_in(t, &queue, Some(&dead), max_receives, now, max, visibility)
-                    .map(Ok::<_, QueueError>)
-            })
-            .await??;
-        Ok(received)
+    /// Opens (or creates) the queue whose log is `path`; one process at a time.
+    pub fn open(
+        path: &Path,
+        max_receives: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, EmbeddedError> {
+        Self::open_with(path, max_receives, clock, COMPACT_MIN_BYTES)
+    }
+
+    fn open_with(
+        path: &Path,
+        max_receives: u32,
+        clock: Arc<dyn Clock>,
+        compact_min: u64,
+    ) -> Result<Self, EmbeddedError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io_error(path, e))?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| io_error(path, e))?;
+        file.try_lock()
+            .map_err(|_| io_error(path, "another process has it open"))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| io_error(path, e))?;
+        let mut messages = Messages::default();
+        let whole = replay(&bytes, &mut messages);
+        if whole < bytes.len() {
+            tracing::warn!(
+                path = %path.display(),
+                dropped = bytes.len() - whole,
+                "the queue log ended in a partial record (a write cut short); it is cut off"
+            );
+            file.set_len(whole as u64).map_err(|e| io_error(path, e))?;
+        }
+        file.seek(SeekFrom::Start(whole as u64))
+            .map_err(|e| io_error(path, e))?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                messages,
+                pending: Vec::new(),
+                pending_durable: false,
+                appended: 0,
+                failed: None,
+                closing: false,
+            }),
+            work: Condvar::new(),
+            synced: watch::Sender::new(Synced::default()),
+            visible: Notify::new(),
+            clock,
+            compact_min,
+        });
+        let log = Log {
+            path: path.to_path_buf(),
+            file,
+            len: whole as u64,
+        };
+        let writer_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("hookline-queue-log".into())
+            .spawn(move || write_loop(writer_shared, log))
+            .map_err(|e| io_error(path, e))?;
+        Ok(Self {
+            shared,
+            max_receives: max_receives.max(1),
+            writer: Some(writer),
+        })
+    }
+
+    /// The state, unless the log has failed.
+    fn lock(&self) -> Result<MutexGuard<'_, State>, QueueError> {
+        let s = self.shared.lock();
+        match &s.failed {
+            Some(e) => Err(QueueError::Backend(format!(
+                "the queue log cannot be written ({e}); restart hookline once the disk is fixed"
+            ))),
+            None => Ok(s),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.shared.clock.now().timestamp_micros()
+    }
+
+    /// Waits until the record numbered `seq` is on disk.
+    async fn synced(&self, seq: u64) -> Result<(), QueueError> {
+        let mut rx = self.shared.synced.subscribe();
+        let failed = rx
+            .wait_for(|s| s.seq >= seq || s.failed.is_some())
+            .await
+            .map_err(|_| QueueError::Backend("the queue has closed".into()))?
+            .failed
+            .clone();
+        match failed {
+            Some(e) => Err(QueueError::Backend(format!(
+                "the queue log cannot be written ({e})"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes the record numbered `seq` durable, then wakes receivers.
+    async fn settle(&self, seq: u64) -> Result<(), QueueError> {
+        self.synced(seq).await?;
+        self.shared.visible.notify_waiters();
+        Ok(())
     }
 
     async fn send_all(&self, messages: Vec<(String, Duration)>) -> Result<Vec<String>, QueueError> {
-        for (body, _) in &messages {
-            check_size(body)?;
+        if let Some((body, _)) = messages.iter().find(|(b, _)| b.len() > MAX_MESSAGE_BYTES) {
+            return Err(QueueError::TooLarge(body.len()));
         }
-        let now = self.now_micros();
-        let queue = self.name.clone();
-        let prepared: Vec<(String, i64, String)> = messages
-            .into_iter()
-            .map(|(body, delay)| {
-                (
-                    ulid::Ulid::new().to_string(),
-                    now + micros(delay.min(MAX_DELAY)),
-                    body,
-                )
-            })
-            .collect();
-        let ids = self
-            .db
-            .write(true, move |t| {
-                for (id, at, body) in &prepared {
-                    insert(t, &queue, id, *at, 0, body.as_bytes())?;
-                }
-                Ok(Ok::<_, QueueError>(
-                    prepared
-                        .into_iter()
-                        .map(|(id, _, _)| id)
-                        .collect::<Vec<_>>(),
-                ))
-            })
-            .await??;
-        self.db.notify.notify_waiters();
+        let now = self.now();
+        let mut ids = Vec::with_capacity(messages.len());
+        let seq = {
+            let mut s = self.lock()?;
+            let mut seq = 0;
+            for (body, delay) in messages {
+                let id = Ulid::new();
+                let m = Message {
+                    lane: Lane::Main,
+                    visible_at: now.saturating_add(micros(delay.min(MAX_DELAY))),
+                    receive_count: 0,
+                    body: body.into(),
+                };
+                seq = s.append(
+                    &self.shared.work,
+                    Record::Put {
+                        id: id.0,
+                        m: m.clone(),
+                    },
+                    true,
+                );
+                s.messages.put(id.0, m);
+                ids.push(id.to_string());
+            }
+            seq
+        };
+        self.settle(seq).await?;
         Ok(ids)
     }
 
-    /// Moves a message between queues, resetting its receive count.
+    /// Moves message `id` to `lane`, visible at once and never received, if
+    /// it is in lane `from` (and received `count` times, when given).
     async fn move_message(
         &self,
-        from: &str,
-        to: &str,
-        id: String,
+        id: u128,
+        from: Lane,
+        to: Lane,
         count: Option<u32>,
     ) -> Result<(), QueueError> {
-        let (from, to) = (from.to_string(), to.to_string());
-        let now = self.now_micros();
-        self.db
-            .write(true, move |t| {
-                let Some((at, have, body)) = remove(t, &from, &id)? else {
-                    return Ok(Err(QueueError::StaleReceipt));
-                };
-                if count.is_some_and(|c| c != have) {
-                    insert(t, &from, &id, at, have, &body)?;
-                    return Ok(Err(QueueError::StaleReceipt));
-                }
-                insert(t, &to, &id, now, 0, &body)?;
-                Ok(Ok(()))
-            })
-            .await??;
-        self.db.notify.notify_waiters();
-        Ok(())
+        let now = self.now();
+        let seq = {
+            let mut s = self.lock()?;
+            match s.messages.by_id.get(&id) {
+                Some(m) if m.lane == from && count.is_none_or(|c| c == m.receive_count) => {}
+                _ => return Err(QueueError::StaleReceipt),
+            }
+            s.messages.set(id, to, now, 0);
+            s.append(&self.shared.work, set(id, to, now, 0), true)
+        };
+        self.settle(seq).await
+    }
+
+    /// Receives from `lane`; from the main lane, a message received
+    /// `max_receives` times goes to the dead lane instead. Answers the
+    /// messages and when the next hidden one becomes visible.
+    fn receive_from(
+        &self,
+        lane: Lane,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<(Vec<QueueMessage>, Option<i64>), QueueError> {
+        let now = self.now();
+        let hidden_until = now.saturating_add(micros(visibility.min(MAX_VISIBILITY)));
+        let mut s = self.lock()?;
+        let mut due = Vec::new();
+        let mut next = None;
+        for &(at, id) in &s.messages.ready[lane as usize] {
+            if at > now {
+                next = Some(at);
+                break;
+            }
+            if due.len() == max {
+                break;
+            }
+            due.push(id);
+        }
+        let mut got = Vec::with_capacity(due.len());
+        for id in due {
+            let m = &s.messages.by_id[&id];
+            let (count, body) = (m.receive_count, m.body.clone());
+            let (to, at, count) = if lane == Lane::Main && count >= self.max_receives {
+                (Lane::Dead, now, 0)
+            } else {
+                (lane, hidden_until, count + 1)
+            };
+            s.messages.set(id, to, at, count);
+            s.append(&self.shared.work, set(id, to, at, count), false);
+            if to == lane {
+                let id = Ulid(id);
+                got.push(QueueMessage {
+                    receipt: format!("{id}.{count}"),
+                    id: id.to_string(),
+                    body: body.to_string(),
+                    receive_count: count,
+                });
+            }
+        }
+        Ok((got, next))
+    }
+}
+
+fn set(id: u128, lane: Lane, visible_at: i64, receive_count: u32) -> Record {
+    Record::Set {
+        id,
+        lane,
+        visible_at,
+        receive_count,
+    }
+}
+
+impl Drop for EmbeddedQueue {
+    fn drop(&mut self) {
+        self.shared.lock().closing = true;
+        self.shared.work.notify_one();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
     }
 }
 
@@ -270,17 +686,17 @@ impl Queue for EmbeddedQueue {
         loop {
             // Register for a wake-up before looking, so a send between the
             // look and the wait is not missed.
-            let notified = self.db.notify.notified();
+            let notified = self.shared.visible.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let got = self.receive_once(max.max(1), visibility).await?;
+            let (got, next_visible) = self.receive_from(Lane::Main, max.max(1), visibility)?;
             let now = tokio::time::Instant::now();
-            if !got.messages.is_empty() || now >= deadline {
-                return Ok(got.messages);
+            if !got.is_empty() || now >= deadline {
+                return Ok(got);
             }
             let mut until = deadline;
-            if let Some(at) = got.next_visible {
-                let in_micros = (at - self.now_micros()).max(0) as u64;
+            if let Some(at) = next_visible {
+                let in_micros = (at - self.now()).max(0) as u64;
                 until = until.min(now + Duration::from_micros(in_micros));
             }
             tokio::select! {
@@ -292,41 +708,36 @@ impl Queue for EmbeddedQueue {
 
     async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
         let (id, _) = parse_receipt(receipt)?;
-        let queue = self.name.clone();
-        // An acknowledgement needs no sync of its own: lost in a crash, the
-        // message is delivered again, which at-least-once allows.
-        self.db
-            .write(false, move |t| {
-                remove(t, &queue, &id).map(|_| Ok::<_, QueueError>(()))
-            })
-            .await??;
+        let mut s = self.lock()?;
+        if s.messages
+            .by_id
+            .get(&id)
+            .is_some_and(|m| m.lane == Lane::Main)
+        {
+            s.messages.remove(id);
+            s.append(&self.shared.work, Record::Delete { id }, false);
+        }
         Ok(())
     }
 
     async fn retry_after(&self, receipt: &str, after: Duration) -> Result<(), QueueError> {
         let (id, count) = parse_receipt(receipt)?;
-        let queue = self.name.clone();
-        let at = self.now_micros() + micros(after.min(MAX_VISIBILITY));
-        self.db
-            .write(true, move |t| {
-                let Some((old_at, have, body)) = remove(t, &queue, &id)? else {
-                    return Ok(Err(QueueError::StaleReceipt));
-                };
-                if have != count {
-                    insert(t, &queue, &id, old_at, have, &body)?;
-                    return Ok(Err(QueueError::StaleReceipt));
-                }
-                insert(t, &queue, &id, at, have, &body)?;
-                Ok(Ok(()))
-            })
-            .await??;
-        self.db.notify.notify_waiters();
-        Ok(())
+        let at = self.now().saturating_add(micros(after.min(MAX_VISIBILITY)));
+        let seq = {
+            let mut s = self.lock()?;
+            match s.messages.by_id.get(&id) {
+                Some(m) if m.lane == Lane::Main && m.receive_count == count => {}
+                _ => return Err(QueueError::StaleReceipt),
+            }
+            s.messages.set(id, Lane::Main, at, count);
+            s.append(&self.shared.work, set(id, Lane::Main, at, count), true)
+        };
+        self.settle(seq).await
     }
 
     async fn dead_letter(&self, message: &QueueMessage) -> Result<(), QueueError> {
         let (id, count) = parse_receipt(&message.receipt)?;
-        self.move_message(&self.name, &self.dead, id, Some(count))
+        self.move_message(id, Lane::Main, Lane::Dead, Some(count))
             .await
     }
 
@@ -335,39 +746,311 @@ impl Queue for EmbeddedQueue {
         max: usize,
         visibility: Duration,
     ) -> Result<Vec<QueueMessage>, QueueError> {
-        let dead = self.dead.clone();
-        let now = self.now_micros();
-        let visibility = micros(visibility.min(MAX_VISIBILITY));
-        let got = self
-            .db
-            .write(false, move |t| {
-                receive_in(t, &dead, None, u32::MAX, now, max.max(1), visibility)
-                    .map(Ok::<_, QueueError>)
-            })
-            .await??;
-        Ok(got.messages)
+        Ok(self.receive_from(Lane::Dead, max.max(1), visibility)?.0)
     }
 
     async fn redrive(&self, max: usize) -> Result<usize, QueueError> {
-        let (queue, dead) = (self.name.clone(), self.dead.clone());
-        let now = self.now_micros();
-        let moved = self
-            .db
-            .write(true, move |t| {
-                let (ids, _) = visible(t, &dead, i64::MAX, max)?;
-                for id in &ids {
-                    if let Some((_, _, body)) = remove(t, &dead, id)? {
-                        insert(t, &queue, id, now, 0, &body)?;
-                    }
-                }
-                Ok(Ok::<_, QueueError>(ids.len()))
-            })
-            .await??;
-        self.db.notify.notify_waiters();
+        let now = self.now();
+        let (moved, seq) = {
+            let mut s = self.lock()?;
+            let ids: Vec<u128> = s.messages.ready[Lane::Dead as usize]
+                .iter()
+                .take(max)
+                .map(|(_, id)| *id)
+                .collect();
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            let mut seq = 0;
+            for &id in &ids {
+                s.messages.set(id, Lane::Main, now, 0);
+                seq = s.append(&self.shared.work, set(id, Lane::Main, now, 0), true);
+            }
+            (ids.len(), seq)
+        };
+        self.settle(seq).await?;
         Ok(moved)
     }
 
     fn max_receives(&self) -> u32 {
         self.max_receives
+    }
+}
+
+/// Moves the messages that versions before the queue log kept in the
+/// database file (queue `name` and its `name.dead`) into the log at `log`,
+/// then out of the database. Run before the queue opens; answers how many
+/// moved. Stopped part-way, it moves the same messages again next time, and
+/// replaying a message twice keeps it once.
+pub fn import_legacy(db: &Embedded, name: &str, log: &Path) -> Result<usize, EmbeddedError> {
+    use redb::{ReadableDatabase, ReadableTableMetadata, TableError};
+    let read = db.db.begin_read()?;
+    let table = match read.open_table(codec::LEGACY_MESSAGES) {
+        Ok(table) => table,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut records = Vec::new();
+    let mut keys = Vec::new();
+    for (lane, queue) in [
+        (Lane::Main, name.to_string()),
+        (Lane::Dead, format!("{name}.dead")),
+    ] {
+        let prefix = codec::compound(&queue, b"");
+        for entry in table.range::<&[u8]>(prefix.as_slice()..)? {
+            let (k, v) = entry?;
+            let Some(id) = k.value().strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            // Not `unwrap_or_default`, as clippy suggests: that is the nil id.
+            #[allow(clippy::unwrap_or_default)]
+            let id = std::str::from_utf8(id)
+                .ok()
+                .and_then(|id| Ulid::from_string(id).ok())
+                .unwrap_or_else(Ulid::new);
+            let m = codec::decode_legacy_message(v.value());
+            Record::Put {
+                id: id.0,
+                m: Message {
+                    lane,
+                    visible_at: m.visible_at,
+                    receive_count: m.receive_count,
+                    body: String::from_utf8_lossy(m.body).into(),
+                },
+            }
+            .encode(&mut records);
+            keys.push(k.value().to_vec());
+        }
+    }
+    drop((table, read));
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io_error(log, e))?;
+    }
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)
+        .map_err(|e| io_error(log, e))?;
+    file.write_all(&records)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| io_error(log, e))?;
+    let txn = db.db.begin_write()?;
+    {
+        let mut messages = txn.open_table(codec::LEGACY_MESSAGES)?;
+        for k in &keys {
+            messages.remove(k.as_slice())?;
+        }
+        if messages.is_empty()? {
+            drop(messages);
+            txn.delete_table(codec::LEGACY_MESSAGES)?;
+            txn.delete_table(codec::LEGACY_READY)?;
+        }
+    }
+    txn.commit()?;
+    tracing::info!(messages = keys.len(), log = %log.display(), "moved queued messages into the queue log");
+    Ok(keys.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{SystemClock, TestClock};
+
+    const LONG: Duration = Duration::from_secs(30);
+
+    fn open(path: &Path, clock: &TestClock) -> EmbeddedQueue {
+        EmbeddedQueue::open(path, 3, Arc::new(clock.clone())).unwrap()
+    }
+
+    async fn bodies(q: &EmbeddedQueue) -> Vec<String> {
+        let mut got: Vec<String> = q
+            .receive(100, LONG, Duration::ZERO)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.body)
+            .collect();
+        got.sort();
+        got
+    }
+
+    #[tokio::test]
+    async fn reopening_replays_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.log");
+        let clock = TestClock::at(chrono::Utc::now());
+        {
+            let q = open(&path, &clock);
+            for b in ["a", "b", "c"] {
+                q.send(b.into(), Duration::ZERO).await.unwrap();
+            }
+            q.send("later".into(), Duration::from_secs(10))
+                .await
+                .unwrap();
+            let got = q.receive(10, LONG, Duration::ZERO).await.unwrap();
+            assert_eq!(got.len(), 3);
+            let by_body = |b: &str| got.iter().find(|m| m.body == b).unwrap();
+            q.delete(&by_body("a").receipt).await.unwrap();
+            q.retry_after(&by_body("b").receipt, Duration::ZERO)
+                .await
+                .unwrap();
+            q.dead_letter(by_body("c")).await.unwrap();
+        }
+        let q = open(&path, &clock);
+        let again = q.receive(10, LONG, Duration::ZERO).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].body.as_str(), again[0].receive_count), ("b", 2));
+        let dead = q.receive_dead(10, LONG).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].body, "c");
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(bodies(&q).await, ["later"]);
+    }
+
+    #[tokio::test]
+    async fn a_record_cut_short_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.log");
+        let clock = TestClock::at(chrono::Utc::now());
+        {
+            let q = open(&path, &clock);
+            q.send("x".into(), Duration::ZERO).await.unwrap();
+            q.send("y".into(), Duration::ZERO).await.unwrap();
+        }
+        let whole = std::fs::metadata(&path).unwrap().len();
+        // A crash part-way through the next record: its frame and a few bytes.
+        let mut torn = Vec::new();
+        Record::Put {
+            id: 7,
+            m: Message {
+                lane: Lane::Main,
+                visible_at: 0,
+                receive_count: 0,
+                body: "z".repeat(100).into(),
+            },
+        }
+        .encode(&mut torn);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&torn[..40]).unwrap();
+        drop(f);
+        {
+            let q = open(&path, &clock);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
+            q.send("w".into(), Duration::ZERO).await.unwrap();
+        }
+        // A flipped bit fails the checksum: that record and what follows go.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let q = open(&path, &clock);
+        assert_eq!(bodies(&q).await, ["x", "y"]);
+    }
+
+    #[tokio::test]
+    async fn the_log_is_compacted_to_the_live_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.log");
+        let clock = TestClock::at(chrono::Utc::now());
+        {
+            let q = EmbeddedQueue::open_with(&path, 3, Arc::new(clock.clone()), 4096).unwrap();
+            for i in 0..200 {
+                q.send(format!("{i:0>100}"), Duration::ZERO).await.unwrap();
+            }
+            let grown = std::fs::metadata(&path).unwrap().len();
+            assert!(grown > 200 * 100, "{grown}");
+            let got = q.receive(200, LONG, Duration::ZERO).await.unwrap();
+            assert_eq!(got.len(), 200);
+            for m in &got[1..] {
+                q.delete(&m.receipt).await.unwrap();
+            }
+            q.send("kept".into(), Duration::ZERO).await.unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::fs::metadata(&path).unwrap().len() > 1024 {
+                assert!(std::time::Instant::now() < deadline, "never compacted");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // Writes after the snapshot land in the new log.
+            q.send("after".into(), Duration::ZERO).await.unwrap();
+        }
+        let q = open(&path, &clock);
+        assert_eq!(bodies(&q).await, ["after", "kept"]);
+        // The one received before the compaction is still hidden, then back.
+        clock.advance(LONG * 2);
+        assert_eq!(bodies(&q).await, [&format!("{:0>100}", 0), "after", "kept"]);
+    }
+
+    #[tokio::test]
+    async fn every_acknowledged_concurrent_send_is_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.log");
+        let q = Arc::new(EmbeddedQueue::open(&path, 3, Arc::new(SystemClock)).unwrap());
+        let tasks: Vec<_> = (0..32)
+            .map(|t| {
+                let q = q.clone();
+                tokio::spawn(async move {
+                    for i in 0..20 {
+                        q.send(format!("{t}-{i}"), Duration::ZERO).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // Read the file as it is, with the queue still open: acknowledged
+        // sends must be there without a clean close.
+        let mut replayed = Messages::default();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(replay(&bytes, &mut replayed), bytes.len());
+        assert_eq!(replayed.by_id.len(), 32 * 20);
+        assert!(EmbeddedQueue::open(&path, 3, Arc::new(SystemClock)).is_err());
+    }
+
+    #[tokio::test]
+    async fn messages_of_the_database_file_move_into_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Embedded::open(&dir.path().join("hookline.redb"), Arc::new(SystemClock)).unwrap();
+        let legacy = |visible_at: i64, count: u32, body: &str| {
+            let mut v = visible_at.to_le_bytes().to_vec();
+            v.extend_from_slice(&count.to_le_bytes());
+            v.extend_from_slice(body.as_bytes());
+            v
+        };
+        let (live, dead) = (Ulid::new(), Ulid::new());
+        {
+            let txn = db.db.begin_write().unwrap();
+            let mut t = txn.open_table(codec::LEGACY_MESSAGES).unwrap();
+            let now = chrono::Utc::now().timestamp_micros();
+            for (queue, id, body) in [("apply", live, "queued"), ("apply.dead", dead, "dead")] {
+                let key = codec::compound(queue, id.to_string().as_bytes());
+                t.insert(key.as_slice(), legacy(now, 1, body).as_slice())
+                    .unwrap();
+            }
+            drop(t);
+            txn.commit().unwrap();
+        }
+        let log = dir.path().join("queues/apply.log");
+        assert_eq!(import_legacy(&db, "apply", &log).unwrap(), 2);
+        assert_eq!(import_legacy(&db, "apply", &log).unwrap(), 0);
+        let q = EmbeddedQueue::open(&log, 3, Arc::new(SystemClock)).unwrap();
+        let got = q.receive(10, LONG, Duration::ZERO).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (
+                got[0].id.clone(),
+                got[0].body.as_str(),
+                got[0].receive_count
+            ),
+            (live.to_string(), "queued", 2)
+        );
+        let got = q.receive_dead(10, LONG).await.unwrap();
+        assert_eq!(
+            (got[0].id.clone(), got[0].body.as_str()),
+            (dead.to_string(), "dead")
+        );
     }
 }

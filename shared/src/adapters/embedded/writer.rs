@@ -58,7 +58,6 @@ struct Request {
 pub struct Embedded {
     pub(super) db: Arc<Database>,
     pub(super) clock: Arc<dyn Clock>,
-    pub(super) notify: Arc<tokio::sync::Notify>,
     tx: Option<SyncSender<Request>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -79,7 +78,6 @@ impl Embedded {
         Ok(Arc::new(Self {
             db,
             clock,
-            notify: Arc::new(tokio::sync::Notify::new()),
             tx: Some(tx),
             thread: Some(thread),
         }))
