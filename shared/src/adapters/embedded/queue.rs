@@ -32,6 +32,10 @@ use crate::ports::queue::{
 
 /// The log is rewritten once it is this large and four times the live size.
 const COMPACT_MIN_BYTES: u64 = 64 << 20;
+/// The log file is allocated ahead in steps of this much (its tail reads as
+/// zeros, where replay stops): ingest measured 0.54x the bare server with
+/// it, 0.42x without (three runs each, see the README).
+const GROW_BYTES: u64 = 16 << 20;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Lane {
@@ -288,11 +292,36 @@ impl Shared {
 struct Log {
     path: PathBuf,
     file: File,
+    /// Where the records end, and how long the file is.
     len: u64,
+    allocated: u64,
+}
+
+/// Makes `file` `len` bytes long with its blocks allocated (where the file
+/// system can; elsewhere writes past the end extend it as usual).
+fn allocate(file: &File, len: u64) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let len = libc::off_t::try_from(len).map_err(std::io::Error::other)?;
+        // SAFETY: a valid open descriptor and a range within off_t.
+        match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
+            0 | libc::EOPNOTSUPP | libc::EINVAL => {}
+            errno => return Err(std::io::Error::from_raw_os_error(errno)),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, len);
+    Ok(())
 }
 
 impl Log {
     fn write(&mut self, buf: &[u8], sync: bool) -> std::io::Result<()> {
+        let end = self.len + buf.len() as u64;
+        if end > self.allocated {
+            allocate(&self.file, end + GROW_BYTES)?;
+            self.allocated = end + GROW_BYTES;
+        }
         self.file.write_all(buf)?;
         self.len += buf.len() as u64;
         if sync {
@@ -318,6 +347,7 @@ impl Log {
         }
         self.file = file;
         self.len = snapshot.len() as u64;
+        self.allocated = self.len;
         Ok(())
     }
 }
@@ -455,13 +485,16 @@ impl EmbeddedQueue {
             .map_err(|e| io_error(path, e))?;
         let mut messages = Messages::default();
         let whole = replay(&bytes, &mut messages);
-        if whole < bytes.len() {
+        // Past the records: zeros allocated ahead, or a write cut short.
+        let mut allocated = bytes.len() as u64;
+        if bytes[whole..].iter().any(|b| *b != 0) {
             tracing::warn!(
                 path = %path.display(),
                 dropped = bytes.len() - whole,
                 "the queue log ended in a partial record (a write cut short); it is cut off"
             );
             file.set_len(whole as u64).map_err(|e| io_error(path, e))?;
+            allocated = whole as u64;
         }
         file.seek(SeekFrom::Start(whole as u64))
             .map_err(|e| io_error(path, e))?;
@@ -484,6 +517,7 @@ impl EmbeddedQueue {
             path: path.to_path_buf(),
             file,
             len: whole as u64,
+            allocated,
         };
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
@@ -910,6 +944,17 @@ mod tests {
         assert_eq!(bodies(&q).await, ["later"]);
     }
 
+    /// Where the records of the log at `path` end; what follows is zeros.
+    fn records_end(path: &Path) -> usize {
+        let bytes = std::fs::read(path).unwrap();
+        let end = replay(&bytes, &mut Messages::default());
+        assert!(
+            bytes[end..].iter().all(|b| *b == 0),
+            "garbage after the records"
+        );
+        end
+    }
+
     #[tokio::test]
     async fn a_record_cut_short_is_cut_off() {
         let dir = tempfile::tempdir().unwrap();
@@ -920,7 +965,7 @@ mod tests {
             q.send("x".into(), Duration::ZERO).await.unwrap();
             q.send("y".into(), Duration::ZERO).await.unwrap();
         }
-        let whole = std::fs::metadata(&path).unwrap().len();
+        let end = records_end(&path);
         // A crash part-way through the next record: its frame and a few bytes.
         let mut torn = Vec::new();
         Record::Put {
@@ -933,18 +978,18 @@ mod tests {
             },
         }
         .encode(&mut torn);
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(&torn[..40]).unwrap();
-        drop(f);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[end..end + 40].copy_from_slice(&torn[..40]);
+        std::fs::write(&path, &bytes).unwrap();
         {
             let q = open(&path, &clock);
-            assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
+            assert_eq!(records_end(&path), end);
             q.send("w".into(), Duration::ZERO).await.unwrap();
         }
         // A flipped bit fails the checksum: that record and what follows go.
+        let end = records_end(&path);
         let mut bytes = std::fs::read(&path).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
+        bytes[end - 1] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
         let q = open(&path, &clock);
         assert_eq!(bodies(&q).await, ["x", "y"]);
@@ -960,7 +1005,7 @@ mod tests {
             for i in 0..200 {
                 q.send(format!("{i:0>100}"), Duration::ZERO).await.unwrap();
             }
-            let grown = std::fs::metadata(&path).unwrap().len();
+            let grown = records_end(&path);
             assert!(grown > 200 * 100, "{grown}");
             let got = q.receive(200, LONG, Duration::ZERO).await.unwrap();
             assert_eq!(got.len(), 200);
@@ -969,7 +1014,7 @@ mod tests {
             }
             q.send("kept".into(), Duration::ZERO).await.unwrap();
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while std::fs::metadata(&path).unwrap().len() > 1024 {
+            while records_end(&path) > 1024 {
                 assert!(std::time::Instant::now() < deadline, "never compacted");
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -1005,7 +1050,11 @@ mod tests {
         // sends must be there without a clean close.
         let mut replayed = Messages::default();
         let bytes = std::fs::read(&path).unwrap();
-        assert_eq!(replay(&bytes, &mut replayed), bytes.len());
+        let end = replay(&bytes, &mut replayed);
+        assert!(bytes[end..].iter().all(|b| *b == 0));
+        // Allocated ahead of the records.
+        #[cfg(target_os = "linux")]
+        assert!(bytes.len() as u64 >= end as u64 + GROW_BYTES / 2);
         assert_eq!(replayed.by_id.len(), 32 * 20);
         assert!(EmbeddedQueue::open(&path, 3, Arc::new(SystemClock)).is_err());
     }
