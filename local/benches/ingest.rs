@@ -14,6 +14,12 @@
 //!
 //! The generator is one thread writing HTTP/1.1 by hand on raw sockets, so
 //! that it takes as little of the two cores as it can from the servers.
+//!
+//! Settings (environment): `BENCH_CONNECTIONS` (default 64);
+//! `BENCH_HOOKLINE`, the `hookline` binary to measure (default: the one this
+//! build made), so that two builds can be compared turn about;
+//! `BENCH_RATE`, to run only the open-loop phase of hookline alone, and the
+//! bare server, at that many requests/s (a quick, repeatable latency A/B).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -96,7 +102,9 @@ async fn bare_server() {
 
 /// A fresh hookline; `apply_workers` 0 measures the ingest face alone.
 fn hookline(dir: &std::path::Path, apply_workers: usize) -> (Proc, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookline"));
+    let binary =
+        std::env::var_os("BENCH_HOOKLINE").unwrap_or_else(|| env!("CARGO_BIN_EXE_hookline").into());
+    let mut cmd = Command::new(binary);
     cmd.args([
         "serve",
         "--listen",
@@ -338,6 +346,26 @@ fn main() {
         // loop it is driven at the same rate, the latency baseline.
         let (_bare, bare_addr) = spawn(bare_cmd, "bare listening on ");
         let bare_url = format!("{bare_addr}/hooks/x");
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        if let Some(rate) = std::env::var("BENCH_RATE").ok().map(|r| {
+            r.parse::<f64>()
+                .ok()
+                .filter(|r| *r > 0.0)
+                .expect("BENCH_RATE: requests per second")
+        }) {
+            let dir = tempfile::tempdir().unwrap();
+            let (_server, base) = hookline(dir.path(), 0);
+            let url = seed_trigger(&client, &base).await;
+            let r = drive(&url, Some(rate)).await;
+            show(
+                &format!("hookline alone at {rate:.0}/s, open loop"),
+                &r,
+                rate,
+            );
+            let r = drive(&bare_url, Some(rate)).await;
+            show("bare server at that rate", &r, rate);
+            return;
+        }
         let bare_result = drive(&bare_url, None).await;
         show(
             "bare hyper server (baseline)",
@@ -345,7 +373,6 @@ fn main() {
             bare_result.rate,
         );
 
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
         for (workers, label) in [
             (0, "ingest alone (apply paused)"),
             (2, "ingest while applying"),
