@@ -588,6 +588,9 @@ impl EmbeddedQueue {
         if let Some((body, _)) = messages.iter().find(|(b, _)| b.len() > MAX_MESSAGE_BYTES) {
             return Err(QueueError::TooLarge(body.len()));
         }
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = self.now();
         // Everything but the bookkeeping is done before the lock is taken,
         // so that a sender preempted while holding it holds it briefly.
@@ -894,13 +897,24 @@ pub fn import_legacy(db: &Embedded, name: &str, log: &Path) -> Result<usize, Emb
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io_error(log, e))?;
     }
+    // After the log's records, not at the end of the file: a log the queue
+    // has had open is allocated ahead, and replay stops at those zeros.
     let mut file = OpenOptions::new()
-        .append(true)
+        .read(true)
+        .write(true)
         .create(true)
+        .truncate(false)
         .open(log)
         .map_err(|e| io_error(log, e))?;
-    file.write_all(&records)
-        .and_then(|()| file.sync_data())
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .and_then(|_| {
+            let end = replay(&bytes, &mut Messages::default()) as u64;
+            file.set_len(end)?;
+            file.seek(SeekFrom::Start(end))?;
+            file.write_all(&records)?;
+            file.sync_all()
+        })
         .map_err(|e| io_error(log, e))?;
     let txn = db.db.begin_write()?;
     {
@@ -1107,6 +1121,13 @@ mod tests {
             v.extend_from_slice(body.as_bytes());
             v
         };
+        // A log the queue has had open: allocated ahead past its records.
+        let log = dir.path().join("queues/apply.log");
+        {
+            let q = EmbeddedQueue::open(&log, 3, Arc::new(SystemClock)).unwrap();
+            q.send("earlier".into(), Duration::ZERO).await.unwrap();
+        }
+        assert!(std::fs::metadata(&log).unwrap().len() > GROW_BYTES);
         let (live, dead) = (Ulid::new(), Ulid::new());
         {
             let txn = db.db.begin_write().unwrap();
@@ -1120,20 +1141,20 @@ mod tests {
             drop(t);
             txn.commit().unwrap();
         }
-        let log = dir.path().join("queues/apply.log");
         assert_eq!(import_legacy(&db, "apply", &log).unwrap(), 2);
         assert_eq!(import_legacy(&db, "apply", &log).unwrap(), 0);
         let q = EmbeddedQueue::open(&log, 3, Arc::new(SystemClock)).unwrap();
-        let got = q.receive(10, LONG, Duration::ZERO).await.unwrap();
-        assert_eq!(got.len(), 1);
-        assert_eq!(
-            (
-                got[0].id.clone(),
-                got[0].body.as_str(),
-                got[0].receive_count
-            ),
-            (live.to_string(), "queued", 2)
-        );
+        let mut got: Vec<_> = q
+            .receive(10, LONG, Duration::ZERO)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.body, m.id, m.receive_count))
+            .collect();
+        got.sort();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!((got[0].0.as_str(), got[0].2), ("earlier", 1));
+        assert_eq!(got[1], ("queued".to_string(), live.to_string(), 2));
         let got = q.receive_dead(10, LONG).await.unwrap();
         assert_eq!(
             (got[0].id.clone(), got[0].body.as_str()),
