@@ -119,31 +119,39 @@ fn hookline(dir: &std::path::Path, apply_workers: usize) -> (Proc, String) {
     spawn(cmd, "hookline listening on ")
 }
 
+/// POSTs `body` to the admin API; answers the created object.
+async fn create(
+    client: &reqwest::Client,
+    url: String,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let answer = client
+        .post(url)
+        .bearer_auth(ADMIN_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    answer.json().await.unwrap()
+}
+
 /// A trigger like the Mixmax seed: transform and a list.
 async fn seed_trigger(client: &reqwest::Client, base: &str) -> String {
-    let list: serde_json::Value = client
-        .post(format!("{base}/v1/lists"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&serde_json::json!({"name": "Bench"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let trigger: serde_json::Value = client
-        .post(format!("{base}/v1/triggers"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&serde_json::json!({
+    let list = create(
+        client,
+        format!("{base}/v1/lists"),
+        serde_json::json!({"name": "Bench"}),
+    )
+    .await;
+    let trigger = create(
+        client,
+        format!("{base}/v1/triggers"),
+        serde_json::json!({
             "name": "Bench", "transform": "email = candidate.email\nname = candidate.first_name + \" \" + candidate.last_name",
             "actions": [{"type": "add_to_list", "list_id": list["id"]}]
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        }),
+    )
+    .await;
     trigger["url"].as_str().unwrap().to_string()
 }
 

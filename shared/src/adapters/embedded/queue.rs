@@ -74,10 +74,14 @@ struct Messages {
 
 impl Messages {
     fn put(&mut self, id: u128, m: Message) {
-        self.remove(id);
-        self.bytes += put_len(&m.body);
-        self.ready[m.lane as usize].insert((m.visible_at, id));
-        self.by_id.insert(id, m);
+        let (lane, at, len) = (m.lane, m.visible_at, put_len(&m.body));
+        // One search of the tree: a send's id is new, a replayed one may not be.
+        if let Some(old) = self.by_id.insert(id, m) {
+            self.ready[old.lane as usize].remove(&(old.visible_at, id));
+            self.bytes -= put_len(&old.body);
+        }
+        self.ready[lane as usize].insert((at, id));
+        self.bytes += len;
     }
 
     fn set(&mut self, id: u128, lane: Lane, visible_at: i64, receive_count: u32) -> bool {
@@ -594,7 +598,8 @@ impl EmbeddedQueue {
         let now = self.now();
         // Everything but the bookkeeping is done before the lock is taken,
         // so that a sender preempted while holding it holds it briefly.
-        let mut encoded = Vec::new();
+        let mut encoded =
+            Vec::with_capacity(messages.iter().map(|(b, _)| put_len(b)).sum::<u64>() as usize);
         let mut ids = Vec::with_capacity(messages.len());
         let puts: Vec<(u128, Message)> = messages
             .into_iter()
