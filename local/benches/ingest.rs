@@ -7,7 +7,8 @@
 //! workers paused (the ingest face alone, as the `ingest` Lambda function
 //! runs on AWS) and running (one machine doing everything on the same two
 //! cores as the load generator): each closed loop, then a fresh server at half
-//! of that maximum, open loop. Open-loop latency counts from when a request
+//! of that maximum, open loop. What the first closed loop left queued is then
+//! applied by a server restarted with its workers, timed. Open-loop latency counts from when a request
 //! was due whenever its connection was still busy (no coordinated omission),
 //! and from its send when the connection was idle but the generator's timer
 //! woke late; the line also shows p99 counted from the schedule throughout.
@@ -155,6 +156,43 @@ async fn seed_trigger(client: &reqwest::Client, base: &str) -> String {
     trigger["url"].as_str().unwrap().to_string()
 }
 
+/// Seconds until the contact of every connection's last accepted request
+/// exists: the queue is received oldest first, so that is when the backlog
+/// has been applied, give or take the messages in flight.
+async fn drain(client: &reqwest::Client, base: &str, last: &[Option<u64>]) -> f64 {
+    let start = Instant::now();
+    let mut waiting: Vec<String> = last
+        .iter()
+        .enumerate()
+        .filter_map(|(c, i)| i.map(|i| format!("c{c}-{i}@example.com")))
+        .collect();
+    while !waiting.is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "the backlog was not applied in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut still = Vec::new();
+        for email in waiting {
+            let status = client
+                .get(format!("{base}/v1/contacts"))
+                .query(&[("email", &email)])
+                .bearer_auth(ADMIN_KEY)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            match status.as_u16() {
+                200 => {}
+                404 => still.push(email),
+                other => panic!("contact lookup answered {other}"),
+            }
+        }
+        waiting = still;
+    }
+    start.elapsed().as_secs_f64()
+}
+
 struct Result {
     rate: f64,
     /// From when each request was sent, or from when it was due if the
@@ -163,6 +201,8 @@ struct Result {
     /// Open loop: from when each request was due, timer lateness included.
     from_schedule: Vec<Duration>,
     errors: usize,
+    /// Per connection, the index of its last request answered 200.
+    last: Vec<Option<u64>>,
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -248,6 +288,7 @@ async fn drive(url: &str, rate: Option<f64>) -> Result {
                     });
                 let mut conn = None;
                 let mut i = 0u64;
+                let mut last = None;
                 while !stop.load(Ordering::Relaxed) {
                     // tokio's timer wakes up to a millisecond late: when the
                     // connection was idle that lateness is the generator's,
@@ -272,6 +313,7 @@ async fn drive(url: &str, rate: Option<f64>) -> Result {
                         None => None,
                     };
                     if status == Some(200) {
+                        last = Some(i);
                         latencies.push(sent.elapsed());
                         if interval.is_some() {
                             from_schedule.push(due.elapsed());
@@ -287,18 +329,20 @@ async fn drive(url: &str, rate: Option<f64>) -> Result {
                     }
                     i += 1;
                 }
-                (latencies, from_schedule, errors)
+                (latencies, from_schedule, errors, last)
             })
         })
         .collect();
     tokio::time::sleep(PHASE).await;
     stop.store(true, Ordering::Relaxed);
-    let (mut latencies, mut from_schedule, mut errors) = (Vec::new(), Vec::new(), 0);
+    let (mut latencies, mut from_schedule, mut errors, mut last) =
+        (Vec::new(), Vec::new(), 0, Vec::new());
     for t in tasks {
-        let (l, s, e) = t.await.unwrap();
+        let (l, s, e, i) = t.await.unwrap();
         latencies.extend(l);
         from_schedule.extend(s);
         errors += e;
+        last.push(i);
     }
     let elapsed = start.elapsed().as_secs_f64();
     latencies.sort();
@@ -308,6 +352,7 @@ async fn drive(url: &str, rate: Option<f64>) -> Result {
         latencies,
         from_schedule,
         errors,
+        last,
     }
 }
 
@@ -391,6 +436,19 @@ fn main() {
             let max = drive(&url, None).await;
             drop(server);
             show(&format!("hookline, {label}, max"), &max, bare_result.rate);
+            if workers == 0 {
+                // What ingest alone left queued, applied by a server
+                // restarted with its workers and nothing else to do.
+                let (_server, base) = hookline(dir.path(), 2);
+                let secs = drain(&client, &base, &max.last).await;
+                let applied = max.latencies.len() as f64;
+                println!(
+                    "{:<46} {:>9.0} req/s  {:>5.2}x   ({applied:.0} queued requests applied in {secs:.1} s)",
+                    "  applying what it queued (2 workers)",
+                    applied / secs,
+                    applied / secs / bare_result.rate,
+                );
+            }
 
             let dir = tempfile::tempdir().unwrap();
             let (_server, base) = hookline(dir.path(), workers);

@@ -40,12 +40,15 @@ impl ApplyMessage {
 }
 
 pub struct ApplyHandler {
+    /// Writes through it answer before they are durable (`Platform::deferred`).
     platform: Arc<Platform>,
 }
 
 impl ApplyHandler {
     pub fn new(platform: Arc<Platform>) -> Self {
-        Self { platform }
+        Self {
+            platform: platform.deferred(),
+        }
     }
 
     async fn apply(&self, message: &ApplyMessage) -> Result<(), StoreError> {
@@ -66,9 +69,24 @@ impl ApplyHandler {
 impl Handler for ApplyHandler {
     /// The batch's messages run concurrently: each waits mostly on store
     /// commits, and concurrent ones share a commit. Two messages about one
-    /// contact are safe together (optimistic writes retry).
+    /// contact are safe together (optimistic writes retry). Their writes are
+    /// made durable together, by one sync, before any of them counts as
+    /// done: a crash before it loses writes whose messages are still queued,
+    /// and applying a message again has the effect of once.
     async fn handle(&self, messages: &[QueueMessage]) -> Vec<Outcome> {
-        futures::future::join_all(messages.iter().map(|m| self.one(m))).await
+        let mut outcomes: Vec<Outcome> =
+            futures::future::join_all(messages.iter().map(|m| self.one(m))).await;
+        if outcomes.contains(&Outcome::Done)
+            && let Err(e) = self.platform.store.sync().await
+        {
+            tracing::warn!(error = %e, "applied writes could not be made durable; will retry");
+            for (outcome, m) in outcomes.iter_mut().zip(messages) {
+                if *outcome == Outcome::Done {
+                    *outcome = Outcome::Retry(backoff(m.receive_count));
+                }
+            }
+        }
+        outcomes
     }
 }
 

@@ -25,9 +25,9 @@ pub struct Platform {
     pub egress: Egress,
     pub settings: Settings,
     /// Compiled trigger transforms, kept for the life of the process.
-    pub transforms: crate::triggers::TransformCache,
+    pub transforms: Arc<crate::triggers::TransformCache>,
     /// Triggers as ingest last read them (see `triggers::TRIGGER_CACHE_TTL`).
-    pub triggers: crate::triggers::TriggerCache,
+    pub triggers: Arc<crate::triggers::TriggerCache>,
 }
 
 impl Platform {
@@ -45,6 +45,25 @@ impl Platform {
             settings,
             transforms: Default::default(),
             triggers: Default::default(),
+        })
+    }
+
+    /// This platform with writes that answer before they are durable, for the
+    /// apply queue's handler, which syncs before it deletes what it applied
+    /// (see `Store::deferred`). Caches are shared, so an edit seen by one is
+    /// seen by both. Where every write is durable anyway, this platform.
+    pub fn deferred(self: &Arc<Self>) -> Arc<Self> {
+        let Some(store) = self.store.deferred() else {
+            return self.clone();
+        };
+        Arc::new(Self {
+            store,
+            apply_queue: self.apply_queue.clone(),
+            clock: self.clock.clone(),
+            egress: self.egress.clone(),
+            settings: self.settings.clone(),
+            transforms: self.transforms.clone(),
+            triggers: self.triggers.clone(),
         })
     }
 

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
@@ -145,6 +146,17 @@ pub trait Store: Send + Sync {
     async fn query(&self, query: Query) -> Result<Page, StoreError>;
     /// All of the writes or none of them (at most [`MAX_WRITE_ALL`], one per key).
     async fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+    /// This store, with writes that answer once they are visible but before
+    /// they are durable, for work that keeps its own record of what is
+    /// unfinished: the apply queue deletes a message only after [`Store::sync`].
+    /// `None` where every write is durable when it answers (DynamoDB).
+    fn deferred(&self) -> Option<Arc<dyn Store>> {
+        None
+    }
+    /// Makes every write answered so far durable, deferred ones included.
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Cursors are the last sort key returned, encoded so that users treat them as

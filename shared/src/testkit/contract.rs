@@ -49,6 +49,38 @@ pub async fn store_put_get_delete(store: Arc<dyn Store>, _clock: TestClock) {
     ));
 }
 
+/// Writes through the deferred view (the store itself where every write is
+/// durable) are seen at once by the plain store, conditions included, and a
+/// sync answers. That they are durable after it is for a crash to show:
+/// `applied_work_survives_a_crash` in the end-to-end tests.
+pub async fn store_deferred_writes_are_visible_and_synced(
+    store: Arc<dyn Store>,
+    _clock: TestClock,
+) {
+    let deferred = store.deferred().unwrap_or_else(|| store.clone());
+    let k = key("deferred", "a");
+    let v1 = deferred
+        .put(Put::new(k.clone(), json!({"n": 1})).when(Cond::Absent))
+        .await
+        .unwrap();
+    assert_eq!(store.get(&k).await.unwrap().unwrap().version, v1);
+    assert!(matches!(
+        deferred
+            .put(Put::new(k.clone(), json!({"n": 2})).when(Cond::Absent))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        deferred.add(&key("deferred", "n"), 5, None).await.unwrap(),
+        5
+    );
+    deferred.sync().await.unwrap();
+    store.sync().await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap().unwrap().body, json!({"n": 1}));
+    deferred.delete(&k, Cond::Version(v1)).await.unwrap();
+    assert!(store.get(&k).await.unwrap().is_none());
+}
+
 pub async fn store_conditional_put_race(store: Arc<dyn Store>, _clock: TestClock) {
     let k = key("race", "absent");
     let tasks: Vec<_> = (0..16)
@@ -496,7 +528,8 @@ macro_rules! contract_tests {
         $crate::contract_tests!(@store $store;
             store_put_get_delete, store_conditional_put_race, store_atomic_counters,
             store_query_pages, store_query_past_one_megabyte, store_item_too_large,
-            store_expiry, store_write_all_is_all_or_nothing);
+            store_expiry, store_write_all_is_all_or_nothing,
+            store_deferred_writes_are_visible_and_synced);
         $crate::contract_tests!(@queue $queue, 3;
             queue_send_receive_delete, queue_delay, queue_visibility_and_redelivery,
             queue_send_batch);

@@ -13,11 +13,13 @@ use crate::ports::store::{
 
 pub struct EmbeddedStore {
     db: Arc<Embedded>,
+    /// Whether a write answers only once it is on disk (see `Store::deferred`).
+    durable: bool,
 }
 
 impl EmbeddedStore {
     pub fn new(db: Arc<Embedded>) -> Self {
-        Self { db }
+        Self { db, durable: true }
     }
 }
 
@@ -170,7 +172,7 @@ impl Store for EmbeddedStore {
         let now = self.db.clock.now();
         let versions = self
             .db
-            .write(true, move |t| {
+            .write(self.durable, move |t| {
                 apply(t, std::slice::from_ref(&prepared), now)
             })
             .await??;
@@ -184,7 +186,7 @@ impl Store for EmbeddedStore {
         })?;
         let now = self.db.clock.now();
         self.db
-            .write(true, move |t| {
+            .write(self.durable, move |t| {
                 apply(t, std::slice::from_ref(&prepared), now)
             })
             .await??;
@@ -202,7 +204,7 @@ impl Store for EmbeddedStore {
         let exp = expiry_secs(expires_at);
         let n = self
             .db
-            .write(true, move |t| {
+            .write(self.durable, move |t| {
                 let table = &mut t.counters;
                 let (n, old_exp) = match table.get(k.as_slice())? {
                     Some(v) => {
@@ -289,7 +291,23 @@ impl Store for EmbeddedStore {
             .collect::<Result<Vec<_>, _>>()?;
         let now = self.db.clock.now();
         self.db
-            .write(true, move |t| apply(t, &prepared, now))
+            .write(self.durable, move |t| apply(t, &prepared, now))
+            .await??;
+        Ok(())
+    }
+
+    fn deferred(&self) -> Option<Arc<dyn Store>> {
+        Some(Arc::new(Self {
+            db: self.db.clone(),
+            durable: false,
+        }))
+    }
+
+    /// A durable commit (of nothing, or of whatever shares its group) makes
+    /// the deferred commits before it durable too.
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.db
+            .write(true, |_| Ok(Ok::<(), StoreError>(())))
             .await??;
         Ok(())
     }
