@@ -303,12 +303,9 @@ impl Store for EmbeddedStore {
         }))
     }
 
-    /// A durable commit (of nothing, or of whatever shares its group) makes
-    /// the deferred commits before it durable too.
+    /// The next durable commit makes the deferred commits before it durable
+    /// too; the writer makes one when it runs out of work, or soon after.
     async fn sync(&self) -> Result<(), StoreError> {
-        self.db
-            .write(true, |_| Ok(Ok::<(), StoreError>(())))
-            .await??;
-        Ok(())
+        Ok(self.db.sync().await?)
     }
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::ports::Clock;
@@ -49,10 +50,19 @@ type Job = Box<
         + Send,
 >;
 
-struct Request {
-    job: Job,
-    durable: bool,
+enum Request {
+    Write {
+        job: Job,
+        durable: bool,
+    },
+    /// Answered once everything committed before it is durable.
+    Sync(oneshot::Sender<Result<(), EmbeddedError>>),
 }
+
+/// How long a sync may wait for the writer to run out of work before it
+/// makes a durable commit anyway. Meanwhile commits need no fsync, so a
+/// busy writer is not stopped by one for every batch the apply queue syncs.
+const SYNC_WINDOW: Duration = Duration::from_millis(5);
 
 /// One open database file, shared by the store and every queue on it.
 pub struct Embedded {
@@ -118,9 +128,21 @@ impl Embedded {
                 let _ = done_tx.send(committed.map(|()| out));
             }) as Completion)
         });
+        self.send(Request::Write { job, durable }).await?;
+        done_rx.await.map_err(|_| EmbeddedError::Stopped)?
+    }
+
+    /// Answers once every write answered before it is durable, deferred ones
+    /// included.
+    pub(super) async fn sync(&self) -> Result<(), EmbeddedError> {
+        let (done_tx, done_rx) = oneshot::channel();
+        self.send(Request::Sync(done_tx)).await?;
+        done_rx.await.map_err(|_| EmbeddedError::Stopped)?
+    }
+
+    async fn send(&self, request: Request) -> Result<(), EmbeddedError> {
         let tx = self.tx.as_ref().ok_or(EmbeddedError::Stopped)?.clone();
         // A full channel means the writer is behind: wait off the async threads.
-        let request = Request { job, durable };
         match tx.try_send(request) {
             Ok(()) => {}
             Err(std::sync::mpsc::TrySendError::Full(request)) => {
@@ -133,7 +155,7 @@ impl Embedded {
                 return Err(EmbeddedError::Stopped);
             }
         }
-        done_rx.await.map_err(|_| EmbeddedError::Stopped)?
+        Ok(())
     }
 }
 
@@ -148,36 +170,85 @@ impl Drop for Embedded {
 }
 
 fn write_loop(db: &Database, rx: Receiver<Request>) {
-    while let Ok(first) = rx.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+    let mut syncs: Vec<oneshot::Sender<Result<(), EmbeddedError>>> = Vec::new();
+    // When the oldest of `syncs` arrived.
+    let mut since = Instant::now();
+    // Whether a commit since the last durable one is not durable yet.
+    let mut unsynced = false;
+    loop {
+        // A writer with syncs waiting never blocks: out of work, it commits.
+        let first = if syncs.is_empty() {
+            match rx.recv() {
+                Ok(request) => Some(request),
+                Err(_) => break,
+            }
+        } else {
             match rx.try_recv() {
-                Ok(next) => group.push(next),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                Ok(request) => Some(request),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => break,
+            }
+        };
+        let idle = first.is_none();
+        let mut jobs = Vec::new();
+        let mut durable = false;
+        let mut next = first;
+        while let Some(request) = next {
+            match request {
+                Request::Write { job, durable: d } => {
+                    durable |= d;
+                    jobs.push(job);
+                }
+                Request::Sync(done) => {
+                    if syncs.is_empty() {
+                        since = Instant::now();
+                    }
+                    syncs.push(done);
+                }
+            }
+            next = if jobs.len() < MAX_GROUP {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        // Syncs wait while the writer has other work, up to their window.
+        durable |= !syncs.is_empty() && (idle || since.elapsed() >= SYNC_WINDOW);
+        if jobs.is_empty() && !durable {
+            continue;
+        }
+        let committed = commit_group(db, jobs, durable);
+        if durable {
+            for done in syncs.drain(..) {
+                let _ = done.send(committed.clone().map_err(EmbeddedError::Db));
             }
         }
-        commit_group(db, group);
+        unsynced = !durable || committed.is_err();
+    }
+    // Closing makes what was left unsynced durable.
+    if unsynced {
+        let _ = commit_group(db, Vec::new(), true);
     }
 }
 
-fn commit_group(db: &Database, group: Vec<Request>) {
-    let durable = group.iter().any(|r| r.durable);
+/// Runs the jobs in one transaction and answers how its commit went.
+fn commit_group(db: &Database, group: Vec<Job>, durable: bool) -> Result<(), String> {
     let mut txn = match db.begin_write() {
         Ok(txn) => txn,
-        Err(e) => return fail_all(group.into_iter().map(|r| r.job), &e.to_string()),
+        Err(e) => return Err(fail_all(group.into_iter(), &e.to_string())),
     };
-    // Writes that need no sync (receipts, visibility) are made durable by the
-    // next durable commit; a crash before it only makes a message visible early.
+    // Writes that need no sync (receipts, deferred writes) are made durable by
+    // the next durable commit.
     let durability = if durable {
         Durability::Immediate
     } else {
         Durability::None
     };
     if let Err(e) = txn.set_durability(durability) {
-        return fail_all(group.into_iter().map(|r| r.job), &e.to_string());
+        return Err(fail_all(group.into_iter(), &e.to_string()));
     }
     let mut completions = Vec::with_capacity(group.len());
-    let mut jobs = group.into_iter().map(|r| r.job);
+    let mut jobs = group.into_iter();
     let failure = match Tables::open(&txn) {
         Err(e) => Some(e.to_string()),
         Ok(mut tables) => {
@@ -201,17 +272,20 @@ fn commit_group(db: &Database, group: Vec<Request>) {
         for c in completions {
             c(Err(EmbeddedError::Db(msg.clone())));
         }
-        return fail_all(jobs, &msg);
+        return Err(fail_all(jobs, &msg));
     }
     let committed = txn.commit().map_err(|e| e.to_string());
     for c in completions {
         c(committed.clone().map_err(EmbeddedError::Db));
     }
+    committed
 }
 
-fn fail_all(jobs: impl Iterator<Item = Job>, msg: &str) {
+/// Answers the jobs that error, and the error.
+fn fail_all(jobs: impl Iterator<Item = Job>, msg: &str) -> String {
     tracing::error!(error = msg, "embedded write group failed");
     for job in jobs {
         let _ = job(Err(msg.to_string()));
     }
+    msg.to_string()
 }
