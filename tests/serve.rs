@@ -162,8 +162,10 @@ async fn applied_work_survives_a_crash() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
-    // Visible now; the sync and the deletes follow within milliseconds.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Visible now; the sync and the deletes follow within milliseconds (an
+    // idle server makes no other durable commit that could hide a missing
+    // sync, however long this waits).
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     server.crash();
 
     let server = Server::start(

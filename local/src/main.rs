@@ -155,6 +155,7 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
     for worker in workers {
         let _ = worker.await;
     }
+    drop(handler);
     drop(platform);
     println!("hookline stopped");
     Ok(())

@@ -40,20 +40,25 @@ impl ApplyMessage {
 }
 
 pub struct ApplyHandler {
-    /// Writes through it answer before they are durable (`Platform::deferred`).
     platform: Arc<Platform>,
+    /// Writes through it answer before they are durable (`Platform::deferred`).
+    deferred: Arc<Platform>,
 }
 
 impl ApplyHandler {
     pub fn new(platform: Arc<Platform>) -> Self {
         Self {
-            platform: platform.deferred(),
+            deferred: platform.deferred(),
+            platform,
         }
     }
 
     async fn apply(&self, message: &ApplyMessage) -> Result<(), StoreError> {
         match message {
-            ApplyMessage::Inbound(m) => inbound::apply(&self.platform, m).await,
+            ApplyMessage::Inbound(m) => inbound::apply(&self.deferred, m).await,
+            // A purge clears page after page in one message: each page is
+            // made durable as it goes, so that a crash keeps the progress and
+            // the store can reuse the space freed.
             ApplyMessage::Purge { kind, account, id } => {
                 collections::purge_members(&self.platform, *kind, account, id).await
             }
@@ -77,7 +82,7 @@ impl Handler for ApplyHandler {
         let mut outcomes: Vec<Outcome> =
             futures::future::join_all(messages.iter().map(|m| self.one(m))).await;
         if outcomes.contains(&Outcome::Done)
-            && let Err(e) = self.platform.store.sync().await
+            && let Err(e) = self.deferred.store.sync().await
         {
             tracing::warn!(error = %e, "applied writes could not be made durable; will retry");
             for (outcome, m) in outcomes.iter_mut().zip(messages) {
