@@ -109,3 +109,93 @@ impl ApplyHandler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::ports::{Cond, Item, Key, Page, Put, Query, Store, SystemClock, Write};
+    use chrono::{DateTime, Utc};
+
+    /// Writes work, syncs fail: a disk that stopped taking fsyncs.
+    struct SyncFails(Arc<dyn Store>);
+
+    #[async_trait]
+    impl Store for SyncFails {
+        async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+            self.0.get(key).await
+        }
+        async fn put(&self, put: Put) -> Result<u64, StoreError> {
+            self.0.put(put).await
+        }
+        async fn delete(&self, key: &Key, cond: Cond) -> Result<(), StoreError> {
+            self.0.delete(key, cond).await
+        }
+        async fn add(
+            &self,
+            key: &Key,
+            delta: i64,
+            expires_at: Option<DateTime<Utc>>,
+        ) -> Result<i64, StoreError> {
+            self.0.add(key, delta, expires_at).await
+        }
+        async fn query(&self, query: Query) -> Result<Page, StoreError> {
+            self.0.query(query).await
+        }
+        async fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+            self.0.write_all(writes).await
+        }
+        fn deferred(&self) -> Option<Arc<dyn Store>> {
+            Some(Arc::new(SyncFails(self.0.deferred()?)))
+        }
+        async fn sync(&self) -> Result<(), StoreError> {
+            Err(StoreError::Backend("the disk stopped taking syncs".into()))
+        }
+    }
+
+    /// A request to a trigger that no longer exists: applied by recording it
+    /// as failed, a write like any other.
+    fn message(request_id: &str) -> QueueMessage {
+        let m = ApplyMessage::Inbound(Inbound {
+            account: "acc_test".into(),
+            trigger_id: "trg_gone".into(),
+            request_id: request_id.into(),
+            received_at: Utc::now(),
+            payload: Default::default(),
+            idempotency_key: None,
+            attempt: 1,
+        });
+        QueueMessage {
+            id: format!("msg_{request_id}"),
+            receipt: "receipt".into(),
+            body: m.encode(),
+            receive_count: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_done_only_once_its_writes_are_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let platform =
+            Platform::embedded(dir.path(), Settings::default(), Arc::new(SystemClock)).unwrap();
+        let handler = ApplyHandler::new(platform.clone());
+        let batch = [message("req_a"), message("req_b")];
+        assert_eq!(handler.handle(&batch).await, vec![Outcome::Done; 2]);
+
+        let failing = Platform::new(
+            Arc::new(SyncFails(platform.store.clone())),
+            platform.apply_queue.clone(),
+            platform.clock.clone(),
+            Settings::default(),
+        );
+        let batch = [message("req_c"), message("req_d")];
+        let outcomes = ApplyHandler::new(failing).handle(&batch).await;
+        assert!(
+            outcomes.iter().all(|o| matches!(o, Outcome::Retry(_))),
+            "written but not synced: kept to be applied again, {outcomes:?}"
+        );
+        // The writes were made (visible), only not known to be durable.
+        let record = crate::keys::trigger_request("acc_test", "trg_gone", "req_c");
+        assert!(platform.store.get(&record).await.unwrap().is_some());
+    }
+}
