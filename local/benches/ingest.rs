@@ -21,7 +21,8 @@
 //! `BENCH_HOOKLINE`, the `hookline` binary to measure (default: the one this
 //! build made), so that two builds can be compared turn about;
 //! `BENCH_RATE`, to run only the open-loop phase of hookline alone, and the
-//! bare server, at that many requests/s (a quick, repeatable latency A/B).
+//! bare server, at that many requests/s (a quick, repeatable latency A/B);
+//! with `BENCH_APPLYING` set, hookline applies meanwhile.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -435,12 +436,14 @@ fn main() {
                 .filter(|r| *r > 0.0)
                 .expect("BENCH_RATE: requests per second")
         }) {
+            let applying = std::env::var_os("BENCH_APPLYING").is_some();
             let dir = tempfile::tempdir().unwrap();
-            let (_server, base) = hookline(dir.path(), true);
+            let (_server, base) = hookline(dir.path(), !applying);
             let url = seed_trigger(&client, &base).await;
             let r = drive(&url, Some(rate)).await;
+            let what = if applying { "applying" } else { "alone" };
             show(
-                &format!("hookline alone at {rate:.0}/s, open loop"),
+                &format!("hookline {what} at {rate:.0}/s, open loop"),
                 &r,
                 rate,
             );

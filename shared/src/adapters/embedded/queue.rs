@@ -584,7 +584,8 @@ impl EmbeddedQueue {
     /// Makes the record numbered `seq` durable, then wakes receivers.
     async fn settle(&self, seq: u64) -> Result<(), QueueError> {
         self.synced(seq).await?;
-        self.shared.visible.notify_waiters();
+        // One receiver; it wakes the next if it leaves messages behind.
+        self.shared.visible.notify_one();
         Ok(())
     }
 
@@ -659,24 +660,27 @@ impl EmbeddedQueue {
 
     /// Receives from `lane`; from the main lane, a message received
     /// `max_receives` times goes to the dead lane instead. Answers the
-    /// messages and when the next hidden one becomes visible.
+    /// messages, when the next hidden one becomes visible, and whether more
+    /// than `max` were visible.
     fn receive_from(
         &self,
         lane: Lane,
         max: usize,
         visibility: Duration,
-    ) -> Result<(Vec<QueueMessage>, Option<i64>), QueueError> {
+    ) -> Result<(Vec<QueueMessage>, Option<i64>, bool), QueueError> {
         let now = self.now();
         let hidden_until = now.saturating_add(micros(visibility.min(MAX_VISIBILITY)));
         let mut s = self.lock()?;
         let mut due = Vec::new();
         let mut next = None;
+        let mut more = false;
         for &(at, id) in &s.messages.ready[lane as usize] {
             if at > now {
                 next = Some(at);
                 break;
             }
             if due.len() == max {
+                more = true;
                 break;
             }
             due.push(id);
@@ -710,7 +714,7 @@ impl EmbeddedQueue {
                 }
             })
             .collect();
-        Ok((got, next))
+        Ok((got, next, more))
     }
 }
 
@@ -762,7 +766,11 @@ impl Queue for EmbeddedQueue {
             let notified = self.shared.visible.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let (got, next_visible) = self.receive_from(Lane::Main, max.max(1), visibility)?;
+            let (got, next_visible, more) =
+                self.receive_from(Lane::Main, max.max(1), visibility)?;
+            if more {
+                self.shared.visible.notify_one();
+            }
             let now = tokio::time::Instant::now();
             if !got.is_empty() || now >= deadline {
                 return Ok(got);
@@ -992,6 +1000,47 @@ mod tests {
         assert_eq!(dead[0].body, "c");
         clock.advance(Duration::from_secs(11));
         assert_eq!(bodies(&q).await, ["later"]);
+    }
+
+    /// A send wakes one waiting receiver, and a receiver that leaves
+    /// messages behind wakes the next: 25 messages sent at once reach three
+    /// of five waiting receivers well before their 20 s wait is up, and the
+    /// other two are left waiting.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_send_wakes_as_many_waiting_receivers_as_it_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Arc::new(
+            EmbeddedQueue::open(&dir.path().join("q.log"), 3, Arc::new(SystemClock)).unwrap(),
+        );
+        let receivers: Vec<_> = (0..5)
+            .map(|_| {
+                let q = q.clone();
+                tokio::spawn(async move {
+                    q.receive(10, LONG, Duration::from_secs(20))
+                        .await
+                        .unwrap()
+                        .len()
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await; // all waiting
+        let batch = (0..25).map(|i| (format!("m{i}"), Duration::ZERO)).collect();
+        q.send_batch(batch).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut got = Vec::new();
+        let mut waiting = 0;
+        for r in receivers {
+            match tokio::time::timeout_at(deadline, r).await {
+                Ok(n) => got.push(n.unwrap()),
+                Err(_) => waiting += 1,
+            }
+        }
+        got.sort();
+        assert_eq!(got, [5, 10, 10], "every message delivered, 10 at most each");
+        assert_eq!(
+            waiting, 2,
+            "receivers with nothing to take are left waiting"
+        );
     }
 
     /// Where the records of the log at `path` end; what follows is zeros.
