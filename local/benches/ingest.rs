@@ -7,9 +7,10 @@
 //! workers paused (the ingest face alone, as the `ingest` Lambda function
 //! runs on AWS) and running (one machine doing everything on the same two
 //! cores as the load generator, with its default apply workers): each closed
-//! loop, then a fresh server at half of that maximum, open loop. What the
-//! first closed loop left queued is applied by a server restarted with its
-//! workers, timed. Open-loop latency counts from when a request
+//! loop, then a fresh server at half of that maximum, open loop. While
+//! applying, the closed loop's requests are also timed until applied. Last,
+//! what the first closed loop left queued is applied by a server restarted
+//! with its workers, timed. Open-loop latency counts from when a request
 //! was due whenever its connection was still busy (no coordinated omission),
 //! and from its send when the connection was idle but the generator's timer
 //! woke late; the line also shows p99 counted from the schedule throughout.
