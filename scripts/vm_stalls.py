@@ -1,18 +1,28 @@
 #!/usr/bin/env python3
-"""Whether this machine stops running its processes when the cores are busy
-and a disk is syncing: two processes spin for 3 s, one per core, and record
-every gap of more than 3 ms in their own progress; once alone, once while a
-third process appends 400 bytes + fdatasync in a loop. On the development VM
-the second run shows both cores stopped together for 10-18 ms about every
-100 ms (most likely the host throttling the VM once its busy cores and its
-disk I/O together use up its CPU share), which no code in the guest can
-avoid.
-Run: python3 scripts/vm_stalls.py (about 10 s, under target/)."""
+"""Whether this machine stops running its processes when cores are busy and a
+disk is syncing. Spinners (one process per core) run for 3 s and record every
+gap of more than 3 ms in their own progress: once alone, then while another
+process writes 4,400 bytes + fdatasync in a loop, at each given rate (0: as
+fast as it can), into a file whose blocks were written ahead ("written") and
+into one allocated ahead with posix_fallocate ("allocated", as the queue log
+is).
+
+On the development VM the cores stop together for 10-18 ms about every
+100 ms once busy cores and syncs together pass a threshold: two busy cores
+and 500 syncs/s, one busy core and 2,000 syncs/s allocated (3,000 written).
+Most likely the host throttles the VM when its cores and its disk I/O
+together use up its CPU share; no code in the guest can avoid it, only stay
+under it.
+
+Run: python3 scripts/vm_stalls.py [SPINNERS [RATE ...]]
+(default: 2 spinners, rate 0; about 10 s per rate, under target/)."""
 import multiprocessing as mp
 import os
+import sys
 import time
 
-SECONDS, GAP = 3.0, 0.003
+SECONDS, GAP, SIZE = 3.0, 0.003, 4400
+PATH = "target/vm-stalls.bin"
 
 
 def spin(out):
@@ -26,36 +36,70 @@ def spin(out):
     out.put(gaps)
 
 
-def sync_loop(path):
-    fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY)
+def sync_loop(kind, rate, out):
+    fd = os.open(PATH, os.O_CREAT | os.O_TRUNC | os.O_WRONLY)
+    ahead = 64 << 20
+    if kind == "written":
+        os.write(fd, b"\0" * ahead)
+    else:
+        os.posix_fallocate(fd, 0, ahead)
+    os.fsync(fd)
+    os.lseek(fd, 0, 0)
+    time.sleep(0.5)
+    out.put("ready")
     start = time.perf_counter()
+    n = slow = 0
     while time.perf_counter() - start < SECONDS:
-        os.write(fd, b"x" * 400)
+        t = time.perf_counter()
+        os.write(fd, b"x" * SIZE)
         os.fdatasync(fd)
+        n += 1
+        if time.perf_counter() - t > 0.002:
+            slow += 1
+        if rate:
+            wait = start + n / rate - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
     os.close(fd)
-    os.unlink(path)
+    os.unlink(PATH)
+    out.put((n, slow))
 
 
-def run(label, with_sync):
-    out = mp.Queue()
-    procs = [mp.Process(target=spin, args=(out,)) for _ in range(2)]
-    if with_sync:
-        procs.append(mp.Process(target=sync_loop, args=("target/vm-stalls.bin",)))
+def run(spinners, kind=None, rate=0):
+    out, synced = mp.Queue(), mp.Queue()
+    syncer = None
+    if kind:
+        syncer = mp.Process(target=sync_loop, args=(kind, rate, synced))
+        syncer.start()
+        synced.get()
+    procs = [mp.Process(target=spin, args=(out,)) for _ in range(spinners)]
     for p in procs:
         p.start()
-    a, b = out.get(), out.get()
+    per = [out.get() for _ in procs]
     for p in procs:
         p.join()
-    lengths = sorted(end - start for start, end in a + b)
-    worst = f"{lengths[-1] * 1e3:.1f} ms" if lengths else "-"
-    # A gap of one spinner that overlaps one of the other: both cores stopped.
-    both = sum(1 for s1, e1 in a if any(s2 < e1 and s1 < e2 for s2, e2 in b))
-    print(f"{label:<34} gaps over 3 ms per spinner {len(lengths) / 2:5.1f}, "
-          f"{both} of them on both cores at once; stopped {sum(lengths) * 1e3 / 2:6.1f} ms "
-          f"of {SECONDS * 1e3:.0f}; longest {worst}")
+    label = f"{spinners} spinners"
+    if syncer:
+        n, slow = synced.get()
+        syncer.join()
+        label += f" + syncs, {kind}, rate {rate or 'max'}"
+        label = f"{label:<44} {n / SECONDS:6.0f} syncs/s, {slow:3} over 2 ms;"
+    gaps = [e - s for g in per for s, e in g]
+    line = f"{label:<44} gaps per spinner {len(gaps) / spinners:5.1f}"
+    if spinners == 2:
+        # A gap of one spinner that overlaps one of the other: both stopped.
+        a, b = per
+        both = sum(1 for s1, e1 in a if any(s2 < e1 and s1 < e2 for s2, e2 in b))
+        line += f" ({both} on both cores at once)"
+    print(f"{line}, stopped {sum(gaps) * 1e3 / spinners:6.1f} ms of {SECONDS * 1e3:.0f}",
+          flush=True)
 
 
 if __name__ == "__main__":
     os.makedirs("target", exist_ok=True)
-    run("two spinners", False)
-    run("two spinners + a fdatasync loop", True)
+    spinners = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    rates = [int(r) for r in sys.argv[2:]] or [0]
+    run(spinners)
+    for rate in rates:
+        for kind in ("written", "allocated"):
+            run(spinners, kind, rate)

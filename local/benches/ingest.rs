@@ -160,8 +160,9 @@ async fn seed_trigger(client: &reqwest::Client, base: &str) -> String {
 /// Waits, up to a minute, for the disk to be quiet again after a phase that
 /// wrote a lot (applying a backlog writes hundreds of megabytes, and the
 /// host keeps writing them out well after `sync` answers): until 50 small
-/// syncs in a row each take under 2 ms. Otherwise the next phase's latency
-/// would measure the previous phase's writes.
+/// syncs in a row each take under 2 ms. Called once the next phase's server
+/// has started and its trigger exists, just before the load: otherwise that
+/// latency would measure the previous phase's writes and the start's.
 fn settle() {
     use std::io::Write;
     let _ = Command::new("sync").status();
@@ -441,6 +442,7 @@ fn main() {
             let dir = tempfile::tempdir().unwrap();
             let (_server, base) = hookline(dir.path(), !applying);
             let url = seed_trigger(&client, &base).await;
+            settle();
             let r = drive(&url, Some(rate)).await;
             let what = if applying { "applying" } else { "alone" };
             show(
@@ -484,7 +486,6 @@ fn main() {
                 );
             }
             drop(server);
-            settle();
             if paused {
                 backlog = Some((dir, max.last.clone(), max.latencies.len()));
             }
@@ -492,6 +493,7 @@ fn main() {
             let dir = tempfile::tempdir().unwrap();
             let (_server, base) = hookline(dir.path(), paused);
             let url = seed_trigger(&client, &base).await;
+            settle();
             let half = drive(&url, Some(max.rate / 2.0)).await;
             show(
                 &format!("  at half that ({:.0}/s, open loop)", max.rate / 2.0),
