@@ -604,6 +604,27 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_stays_healthy() {
             400,
             "invalid_form",
         ),
+        (
+            // Latin-1: not UTF-8 once %-decoded.
+            raw(
+                &url,
+                Some("application/x-www-form-urlencoded"),
+                b"email=a%40example.com&name=Jos%E9".to_vec(),
+                vec![],
+            ),
+            400,
+            "invalid_form",
+        ),
+        (
+            raw(
+                &format!("{base}/hooks/%FF"),
+                json_ct,
+                b"{}".to_vec(),
+                vec![],
+            ),
+            400,
+            "invalid_path",
+        ),
     ];
     let mut checked = 0;
     for (req, status, code) in ingest_cases {
@@ -734,6 +755,12 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_stays_healthy() {
         ),
         (&replay, json!({}), 404, "not_found"),
         (&long_replay, json!({}), 404, "not_found"),
+        (
+            "/v1/triggers/%C3%28/preview",
+            json!({"sample": {}}),
+            400,
+            "invalid_path",
+        ),
     ];
     for (path, body, status, code) in admin_cases {
         let (got, answer) = a.post(path, body.clone()).await;

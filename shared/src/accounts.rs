@@ -62,6 +62,9 @@ pub async fn ensure_default(
     platform: &Platform,
     configured: Option<&str>,
 ) -> Result<Option<String>, StoreError> {
+    // Clients' keys are read trimmed, so a configured key is too (one read
+    // from a file often ends in a newline).
+    let configured = configured.map(str::trim).filter(|k| !k.is_empty());
     let store = &platform.store;
     let existing = store.get(&keys::account(DEFAULT_ACCOUNT)).await?;
     let current: Option<Account> = existing
@@ -200,6 +203,14 @@ mod tests {
             DEFAULT_ACCOUNT
         );
         assert!(authenticate(&platform, &key).await.is_err());
+        // A configured key is trimmed, as the keys clients send are.
+        ensure_default(&platform, Some(" my-configured-key\n"))
+            .await
+            .unwrap();
+        assert_eq!(
+            authenticate(&platform, "my-configured-key").await.unwrap(),
+            DEFAULT_ACCOUNT
+        );
         // The store never holds the key itself.
         let page = platform
             .store

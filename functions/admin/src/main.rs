@@ -7,7 +7,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     let platform = hookline::platform::lambda_platform().await?;
     // On AWS the default account's key is a stack parameter: it is never
     // generated here, where printing it would put it in the logs.
-    let key = std::env::var("HOOKLINE_ADMIN_KEY").map_err(|_| "HOOKLINE_ADMIN_KEY is not set")?;
+    let key = std::env::var("HOOKLINE_ADMIN_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .ok_or("HOOKLINE_ADMIN_KEY is not set")?;
     hookline::accounts::ensure_default(&platform, Some(&key)).await?;
     lambda_http::run(hookline::http::admin_router(platform)).await
 }

@@ -1,7 +1,7 @@
 //! `/v1/lists` and `/v1/sequences`: one set of routes for both kinds.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::Kind;
 use crate::Platform;
 use crate::http::ApiError;
-use crate::http::extract::{Account, Json, PageParams, Query};
+use crate::http::extract::{Account, Json, PageParams, Path, Query};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,5 +1,5 @@
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::{Email, Identifier, PhoneNumber};
 use crate::Platform;
 use crate::http::ApiError;
-use crate::http::extract::{Account, Query};
+use crate::http::extract::{Account, Path, Query};
 
 pub fn router() -> Router<Arc<Platform>> {
     Router::new()

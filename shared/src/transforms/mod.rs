@@ -260,13 +260,24 @@ fn explain(e: &cel::ExecutionError) -> String {
     }
 }
 
-/// Text for a contact field: strings as they are, numbers as digits (phone
-/// numbers often arrive as numbers), null as absent.
+/// Text for a contact field: strings as they are, whole numbers as digits
+/// (phone numbers often arrive as numbers, at times as `12155556677.0`),
+/// null as absent. Other numbers are refused: `1.5` or `1e300` as digits
+/// would be a wrong phone number, not a missing one.
 fn text(value: Value) -> Result<Option<String>, String> {
     match value {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s)),
-        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
+        Value::Number(n) => match n.as_f64() {
+            // Exactly an integer, and within what a double holds exactly.
+            Some(f) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => {
+                Ok(Some(format!("{}", f as i64)))
+            }
+            _ => Err(format!(
+                "expected text or a whole number, got the number {n}"
+            )),
+        },
         Value::Bool(b) => Err(format!("expected text, got the boolean {b}")),
         Value::Array(_) => Err("expected text, got a list".into()),
         Value::Object(_) => Err("expected text, got an object".into()),

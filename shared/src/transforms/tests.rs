@@ -96,6 +96,27 @@ fn direct_mapping_without_a_transform() {
 }
 
 #[test]
+fn numbers_become_digits_only_when_whole() {
+    let phone = |v: Value| direct(&obj(json!({ "phone_number": v }))).map(|c| c.phone_number);
+    assert_eq!(
+        phone(json!(12155556677u64)).unwrap().as_deref(),
+        Some("12155556677")
+    );
+    assert_eq!(
+        phone(json!(12155556677.0)).unwrap().as_deref(),
+        Some("12155556677")
+    );
+    assert_eq!(
+        phone(json!(1.2155556677e10)).unwrap().as_deref(),
+        Some("12155556677")
+    );
+    for bad in [json!(12155556677.5), json!(1e300), json!(-0.5)] {
+        let e = phone(bad.clone()).unwrap_err();
+        assert!(e.message.contains("whole number"), "{bad}: {}", e.message);
+    }
+}
+
+#[test]
 fn leaf_paths_of_a_sample() {
     let paths = leaf_paths(
         &json!({"candidate": {"email": "e", "tags": ["a"], "odd key": 1, "empty": {}}, "n": 1, "1bad": 2}),

@@ -2,7 +2,7 @@
 //! work on the payload happens after, in `inbound`.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -14,6 +14,7 @@ use super::inbound::Inbound;
 use crate::Platform;
 use crate::apply::ApplyMessage;
 use crate::http::ApiError;
+use crate::http::extract::Path;
 use crate::ids;
 use crate::keys;
 use crate::ports::{Cond, Put, StoreError};
@@ -287,23 +288,55 @@ fn parse_form(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
             "the form is not UTF-8",
         ));
     }
+    // Decoded here rather than by `form_urlencoded::parse`, which replaces
+    // bytes that are not UTF-8 once decoded: `name=Jos%E9` is refused, not
+    // stored as "Jos\u{FFFD}".
+    let decode = |part: &[u8]| -> Result<String, ()> {
+        let plus_as_space: Vec<u8> = part
+            .iter()
+            .map(|b| if *b == b'+' { b' ' } else { *b })
+            .collect();
+        percent_encoding::percent_decode(&plus_as_space)
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| ())
+    };
     let mut map = Map::new();
-    for (k, v) in url::form_urlencoded::parse(body) {
+    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (k, v) = match pair.iter().position(|b| *b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &[][..]),
+        };
+        let k = decode(k).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_form",
+                "a form field's name is not UTF-8 once %-decoded",
+            )
+        })?;
+        let v = decode(v).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_form",
+                format!(
+                    "the form field {} is not UTF-8 once %-decoded",
+                    k.chars().take(64).collect::<String>()
+                ),
+            )
+        })?;
         if k.is_empty() {
             return Err(ApiError::bad_request(
                 "invalid_form",
                 "a form field has no name",
             ));
         }
-        let v = Value::String(v.into_owned());
-        match map.get_mut(k.as_ref()) {
+        let v = Value::String(v);
+        match map.get_mut(&k) {
             None => {
-                map.insert(k.into_owned(), v);
+                map.insert(k, v);
             }
             Some(Value::Array(items)) => items.push(v),
             Some(first) => {
                 let first = first.take();
-                map.insert(k.into_owned(), Value::Array(vec![first, v]));
+                map.insert(k, Value::Array(vec![first, v]));
             }
         }
     }
@@ -379,6 +412,14 @@ mod tests {
         .unwrap();
         assert_eq!(form["email"], "a@example.com");
         assert_eq!(form["tag"], json!(["x", "y"]));
+        let form = parse_body(
+            &headers(Some("application/x-www-form-urlencoded")),
+            b"name=Jos%C3%A9+Diaz&empty=&flag&&note=a%2Bb%3Dc",
+        )
+        .unwrap();
+        assert_eq!(form["name"], "Jos\u{e9} Diaz");
+        assert_eq!((&form["empty"], &form["flag"]), (&json!(""), &json!("")));
+        assert_eq!(form["note"], "a+b=c");
         for (ct, body, status, code) in [
             (Some("application/json"), &b""[..], 400, "empty_body"),
             (Some("application/json"), b"  \n", 400, "empty_body"),
@@ -391,6 +432,19 @@ mod tests {
             (
                 Some("application/x-www-form-urlencoded"),
                 b"=x",
+                400,
+                "invalid_form",
+            ),
+            // Not UTF-8 once decoded (Latin-1 é), in a value and in a name.
+            (
+                Some("application/x-www-form-urlencoded"),
+                b"name=Jos%E9",
+                400,
+                "invalid_form",
+            ),
+            (
+                Some("application/x-www-form-urlencoded"),
+                b"n%FFme=x",
                 400,
                 "invalid_form",
             ),

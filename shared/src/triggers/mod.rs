@@ -232,7 +232,14 @@ pub async fn parse_actions(
             return Err(fail(format!("{kind} has no field {extra:?}")));
         }
         if let Some((kind, id)) = action.collection() {
-            exists(platform, kind, account, id).await.map_err(fail)?;
+            // A store that cannot answer is the service's fault (503), not
+            // the request's.
+            if collections::find(platform, kind, account, id)
+                .await?
+                .is_none()
+            {
+                return Err(fail(format!("{} {id:?} does not exist", kind.word())));
+            }
         }
         match &action {
             Action::AddToList { .. }
@@ -253,14 +260,6 @@ pub async fn parse_actions(
         actions.push(action);
     }
     Ok(actions)
-}
-
-async fn exists(platform: &Platform, kind: Kind, account: &str, id: &str) -> Result<(), String> {
-    match collections::find(platform, kind, account, id).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(format!("{} {id:?} does not exist", kind.word())),
-        Err(e) => Err(format!("could not check the {}: {e}", kind.word())),
-    }
 }
 
 /// Creates a trigger; answers it and its API key when it requires one.
@@ -538,6 +537,52 @@ impl TransformCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::store::{Cond, Item, Key, Page, Put, Query, Store, StoreError, Write};
+    use std::sync::Arc;
+
+    /// A store that cannot be reached.
+    struct Down;
+
+    #[async_trait::async_trait]
+    impl Store for Down {
+        async fn get(&self, _: &Key) -> Result<Option<Item>, StoreError> {
+            Err(StoreError::Backend("connection refused".into()))
+        }
+        async fn put(&self, _: Put) -> Result<u64, StoreError> {
+            Err(StoreError::Backend("connection refused".into()))
+        }
+        async fn delete(&self, _: &Key, _: Cond) -> Result<(), StoreError> {
+            Err(StoreError::Backend("connection refused".into()))
+        }
+        async fn add(&self, _: &Key, _: i64, _: Option<DateTime<Utc>>) -> Result<i64, StoreError> {
+            Err(StoreError::Backend("connection refused".into()))
+        }
+        async fn query(&self, _: Query) -> Result<Page, StoreError> {
+            Err(StoreError::Backend("connection refused".into()))
+        }
+        async fn write_all(&self, _: Vec<Write>) -> Result<(), StoreError> {
+            Err(StoreError::Backend("connection refused".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_cannot_answer_is_a_503_not_a_bad_action() {
+        let (healthy, _dir) = Platform::for_tests().await;
+        let platform = Platform::new(
+            Arc::new(Down),
+            healthy.apply_queue.clone(),
+            healthy.clock.clone(),
+            crate::config::Settings::default(),
+        );
+        let list = crate::ids::new_id(Kind::List.id_prefix());
+        let raw = [json!({"type": "add_to_list", "list_id": list})];
+        let err = parse_actions(&platform, "acct", &raw).await.unwrap_err();
+        assert_eq!((err.status.as_u16(), err.code), (503, "unavailable"));
+        assert!(!err.message.contains("connection refused"));
+        // A list that is not there is the request's fault.
+        let err = parse_actions(&healthy, "acct", &raw).await.unwrap_err();
+        assert_eq!((err.status.as_u16(), err.code), (422, "invalid_actions"));
+    }
 
     #[test]
     fn templates() {

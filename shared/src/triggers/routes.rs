@@ -2,7 +2,7 @@
 //! rotate the API key, preview a sample, read the request log, replay.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use crate::Platform;
 use crate::apply::ApplyMessage;
 use crate::contacts::Changes;
 use crate::http::ApiError;
-use crate::http::extract::{Account, BaseUrl, Json, PageParams, Query};
+use crate::http::extract::{Account, BaseUrl, Json, PageParams, Path, Query};
 use crate::keys;
 use crate::ports::Query as StoreQuery;
 
