@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::Platform;
 use crate::collections::{self, Kind};
+use crate::platform::APPLY_MAX_RECEIVES;
 use crate::ports::{QueueMessage, StoreError};
 use crate::triggers::inbound::{self, Inbound};
 use crate::work::{Handler, Outcome, backoff};
@@ -101,6 +102,17 @@ impl ApplyHandler {
             Err(e) => Outcome::Dead(format!("not an apply message: {e}")),
             Ok(message) => match self.apply(&message).await {
                 Ok(()) => Outcome::Done,
+                Err(e) if m.receive_count >= APPLY_MAX_RECEIVES => {
+                    tracing::error!(message_id = %m.id, error = %e, "apply failed on the last attempt; dead-lettered");
+                    // Not lost from sight: the request log says it failed.
+                    if let ApplyMessage::Inbound(inbound) = &message
+                        && let Err(e) =
+                            inbound::give_up(&self.platform, inbound, m.receive_count).await
+                    {
+                        tracing::error!(message_id = %m.id, error = %e, "the failed request could not be logged");
+                    }
+                    Outcome::Dead(format!("not applied after {} attempts", m.receive_count))
+                }
                 Err(e) => {
                     tracing::warn!(message_id = %m.id, error = %e, "apply failed; will retry");
                     Outcome::Retry(backoff(m.receive_count))
@@ -117,15 +129,26 @@ mod tests {
     use crate::ports::{Cond, Item, Key, Page, Put, Query, Store, SystemClock, Write};
     use chrono::{DateTime, Utc};
 
-    /// Writes work, syncs fail: a disk that stopped taking fsyncs.
-    struct SyncFails(Arc<dyn Store>);
+    /// A store that fails in one way: syncs (a disk that stopped taking
+    /// fsyncs), or the puts of its deferred store (apply's writes).
+    struct Faulty(Arc<dyn Store>, Fault);
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Fault {
+        Syncs,
+        DeferredPuts,
+        Puts,
+    }
 
     #[async_trait]
-    impl Store for SyncFails {
+    impl Store for Faulty {
         async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
             self.0.get(key).await
         }
         async fn put(&self, put: Put) -> Result<u64, StoreError> {
+            if self.1 == Fault::Puts {
+                return Err(StoreError::Backend("table unreachable".into()));
+            }
             self.0.put(put).await
         }
         async fn delete(&self, key: &Key, cond: Cond) -> Result<(), StoreError> {
@@ -146,10 +169,17 @@ mod tests {
             self.0.write_all(writes).await
         }
         fn deferred(&self) -> Option<Arc<dyn Store>> {
-            Some(Arc::new(SyncFails(self.0.deferred()?)))
+            let fault = match self.1 {
+                Fault::DeferredPuts => Fault::Puts,
+                other => other,
+            };
+            Some(Arc::new(Faulty(self.0.deferred()?, fault)))
         }
         async fn sync(&self) -> Result<(), StoreError> {
-            Err(StoreError::Backend("the disk stopped taking syncs".into()))
+            if self.1 == Fault::Syncs {
+                return Err(StoreError::Backend("the disk stopped taking syncs".into()));
+            }
+            self.0.sync().await
         }
     }
 
@@ -183,7 +213,7 @@ mod tests {
         assert_eq!(handler.handle(&batch).await, vec![Outcome::Done; 2]);
 
         let failing = Platform::new(
-            Arc::new(SyncFails(platform.store.clone())),
+            Arc::new(Faulty(platform.store.clone(), Fault::Syncs)),
             platform.apply_queue.clone(),
             platform.clock.clone(),
             Settings::default(),
@@ -197,5 +227,47 @@ mod tests {
         // The writes were made (visible), only not known to be durable.
         let record = crate::keys::trigger_request("acc_test", "trg_gone", "req_c");
         assert!(platform.store.get(&record).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_request_given_up_on_is_logged_as_failed_and_dead_lettered() {
+        let dir = tempfile::tempdir().unwrap();
+        let platform =
+            Platform::embedded(dir.path(), Settings::default(), Arc::new(SystemClock)).unwrap();
+        let failing = Platform::new(
+            Arc::new(Faulty(platform.store.clone(), Fault::DeferredPuts)),
+            platform.apply_queue.clone(),
+            platform.clock.clone(),
+            Settings::default(),
+        );
+        let handler = ApplyHandler::new(failing);
+        let record = |id: &str| crate::keys::trigger_request("acc_test", "trg_gone", id);
+        // Before the last attempt: retried, nothing logged yet.
+        let outcome = handler.handle(&[message("req_e")]).await;
+        assert!(matches!(outcome[..], [Outcome::Retry(_)]), "{outcome:?}");
+        assert!(
+            platform
+                .store
+                .get(&record("req_e"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The last attempt: dead-lettered, and the request log says why.
+        let mut last = message("req_f");
+        last.receive_count = APPLY_MAX_RECEIVES;
+        let outcome = handler.handle(&[last]).await;
+        assert!(matches!(outcome[..], [Outcome::Dead(_)]), "{outcome:?}");
+        let item = platform.store.get(&record("req_f")).await.unwrap().unwrap();
+        assert_eq!(item.body["status"], "failed");
+        let reason = item.body["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("8 times") && reason.contains("replay"),
+            "{reason}"
+        );
+        assert!(
+            !reason.contains("unreachable"),
+            "the store's error stays in the log"
+        );
     }
 }

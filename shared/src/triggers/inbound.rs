@@ -60,32 +60,34 @@ pub struct RequestRecord {
     pub payload: Map<String, Value>,
 }
 
+impl RequestRecord {
+    /// The record of applying `m` now, before it is run.
+    fn new(p: &Platform, m: &Inbound) -> Self {
+        Self {
+            id: m.request_id.clone(),
+            trigger_id: m.trigger_id.clone(),
+            received_at: m.received_at,
+            processed_at: p.clock.now(),
+            status: Status::Applied,
+            reason: None,
+            contact: None,
+            contact_created: false,
+            actions: Vec::new(),
+            attempts: m.attempt,
+            idempotency_key: m.idempotency_key.clone(),
+            payload: m.payload.clone(),
+        }
+    }
+}
+
 /// Applies one accepted request. An error is a store failure, worth a retry;
 /// everything the payload or the configuration gets wrong is recorded as a
 /// failed request instead, so it never poisons the queue.
 pub async fn apply(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
-    let record_key = keys::trigger_request(&m.account, &m.trigger_id, &m.request_id);
-    let existing = p.store.get(&record_key).await?;
-    let before: Option<RequestRecord> = existing
-        .as_ref()
-        .and_then(|i| serde_json::from_value(i.body.clone()).ok());
-    if before.as_ref().is_some_and(|r| r.attempts >= m.attempt) {
+    let Some((record_key, cond)) = unrecorded(p, m).await? else {
         return Ok(()); // delivered again: already applied
-    }
-    let mut record = RequestRecord {
-        id: m.request_id.clone(),
-        trigger_id: m.trigger_id.clone(),
-        received_at: m.received_at,
-        processed_at: p.clock.now(),
-        status: Status::Applied,
-        reason: None,
-        contact: None,
-        contact_created: false,
-        actions: Vec::new(),
-        attempts: m.attempt,
-        idempotency_key: m.idempotency_key.clone(),
-        payload: m.payload.clone(),
     };
+    let mut record = RequestRecord::new(p, m);
     let applied = match super::find(p, &m.trigger_id).await? {
         Some((trigger, _)) => run(p, &trigger, m, &mut record).await?,
         None => Err("the trigger was deleted before the request was applied".into()),
@@ -94,7 +96,51 @@ pub async fn apply(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
         record.status = Status::Failed;
         record.reason = Some(reason);
     }
+    save(p, record_key, record, cond).await
+}
+
+/// The key of the request's record and the condition to write it under,
+/// unless this attempt is recorded already (its message delivered again).
+async fn unrecorded(
+    p: &Platform,
+    m: &Inbound,
+) -> Result<Option<(crate::ports::Key, Cond)>, StoreError> {
+    let record_key = keys::trigger_request(&m.account, &m.trigger_id, &m.request_id);
+    let existing = p.store.get(&record_key).await?;
+    let before: Option<RequestRecord> = existing
+        .as_ref()
+        .and_then(|i| serde_json::from_value(i.body.clone()).ok());
+    if before.is_some_and(|r| r.attempts >= m.attempt) {
+        return Ok(None);
+    }
     let cond = existing.map_or(Cond::Absent, |i| Cond::Version(i.version));
+    Ok(Some((record_key, cond)))
+}
+
+/// Records a request whose message is given up on: the store kept failing
+/// however often it was tried. It shows in the request log as failed and can
+/// be replayed once the service is healthy; the message itself goes to the
+/// dead-letter queue. A request applied meanwhile is left as it is.
+pub async fn give_up(p: &Platform, m: &Inbound, attempts: u32) -> Result<(), StoreError> {
+    let Some((record_key, cond)) = unrecorded(p, m).await? else {
+        return Ok(());
+    };
+    let mut record = RequestRecord::new(p, m);
+    record.status = Status::Failed;
+    // The store's own error stays in the server's log.
+    record.reason = Some(format!(
+        "not applied: the service failed to store it {attempts} times; replay it once the service is healthy"
+    ));
+    save(p, record_key, record, cond).await
+}
+
+/// Writes the request's record, without its payload should both not fit.
+async fn save(
+    p: &Platform,
+    record_key: crate::ports::Key,
+    mut record: RequestRecord,
+    cond: Cond,
+) -> Result<(), StoreError> {
     let body = serde_json::to_value(&record).expect("serialisable");
     let written = match p
         .store
