@@ -813,6 +813,39 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_stays_healthy() {
 }
 
 #[tokio::test]
+async fn every_body_within_the_limit_is_queued() {
+    let a = Admin::start();
+    let t = a.create("/v1/triggers", json!({"name": "Edge"})).await;
+    let url = t["url"].as_str().unwrap();
+    // JSON just under 256 KiB: queued with its envelope, which is larger.
+    let filler = 256 * 1024 - 100;
+    let body =
+        serde_json::to_vec(&json!({"email": "edge@example.com", "x": "y".repeat(filler)})).unwrap();
+    assert!(body.len() <= 256 * 1024 && body.len() > 256 * 1024 - 200);
+    // A form whose control characters grow sixfold once queued as JSON.
+    let form = format!("email=form%40example.com&x={}", "%01".repeat(80 * 1024));
+    for (ct, body) in [
+        ("application/json", body),
+        ("application/x-www-form-urlencoded", form.into_bytes()),
+    ] {
+        let answer = a
+            .http
+            .post(url)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, r) = support::answer(answer).await;
+        assert_eq!(status, 200, "{ct}: {r}");
+        let record = a
+            .applied(t["id"].as_str().unwrap(), r["request_id"].as_str().unwrap())
+            .await;
+        assert_eq!(record["status"], "applied", "{ct}: {}", record["reason"]);
+    }
+}
+
+#[tokio::test]
 async fn an_oversized_request_is_logged_without_its_payload() {
     let a = Admin::start();
     let t = a

@@ -30,8 +30,12 @@ pub enum QueueError {
 pub const MAX_DELAY: Duration = Duration::from_secs(900);
 /// SQS's ceiling on a visibility timeout.
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
-/// SQS's ceiling on a message's size.
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// SQS's ceiling on a message's size, with the queue's `MaximumMessageSize`
+/// at its maximum (as `template.yaml` and `create_queue` set it; SQS's
+/// default is 256 KiB). Ingest accepts bodies up to 256 KiB, and one queued
+/// with its envelope, or a form whose control characters become `\u0001`,
+/// must still fit.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 #[async_trait]
 pub trait Queue: Send + Sync {

@@ -39,6 +39,10 @@ pub async fn create_queue(
     let dead = client
         .create_queue()
         .queue_name(format!("{name}-dead"))
+        .attributes(
+            QueueAttributeName::MaximumMessageSize,
+            MAX_MESSAGE_BYTES.to_string(),
+        )
         .send()
         .await
         .map_err(backend)?;
@@ -61,6 +65,10 @@ pub async fn create_queue(
         .create_queue()
         .queue_name(name)
         .attributes(QueueAttributeName::RedrivePolicy, policy)
+        .attributes(
+            QueueAttributeName::MaximumMessageSize,
+            MAX_MESSAGE_BYTES.to_string(),
+        )
         .send()
         .await
         .map_err(backend)?;
