@@ -137,6 +137,15 @@ impl Transform {
                     message: msg,
                 }
             })?;
+            if comprehension_depth(program.expression()) > 1 {
+                return Err(TransformError {
+                    line,
+                    column: parsed.column_of(1),
+                    message: "a list macro (map, filter, all, exists, exists_one) inside another \
+                              is not allowed: its cost would multiply the payload's list sizes"
+                        .into(),
+                });
+            }
             variables.extend(
                 program
                     .references()
@@ -257,6 +266,38 @@ fn explain(e: &cel::ExecutionError) -> String {
         cel::ExecutionError::NoSuchKey(k) => format!("the payload has no field {k}"),
         cel::ExecutionError::UndeclaredReference(k) => format!("the payload has no field {k}"),
         other => other.to_string(),
+    }
+}
+
+/// How deeply list macros (expanded to comprehensions) nest in `e`: each
+/// level multiplies the work by a list's length, so more than one could
+/// keep a worker busy for hours on a payload within the size limit.
+fn comprehension_depth(e: &cel::IdedExpr) -> usize {
+    use cel::common::ast::{EntryExpr, Expr, MapExpr, StructExpr};
+    let deepest = |es: &mut dyn Iterator<Item = &cel::IdedExpr>| {
+        es.map(comprehension_depth).max().unwrap_or(0)
+    };
+    match &e.expr {
+        Expr::Comprehension(c) => {
+            let inner = [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ];
+            1 + deepest(&mut inner.into_iter())
+        }
+        Expr::Call(c) => deepest(&mut c.target.iter().map(|t| &**t).chain(&c.args)),
+        Expr::List(l) => deepest(&mut l.elements.iter()),
+        Expr::Select(s) => comprehension_depth(&s.operand),
+        Expr::Map(MapExpr { entries }) | Expr::Struct(StructExpr { entries, .. }) => {
+            deepest(&mut entries.iter().flat_map(|entry| match &entry.expr {
+                EntryExpr::MapEntry(m) => vec![&m.key, &m.value],
+                EntryExpr::StructField(f) => vec![&f.value],
+            }))
+        }
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => 0,
     }
 }
 

@@ -96,6 +96,35 @@ fn direct_mapping_without_a_transform() {
 }
 
 #[test]
+fn list_macros_do_not_nest() {
+    let t = Transform::compile(
+        "fields.emails = people.map(p, p.email)\nfields.any = tags.exists(t, t == \"vip\")",
+    )
+    .unwrap();
+    let out = t
+        .apply(&obj(
+            json!({"people": [{"email": "a@x.io"}, {"email": "b@x.io"}], "tags": ["vip"]}),
+        ))
+        .unwrap();
+    assert_eq!(out.fields["emails"], json!(["a@x.io", "b@x.io"]));
+    assert_eq!(out.fields["any"], true);
+    for nested in [
+        "fields.x = a.map(i, a.map(j, i + j))",
+        "fields.x = a.all(i, b.exists(j, j == i))",
+        "fields.x = [a.map(i, i)].map(l, l.filter(v, v > 1))",
+        "fields.x = {\"k\": a.map(i, b.map(j, j))}",
+    ] {
+        let e = Transform::compile(&format!("email = e\n{nested}")).unwrap_err();
+        assert_eq!(e.line, 2, "{nested}");
+        assert!(
+            e.message.contains("inside another"),
+            "{nested}: {}",
+            e.message
+        );
+    }
+}
+
+#[test]
 fn numbers_become_digits_only_when_whole() {
     let phone = |v: Value| direct(&obj(json!({ "phone_number": v }))).map(|c| c.phone_number);
     assert_eq!(
