@@ -324,7 +324,7 @@ async fn bad_input_is_a_clear_4xx() {
             "/v1/lists?limit=0",
             None,
             "",
-            400,
+            422,
             "invalid_limit",
         ),
         (
@@ -332,7 +332,7 @@ async fn bad_input_is_a_clear_4xx() {
             "/v1/lists?limit=5000",
             None,
             "",
-            400,
+            422,
             "invalid_limit",
         ),
         (

@@ -113,7 +113,8 @@ impl PageParams {
         match self.limit {
             None => Ok(DEFAULT_PAGE),
             Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-            Some(n) => Err(ApiError::bad_request(
+            // Parsed, but out of range: 422, as the contract has it.
+            Some(n) => Err(ApiError::invalid(
                 "invalid_limit",
                 format!("limit {n} is out of range: use 1 to {MAX_PAGE}"),
             )),
