@@ -214,7 +214,8 @@ async fn run(
     };
     record.contact_created = created;
     for (i, action) in trigger.actions.iter().enumerate() {
-        let outcome = run_action(p, m, &contact, created, i, action).await?;
+        let key = effect_key(&trigger.actions, i);
+        let outcome = run_action(p, m, &contact, created, &key, action).await?;
         record.actions.push(outcome);
     }
     // The contact as the actions left it (lists added).
@@ -235,12 +236,30 @@ async fn run(
     })
 }
 
+/// What names the effect of `actions[i]` within a request (the id of the
+/// event it publishes, of the message it sends): the action's content,
+/// counted among identical ones before it, not its place in the list. A
+/// replay after the trigger's actions were edited so finds what an earlier
+/// attempt did, and does it once; a changed action is a new effect.
+fn effect_key(actions: &[Action], i: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let content = |a: &Action| serde_json::to_string(a).expect("serialisable");
+    let this = content(&actions[i]);
+    let same_before = actions[..i].iter().filter(|a| content(a) == this).count();
+    let digest = Sha256::digest(this.as_bytes());
+    let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    match same_before {
+        0 => short,
+        n => format!("{short}_{n}"),
+    }
+}
+
 async fn run_action(
     p: &Platform,
     m: &Inbound,
     contact: &Contact,
     created: bool,
-    index: usize,
+    key: &str,
     action: &Action,
 ) -> Result<ActionOutcome, StoreError> {
     let outcome = |ok: bool, detail: String| ActionOutcome {
@@ -275,7 +294,7 @@ async fn run_action(
         }
         Action::PublishEvent { event } => {
             // Derived from the request, so a second delivery writes the same event.
-            let id = format!("evt_{}_{index}", m.request_id.trim_start_matches("req_"));
+            let id = format!("evt_{}_{key}", m.request_id.trim_start_matches("req_"));
             let body = json!({
                 "id": id, "event": event, "timestamp": m.received_at,
                 "email": contact.email, "phone_number": contact.phone_number, "contact_id": contact.id,
@@ -297,7 +316,7 @@ async fn run_action(
             webhook_id,
             template,
         } => {
-            let id = format!("msg_{}_{index}", m.request_id.trim_start_matches("req_"));
+            let id = format!("msg_{}_{key}", m.request_id.trim_start_matches("req_"));
             let body = json!({
                 "id": id, "webhook_id": webhook_id, "contact_id": contact.id,
                 "email": contact.email, "phone_number": contact.phone_number,
@@ -351,4 +370,38 @@ pub fn render(template: &str, c: &Contact) -> String {
     }
     out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actions(v: Value) -> Vec<Action> {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn an_effect_is_named_by_its_action_not_its_place() {
+        let before = actions(json!([
+            {"type": "add_to_list", "list_id": "lst_1"},
+            {"type": "publish_event", "event": "hired"},
+            {"type": "publish_event", "event": "hired"},
+            {"type": "publish_event", "event": "onboarded"},
+        ]));
+        let keys: Vec<String> = (0..4).map(|i| effect_key(&before, i)).collect();
+        // Identical actions are told apart by their count; others differ.
+        assert_eq!(keys[2], format!("{}_1", keys[1]));
+        assert_ne!(keys[3], keys[1]);
+        // The list action removed: the events keep their names.
+        let after = actions(json!([
+            {"type": "publish_event", "event": "hired"},
+            {"type": "publish_event", "event": "hired"},
+            {"type": "publish_event", "event": "onboarded"},
+        ]));
+        let kept: Vec<String> = (0..3).map(|i| effect_key(&after, i)).collect();
+        assert_eq!(kept, keys[1..]);
+        // A changed event is a new one.
+        let renamed = actions(json!([{"type": "publish_event", "event": "hired.v2"}]));
+        assert_ne!(effect_key(&renamed, 0), keys[1]);
+    }
 }
