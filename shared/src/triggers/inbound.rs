@@ -84,6 +84,9 @@ impl RequestRecord {
 /// everything the payload or the configuration gets wrong is recorded as a
 /// failed request instead, so it never poisons the queue.
 pub async fn apply(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
+    if let Some(k) = &m.idempotency_key {
+        super::ingest::settle_key(p, &m.trigger_id, k, &m.request_id, m.received_at).await?;
+    }
     let Some((record_key, cond)) = unrecorded(p, m).await? else {
         return Ok(()); // delivered again: already applied
     };

@@ -79,23 +79,61 @@ pub async fn hook(
         return Err(e.into());
     }
     if let Some((key, version)) = claim {
-        let expires =
-            p.clock.now() + chrono::TimeDelta::from_std(IDEMPOTENCY_WINDOW).expect("in range");
-        let queued = json!({"request_id": request_id, "body_sha256": super::sha256_hex_bytes(&body), "state": "queued"});
-        if let Err(e) = p
-            .store
-            .put(
-                Put::new(key, queued)
-                    .when(Cond::Version(version))
-                    .expires(expires),
-            )
-            .await
-        {
-            // The request is queued; its claim stays pending and lapses soon.
+        let hash = super::sha256_hex_bytes(&body);
+        if let Err(e) = mark_queued(&p, key, version, &request_id, &hash, p.clock.now()).await {
+            // The request is queued; applying it marks the key (`settle_key`).
             tracing::warn!(error = %e, "could not mark an idempotency key queued");
         }
     }
     Ok(captured(&request_id))
+}
+
+/// Marks a key this request claimed as queued, for the idempotency window
+/// from `received_at`: repeats answer its request id from now on.
+async fn mark_queued(
+    p: &Platform,
+    key: crate::ports::Key,
+    version: u64,
+    request_id: &str,
+    body_sha256: &str,
+    received_at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    let expires = received_at + chrono::TimeDelta::from_std(IDEMPOTENCY_WINDOW).expect("in range");
+    let queued = json!({"request_id": request_id, "body_sha256": body_sha256, "state": "queued"});
+    let put = Put::new(key, queued)
+        .when(Cond::Version(version))
+        .expires(expires);
+    p.store.put(put).await.map(|_| ())
+}
+
+/// Called when a request is applied: should ingest have queued it but failed
+/// to mark its `Idempotency-Key` queued (a store error, a timeout between
+/// the two), the key would lapse as pending within a minute and a retry
+/// after that be taken as a new request. Marked now, it holds for the
+/// idempotency window.
+pub async fn settle_key(
+    p: &Platform,
+    trigger_id: &str,
+    idempotency_key: &str,
+    request_id: &str,
+    received_at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    let key = keys::idempotency(trigger_id, idempotency_key);
+    let Some(item) = p.store.get(&key).await? else {
+        return Ok(());
+    };
+    if item.body["state"] != "pending" || item.body["request_id"] != request_id {
+        return Ok(());
+    }
+    let hash = item.body["body_sha256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    match mark_queued(p, key, item.version, request_id, &hash, received_at).await {
+        // Marked meanwhile by ingest or another delivery.
+        Ok(()) | Err(StoreError::Conflict) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// How long a claimed key may stay pending (claimed, not yet queued) before
@@ -370,6 +408,48 @@ mod tests {
             h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
         }
         h
+    }
+
+    #[tokio::test]
+    async fn a_key_left_pending_is_marked_queued_when_its_request_is_applied() {
+        use crate::ports::TestClock;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = TestClock::at(chrono::Utc::now());
+        let p = Platform::embedded(
+            dir.path(),
+            crate::config::Settings::default(),
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        let (trigger, body) = (
+            "trg_01jd0000000000000000000000",
+            br#"{"email":"a@example.com"}"#,
+        );
+        let request_id = ids::new_id("req");
+        // Claimed and queued, but never marked queued (ingest failed there).
+        let Claim::Ours(..) = claim_key(&p, trigger, "order-1", &request_id, body)
+            .await
+            .unwrap()
+        else {
+            panic!("a fresh key is ours");
+        };
+        let inbound = Inbound {
+            account: "acc_test".into(),
+            trigger_id: trigger.into(),
+            request_id: request_id.clone(),
+            received_at: p.clock.now(),
+            payload: serde_json::from_slice(body).unwrap(),
+            idempotency_key: Some("order-1".into()),
+            attempt: 1,
+        };
+        crate::triggers::inbound::apply(&p, &inbound).await.unwrap();
+        // Well past the pending window: a retry is still its repeat.
+        clock.advance(Duration::from_secs(600));
+        match claim_key(&p, trigger, "order-1", &ids::new_id("req"), body).await {
+            Ok(Claim::Repeat(first)) => assert_eq!(first, request_id),
+            Ok(Claim::Ours(..)) => panic!("the key lapsed: the retry would be a new request"),
+            Err(e) => panic!("{}", e.message),
+        }
     }
 
     #[test]
