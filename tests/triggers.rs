@@ -846,6 +846,35 @@ async fn every_body_within_the_limit_is_queued() {
 }
 
 #[tokio::test]
+async fn an_action_too_large_to_keep_fails_the_request_at_once() {
+    let a = Admin::start();
+    let t = a
+        .create(
+            "/v1/triggers",
+            json!({
+                "name": "Big message",
+                "transform": "email = email\nfields.notes = notes",
+                "actions": [{"type": "send_message", "webhook_id": "wh_1",
+                             "template": "{{fields.notes}}{{fields.notes}}"}]
+            }),
+        )
+        .await;
+    // The contact (210 KB) fits; the message (420 KB) does not.
+    let body = json!({"email": "notes@example.com", "notes": "n".repeat(210 * 1024)});
+    let (status, r) = a.hook(t["url"].as_str().unwrap(), &body, &[]).await;
+    assert_eq!(status, 200, "{r}");
+    let record = a
+        .applied(t["id"].as_str().unwrap(), r["request_id"].as_str().unwrap())
+        .await;
+    assert_eq!(record["status"], "failed");
+    let reason = record["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("send_message: the message is too large to keep"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
 async fn an_oversized_request_is_logged_without_its_payload() {
     let a = Admin::start();
     let t = a

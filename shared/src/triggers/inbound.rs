@@ -303,16 +303,12 @@ async fn run_action(
                 "email": contact.email, "phone_number": contact.phone_number, "contact_id": contact.id,
                 "trigger_id": m.trigger_id, "request_id": m.request_id, "data": m.payload,
             });
-            match p
-                .store
-                .put(Put::new(keys::event(&m.account, &id), body).when(Cond::Absent))
-                .await
-            {
-                Ok(_) | Err(StoreError::Conflict) => outcome(true, format!("published {id}")),
-                Err(StoreError::TooLarge(m)) => {
-                    outcome(false, format!("the event is too large to keep ({m})"))
-                }
-                Err(e) => return Err(e),
+            match keep_once(p, keys::event(&m.account, &id), body).await? {
+                Ok(()) => outcome(true, format!("published {id}")),
+                Err(too_large) => outcome(
+                    false,
+                    format!("the event is too large to keep ({too_large})"),
+                ),
             }
         }
         Action::SendMessage {
@@ -325,21 +321,35 @@ async fn run_action(
                 "email": contact.email, "phone_number": contact.phone_number,
                 "text": render(template, contact), "status": "waiting_for_channel", "created_at": p.clock.now(),
             });
-            match p
-                .store
-                .put(Put::new(keys::message(&m.account, &id), body).when(Cond::Absent))
-                .await
-            {
-                Ok(_) | Err(StoreError::Conflict) => outcome(
+            match keep_once(p, keys::message(&m.account, &id), body).await? {
+                Ok(()) => outcome(
                     true,
                     format!(
                         "{id} kept for webhook {webhook_id}; outbound channels deliver it once they exist"
                     ),
                 ),
-                Err(e) => return Err(e),
+                Err(too_large) => outcome(
+                    false,
+                    format!("the message is too large to keep ({too_large})"),
+                ),
             }
         }
     })
+}
+
+/// Writes what an action made, once: another delivery of the request finds
+/// it there. One too large to keep fails the action (the inner error), as
+/// retrying cannot help; other store failures are the outer error.
+async fn keep_once(
+    p: &Platform,
+    key: crate::ports::Key,
+    body: Value,
+) -> Result<Result<(), String>, StoreError> {
+    match p.store.put(Put::new(key, body).when(Cond::Absent)).await {
+        Ok(_) | Err(StoreError::Conflict) => Ok(Ok(())),
+        Err(StoreError::TooLarge(m)) => Ok(Err(m)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Fills `{{field}}` placeholders; a field the contact lacks becomes empty.
