@@ -183,15 +183,29 @@ mod tests {
         }
     }
 
-    /// A request to a trigger that no longer exists: applied by recording it
-    /// as failed, a write like any other.
-    fn message(request_id: &str) -> QueueMessage {
+    /// A trigger without a transform or actions, in account `acc_test`.
+    async fn trigger(platform: &Platform) -> String {
+        let input = crate::triggers::TriggerInput {
+            name: Some("T".into()),
+            ..Default::default()
+        };
+        let (trigger, _) = crate::triggers::create(platform, "acc_test", input)
+            .await
+            .unwrap();
+        trigger.id
+    }
+
+    /// A request to `trigger`: applied, it writes a contact and its record.
+    fn message(trigger: &str, request_id: &str) -> QueueMessage {
         let m = ApplyMessage::Inbound(Inbound {
             account: "acc_test".into(),
-            trigger_id: "trg_gone".into(),
+            trigger_id: trigger.into(),
             request_id: request_id.into(),
             received_at: Utc::now(),
-            payload: Default::default(),
+            payload: serde_json::json!({"email": format!("{request_id}@example.com")})
+                .as_object()
+                .unwrap()
+                .clone(),
             idempotency_key: None,
             attempt: 1,
         });
@@ -209,7 +223,8 @@ mod tests {
         let platform =
             Platform::embedded(dir.path(), Settings::default(), Arc::new(SystemClock)).unwrap();
         let handler = ApplyHandler::new(platform.clone());
-        let batch = [message("req_a"), message("req_b")];
+        let t = trigger(&platform).await;
+        let batch = [message(&t, "req_a"), message(&t, "req_b")];
         assert_eq!(handler.handle(&batch).await, vec![Outcome::Done; 2]);
 
         let failing = Platform::new(
@@ -218,14 +233,14 @@ mod tests {
             platform.clock.clone(),
             Settings::default(),
         );
-        let batch = [message("req_c"), message("req_d")];
+        let batch = [message(&t, "req_c"), message(&t, "req_d")];
         let outcomes = ApplyHandler::new(failing).handle(&batch).await;
         assert!(
             outcomes.iter().all(|o| matches!(o, Outcome::Retry(_))),
             "written but not synced: kept to be applied again, {outcomes:?}"
         );
         // The writes were made (visible), only not known to be durable.
-        let record = crate::keys::trigger_request("acc_test", "trg_gone", "req_c");
+        let record = crate::keys::trigger_request("acc_test", &t, "req_c");
         assert!(platform.store.get(&record).await.unwrap().is_some());
     }
 
@@ -240,10 +255,11 @@ mod tests {
             platform.clock.clone(),
             Settings::default(),
         );
+        let t = trigger(&platform).await;
         let handler = ApplyHandler::new(failing);
-        let record = |id: &str| crate::keys::trigger_request("acc_test", "trg_gone", id);
+        let record = |id: &str| crate::keys::trigger_request("acc_test", &t, id);
         // Before the last attempt: retried, nothing logged yet.
-        let outcome = handler.handle(&[message("req_e")]).await;
+        let outcome = handler.handle(&[message(&t, "req_e")]).await;
         assert!(matches!(outcome[..], [Outcome::Retry(_)]), "{outcome:?}");
         assert!(
             platform
@@ -254,7 +270,7 @@ mod tests {
                 .is_none()
         );
         // The last attempt: dead-lettered, and the request log says why.
-        let mut last = message("req_f");
+        let mut last = message(&t, "req_f");
         last.receive_count = APPLY_MAX_RECEIVES;
         let outcome = handler.handle(&[last]).await;
         assert!(matches!(outcome[..], [Outcome::Dead(_)]), "{outcome:?}");
@@ -269,5 +285,23 @@ mod tests {
             !reason.contains("unreachable"),
             "the store's error stays in the log"
         );
+    }
+
+    #[tokio::test]
+    async fn a_request_to_a_deleted_trigger_leaves_no_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let platform =
+            Platform::embedded(dir.path(), Settings::default(), Arc::new(SystemClock)).unwrap();
+        let t = trigger(&platform).await;
+        crate::triggers::delete(&platform, "acc_test", &t)
+            .await
+            .unwrap();
+        let handler = ApplyHandler::new(platform.clone());
+        assert_eq!(
+            handler.handle(&[message(&t, "req_g")]).await,
+            vec![Outcome::Done]
+        );
+        let record = crate::keys::trigger_request("acc_test", &t, "req_g");
+        assert!(platform.store.get(&record).await.unwrap().is_none());
     }
 }

@@ -91,10 +91,14 @@ pub async fn apply(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
         return Ok(()); // delivered again: already applied
     };
     let mut record = RequestRecord::new(p, m);
-    let applied = match super::find(p, &m.trigger_id).await? {
-        Some((trigger, _)) => run(p, &trigger, m, &mut record).await?,
-        None => Err("the trigger was deleted before the request was applied".into()),
+    let Some((trigger, _)) = super::find(p, &m.trigger_id).await? else {
+        // Deleted meanwhile, its request log with it: a record written now
+        // could never be read, nor would it ever be removed.
+        tracing::info!(request_id = %m.request_id, trigger_id = %m.trigger_id,
+            "the trigger was deleted before the request was applied; dropped");
+        return Ok(());
     };
+    let applied = run(p, &trigger, m, &mut record).await?;
     if let Err(reason) = applied {
         record.status = Status::Failed;
         record.reason = Some(reason);
