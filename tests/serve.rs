@@ -67,7 +67,7 @@ async fn first_start_prints_a_key_once_and_data_survives_restarts() {
 #[tokio::test]
 async fn accepted_writes_survive_a_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[("HOOKLINE_ADMIN_KEY", "e2e-admin-key")]);
+    let server = Server::start(dir.path(), &[("HOOKLINE_ADMIN_KEY", "e2e-admin-key-0123")]);
     assert_eq!(server.printed_key, None, "a configured key is not printed");
     // Concurrent creates, each answered 201 only once durable.
     let tasks: Vec<_> = (0..20)
@@ -76,7 +76,7 @@ async fn accepted_writes_survive_a_crash() {
             tokio::spawn(async move {
                 let resp = client()
                     .post(url)
-                    .bearer_auth("e2e-admin-key")
+                    .bearer_auth("e2e-admin-key-0123")
                     .json(&json!({"name": format!("L{i:02}")}))
                     .send()
                     .await
@@ -89,8 +89,8 @@ async fn accepted_writes_survive_a_crash() {
         t.await.unwrap();
     }
     server.crash();
-    let server = Server::start(dir.path(), &[("HOOKLINE_ADMIN_KEY", "e2e-admin-key")]);
-    let mut names = list_names(&server, "e2e-admin-key").await;
+    let server = Server::start(dir.path(), &[("HOOKLINE_ADMIN_KEY", "e2e-admin-key-0123")]);
+    let mut names = list_names(&server, "e2e-admin-key-0123").await;
     names.sort();
     assert_eq!(
         names,
@@ -115,7 +115,7 @@ async fn admin_get(server: &Server, key: &str, path: &str) -> (u16, Value) {
 /// applied again), every request's outcome, contact and list entry is there.
 #[tokio::test]
 async fn applied_work_survives_a_crash() {
-    let key = "e2e-admin-key";
+    let key = "e2e-admin-key-0123";
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[("HOOKLINE_ADMIN_KEY", key)]);
     let list = create_list(&server, key, "Applied").await;
@@ -203,11 +203,14 @@ async fn applied_work_survives_a_crash() {
 #[tokio::test]
 async fn errors_are_json_and_the_server_stays_up() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[("HOOKLINE_ADMIN_KEY", "k")]);
+    let server = Server::start(
+        dir.path(),
+        &[("HOOKLINE_ADMIN_KEY", "errors-admin-key-0123")],
+    );
     let c = client();
     let bad = c
         .post(server.url("/v1/lists"))
-        .bearer_auth("k")
+        .bearer_auth("errors-admin-key-0123")
         .header("content-type", "application/json")
         .body("{")
         .send()

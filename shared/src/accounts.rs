@@ -55,6 +55,22 @@ pub fn generate_key(prefix: &str) -> String {
     format!("{prefix}_{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// The shortest admin key one may choose (as `template.yaml` asks of the
+/// stack parameter): keys are kept as a plain SHA-256, sound only for keys
+/// too long to guess.
+pub const MIN_CONFIGURED_KEY: usize = 16;
+
+/// Refuses a chosen admin key too short to be kept as a fast hash.
+pub fn check_configured_key(key: &str) -> Result<(), String> {
+    let len = key.trim().chars().count();
+    if len < MIN_CONFIGURED_KEY {
+        return Err(format!(
+            "HOOKLINE_ADMIN_KEY is {len} characters; use at least {MIN_CONFIGURED_KEY} (or leave it unset to have one generated)"
+        ));
+    }
+    Ok(())
+}
+
 /// Makes sure the default account exists with an admin key, and answers the
 /// key when it was generated now (to be shown once). With `configured`, that
 /// key becomes the admin key, replacing an earlier one.
@@ -168,6 +184,13 @@ pub async fn authenticate(platform: &Platform, key: &str) -> Result<String, ApiE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chosen_key_must_be_long_enough() {
+        assert!(check_configured_key("dev-admin-key-change-me").is_ok());
+        let e = check_configured_key(" short-key-15-ch \n").unwrap_err();
+        assert!(e.contains("15 characters") && e.contains("16"), "{e}");
+    }
 
     #[tokio::test]
     async fn default_account_key_lifecycle() {

@@ -34,7 +34,7 @@ use crate::ports::queue::{
 const COMPACT_MIN_BYTES: u64 = 64 << 20;
 /// The log file is allocated ahead in steps of this much (its tail reads as
 /// zeros, where replay stops): ingest measured 0.54x the bare server with
-/// it, 0.42x without (three runs each, see the README).
+/// it, 0.42x without (three runs each, when it was added).
 const GROW_BYTES: u64 = 16 << 20;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
