@@ -27,8 +27,17 @@ pub enum ApplyMessage {
 }
 
 impl ApplyMessage {
+    /// The message as JSON that SQS takes: SQS refuses U+FFFE and U+FFFF,
+    /// which serde_json writes as they are, so they go escaped (they can
+    /// only be inside strings, where `\uffff` means the same).
     pub fn encode(&self) -> String {
-        serde_json::to_string(self).expect("apply messages serialise")
+        let json = serde_json::to_string(self).expect("apply messages serialise");
+        if json.contains(['\u{fffe}', '\u{ffff}']) {
+            json.replace('\u{fffe}', "\\ufffe")
+                .replace('\u{ffff}', "\\uffff")
+        } else {
+            json
+        }
     }
 
     /// Queues the message to be applied now.
@@ -303,5 +312,23 @@ mod tests {
         );
         let record = crate::keys::trigger_request("acc_test", &t, "req_g");
         assert!(platform.store.get(&record).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn messages_carry_no_character_sqs_refuses() {
+        let mut m = message("trg_1", "req_h");
+        let ApplyMessage::Inbound(mut inbound) = serde_json::from_str(&m.body).unwrap() else {
+            unreachable!()
+        };
+        inbound
+            .payload
+            .insert("odd\u{ffff}".into(), "a\u{fffe}b\u{ffff}".into());
+        let encoded = ApplyMessage::Inbound(inbound.clone()).encode();
+        assert!(!encoded.contains(['\u{fffe}', '\u{ffff}']), "{encoded}");
+        m.body = encoded;
+        let ApplyMessage::Inbound(back) = serde_json::from_str(&m.body).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(back, inbound);
     }
 }

@@ -27,12 +27,13 @@ pub trait Handler: Send + Sync {
     async fn handle(&self, messages: &[QueueMessage]) -> Vec<Outcome>;
 }
 
-/// Exponential backoff for internal work: 1 s, 2 s, 4 s ... up to 5 minutes,
+/// Exponential backoff for internal work: 2 s, 8 s, 32 s ... up to an hour,
 /// with ±20 % jitter so that a burst of failures does not come back as one.
+/// Across the 8 receives before a message is dead-lettered that waits about
+/// 1.8 hours in all: a store outage of minutes does not dead-letter every
+/// request accepted meanwhile (it did with 1 s doublings: 2 minutes).
 pub fn backoff(receive_count: u32) -> Duration {
-    let base = 2f64
-        .powi(receive_count.saturating_sub(1).min(16) as i32)
-        .min(300.0);
+    let base = (2.0 * 4f64.powi(receive_count.saturating_sub(1).min(16) as i32)).min(3600.0);
     let jitter = rand::rng().random_range(0.8..1.2);
     Duration::from_secs_f64(base * jitter)
 }
@@ -101,9 +102,12 @@ mod tests {
     fn backoff_grows_with_jitter_and_a_ceiling() {
         for n in 1..=20 {
             let d = backoff(n).as_secs_f64();
-            let base = 2f64.powi(n as i32 - 1).min(300.0);
+            let base = (2.0 * 4f64.powi(n as i32 - 1)).min(3600.0);
             assert!(d >= base * 0.8 && d <= base * 1.2, "attempt {n}: {d}");
         }
-        assert!(backoff(0) <= Duration::from_millis(1200));
+        assert!(backoff(0) <= Duration::from_millis(2400));
+        // Before the 8th and last receive: over an hour of waiting in all.
+        let waited: f64 = (1..8).map(|n| backoff(n).as_secs_f64()).sum();
+        assert!(waited > 3600.0, "{waited}");
     }
 }

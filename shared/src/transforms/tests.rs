@@ -96,6 +96,26 @@ fn direct_mapping_without_a_transform() {
 }
 
 #[test]
+fn numbers_a_contact_cannot_keep_are_runtime_errors() {
+    let t = Transform::compile("email = email\nfields.x = a * b").unwrap();
+    let e = t
+        .apply(&obj(json!({"email": "a@x.io", "a": 1e100, "b": 1e100})))
+        .unwrap_err();
+    assert!(
+        e.message.contains("1e+200") && e.message.contains("outside"),
+        "{}",
+        e.message
+    );
+    let out = t
+        .apply(&obj(json!({"email": "a@x.io", "a": 3e60, "b": 2e60})))
+        .unwrap();
+    assert_eq!(
+        out.fields["x"].as_f64().map(|x| (x / 6e120).round()),
+        Some(1.0)
+    );
+}
+
+#[test]
 fn list_macros_do_not_nest() {
     let t = Transform::compile(
         "fields.emails = people.map(p, p.email)\nfields.any = tags.exists(t, t == \"vip\")",

@@ -287,7 +287,10 @@ pub fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>
                 ),
             ))
         }
-        Value::Object(map) => match map.values().find_map(out_of_range) {
+        Value::Object(map) => match map
+            .values()
+            .find_map(crate::transforms::number_out_of_range)
+        {
             Some(n) => Err(ApiError::invalid(
                 "number_out_of_range",
                 format!(
@@ -312,21 +315,6 @@ fn depth(v: &Value) -> usize {
         Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
         Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
         _ => 0,
-    }
-}
-
-/// A number DynamoDB cannot store (its numbers run from 1e-130 to 9.99e125
-/// in magnitude), wherever it is in `v`: refused at ingest on every
-/// platform, rather than failing on AWS only, after the request was accepted.
-fn out_of_range(v: &Value) -> Option<&serde_json::Number> {
-    match v {
-        Value::Number(n) => {
-            let f = n.as_f64()?.abs();
-            (f != 0.0 && !(1e-130..1e126).contains(&f)).then_some(n)
-        }
-        Value::Array(items) => items.iter().find_map(out_of_range),
-        Value::Object(map) => map.values().find_map(out_of_range),
-        _ => None,
     }
 }
 
