@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::Platform;
 use crate::collections::{self, Kind};
 use crate::platform::APPLY_MAX_RECEIVES;
+use crate::ports::store::Progress;
 use crate::ports::{QueueMessage, StoreError};
 use crate::triggers::inbound::{self, Inbound};
 use crate::work::{Handler, Outcome, backoff};
@@ -53,30 +54,52 @@ pub struct ApplyHandler {
     platform: Arc<Platform>,
     /// Writes through it answer before they are durable (`Platform::deferred`).
     deferred: Arc<Platform>,
+    purge_budget: std::time::Duration,
 }
+
+/// How long one purge message works before it queues the rest: a third of
+/// the apply function's 30 s timeout.
+pub const PURGE_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl ApplyHandler {
     pub fn new(platform: Arc<Platform>) -> Self {
+        Self::with_purge_budget(platform, PURGE_BUDGET)
+    }
+
+    /// With purges that queue their rest after `budget` (at least a page).
+    pub fn with_purge_budget(platform: Arc<Platform>, budget: std::time::Duration) -> Self {
         Self {
             deferred: platform.deferred(),
             platform,
+            purge_budget: budget,
         }
     }
 
     async fn apply(&self, message: &ApplyMessage) -> Result<(), StoreError> {
-        match message {
-            ApplyMessage::Inbound(m) => inbound::apply(&self.deferred, m).await,
-            // A purge clears page after page in one message: each page is
-            // made durable as it goes, so that a crash keeps the progress and
-            // the store can reuse the space freed.
+        // A purge clears page after page: each page is made durable as it
+        // goes, so that a crash keeps the progress and the store can reuse
+        // the space freed. Past its budget it queues the rest as a new
+        // message, so that no purge outlasts a Lambda's time limit.
+        let progress = match message {
+            ApplyMessage::Inbound(m) => return inbound::apply(&self.deferred, m).await,
             ApplyMessage::Purge { kind, account, id } => {
-                collections::purge_members(&self.platform, *kind, account, id).await
+                collections::purge_members(&self.platform, *kind, account, id, self.purge_budget)
+                    .await?
             }
             ApplyMessage::PurgeTriggerLog {
                 account,
                 trigger_id,
-            } => crate::triggers::purge_log(&self.platform, account, trigger_id).await,
+            } => {
+                crate::triggers::purge_log(&self.platform, account, trigger_id, self.purge_budget)
+                    .await?
+            }
+        };
+        if progress == Progress::More {
+            message.send(&self.platform).await.map_err(|e| {
+                StoreError::Backend(format!("the rest of the purge could not be queued: {e}"))
+            })?;
         }
+        Ok(())
     }
 }
 

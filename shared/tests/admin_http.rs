@@ -471,8 +471,29 @@ async fn deleting_a_list_purges_its_members_in_the_background() {
         .0,
         204
     );
-    let (stop, worker) = start_worker(&a.platform);
     let store = &a.platform.store;
+    let count = async || {
+        let q = hookline::ports::Query::new(members.clone(), "");
+        store.query(q).await.unwrap().items.len()
+    };
+    // A purge out of time queues the rest of itself: with no time at all,
+    // one page (25) a message.
+    use hookline::work::Handler;
+    use std::time::Duration;
+    let queue = &a.platform.apply_queue;
+    let eager =
+        hookline::apply::ApplyHandler::with_purge_budget(a.platform.clone(), Duration::ZERO);
+    for left in [35, 10] {
+        let got = queue
+            .receive(10, Duration::from_secs(30), Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1, "one purge message at a time");
+        let outcomes = eager.handle(&got).await;
+        hookline::work::settle(&**queue, &got, &outcomes).await;
+        assert_eq!(count().await, left);
+    }
+    let (stop, worker) = start_worker(&a.platform);
     eventually("members purged", async || {
         store
             .query(hookline::ports::Query::new(members.clone(), ""))

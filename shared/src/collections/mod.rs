@@ -11,8 +11,8 @@ use crate::apply::ApplyMessage;
 use crate::http::ApiError;
 use crate::ids;
 use crate::keys;
-use crate::ports::store::clear_partition;
 use crate::ports::store::{OPTIMISTIC_ATTEMPTS, contention_pause};
+use crate::ports::store::{Progress, delete_items, first_page};
 use crate::ports::{Cond, Key, Page, Put, Query, StoreError};
 
 /// Which collection: its id prefix, key word and name in messages.
@@ -221,7 +221,8 @@ pub async fn purge_members(
     kind: Kind,
     account: &str,
     id: &str,
-) -> Result<(), StoreError> {
+    budget: std::time::Duration,
+) -> Result<Progress, StoreError> {
     if platform
         .store
         .get(&keys::collection(kind, account, id))
@@ -231,21 +232,23 @@ pub async fn purge_members(
         return Err(StoreError::Conflict);
     }
     let pk = keys::members(kind, account, id);
-    if kind == Kind::List {
-        // The contacts first: once the members are gone, nothing finds them.
-        let mut q = Query::new(pk.clone(), "");
-        loop {
-            let page = platform.store.query(q.clone()).await?;
-            for member in &page.items {
+    let start = std::time::Instant::now();
+    loop {
+        let Some(members) = first_page(&*platform.store, &pk).await? else {
+            return Ok(Progress::Done);
+        };
+        // A page's contacts first: once their members are gone, nothing
+        // finds them.
+        if kind == Kind::List {
+            for member in &members {
                 crate::contacts::remove_list(platform, account, &member.key.sk, id).await?;
             }
-            match page.next_cursor {
-                Some(c) => q.cursor = Some(c),
-                None => break,
-            }
+        }
+        delete_items(&*platform.store, members).await?;
+        if start.elapsed() >= budget {
+            return Ok(Progress::More);
         }
     }
-    clear_partition(&*platform.store, &pk).await
 }
 
 /// What an action did, for the request log.

@@ -485,7 +485,8 @@ pub async fn purge_log(
     platform: &Platform,
     account: &str,
     trigger_id: &str,
-) -> Result<(), StoreError> {
+    budget: std::time::Duration,
+) -> Result<crate::ports::store::Progress, StoreError> {
     if platform
         .store
         .get(&keys::trigger(trigger_id))
@@ -497,6 +498,7 @@ pub async fn purge_log(
     crate::ports::store::clear_partition(
         &*platform.store,
         &keys::trigger_requests(account, trigger_id),
+        budget,
     )
     .await
 }
