@@ -249,6 +249,13 @@ fn bad_settings_stop_the_start_with_a_message() {
         .err()
         .expect("refused");
     assert!(err.contains("HOOKLINE_RETRY_SCHEDULE"), "{err}");
+    let err = Server::try_start(dir.path(), &[("HOOKLINE_ADMIN_KEY", "letmein")])
+        .err()
+        .expect("a short admin key refused");
+    assert!(
+        err.contains("HOOKLINE_ADMIN_KEY is 7 characters; use at least 16"),
+        "{err}"
+    );
     let out = std::process::Command::new(support::binary())
         .args(["serve", "--listen", "not-an-address"])
         .output()
