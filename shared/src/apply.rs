@@ -239,6 +239,7 @@ mod tests {
                 .unwrap()
                 .clone(),
             idempotency_key: None,
+            body_sha256: None,
             attempt: 1,
         });
         QueueMessage {

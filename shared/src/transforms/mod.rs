@@ -287,7 +287,10 @@ pub fn number_out_of_range(v: &Value) -> Option<&serde_json::Number> {
 
 /// How deeply list macros (expanded to comprehensions) nest in `e`: each
 /// level multiplies the work by a list's length, so more than one could
-/// keep a worker busy for hours on a payload within the size limit.
+/// keep a worker busy for hours on a payload within the size limit. Only
+/// what runs for every element nests; a macro's list, its start and its
+/// result run once, so a chain (`a.filter(...).map(...)`) adds, not
+/// multiplies, and is depth 1.
 fn comprehension_depth(e: &cel::IdedExpr) -> usize {
     use cel::common::ast::{EntryExpr, Expr, MapExpr, StructExpr};
     let deepest = |es: &mut dyn Iterator<Item = &cel::IdedExpr>| {
@@ -295,14 +298,9 @@ fn comprehension_depth(e: &cel::IdedExpr) -> usize {
     };
     match &e.expr {
         Expr::Comprehension(c) => {
-            let inner = [
-                &c.iter_range,
-                &c.accu_init,
-                &c.loop_cond,
-                &c.loop_step,
-                &c.result,
-            ];
-            1 + deepest(&mut inner.into_iter())
+            let once = deepest(&mut [&c.iter_range, &c.accu_init, &c.result].into_iter());
+            let each = 1 + deepest(&mut [&c.loop_cond, &c.loop_step].into_iter());
+            once.max(each)
         }
         Expr::Call(c) => deepest(&mut c.target.iter().map(|t| &**t).chain(&c.args)),
         Expr::List(l) => deepest(&mut l.elements.iter()),

@@ -128,6 +128,13 @@ fn list_macros_do_not_nest() {
         .unwrap();
     assert_eq!(out.fields["emails"], json!(["a@x.io", "b@x.io"]));
     assert_eq!(out.fields["any"], true);
+    // A chain runs one macro after the other: allowed.
+    let t = Transform::compile("email = e\nfields.vips = people.filter(p, p.vip).map(p, p.email)")
+        .unwrap();
+    let out = t
+        .apply(&obj(json!({"e": "a@x.io", "people": [{"vip": true, "email": "v@x.io"}, {"vip": false, "email": "n@x.io"}]})))
+        .unwrap();
+    assert_eq!(out.fields["vips"], json!(["v@x.io"]));
     for nested in [
         "fields.x = a.map(i, a.map(j, i + j))",
         "fields.x = a.all(i, b.exists(j, j == i))",

@@ -23,6 +23,10 @@ pub struct Inbound {
     pub received_at: DateTime<Utc>,
     pub payload: Map<String, Value>,
     pub idempotency_key: Option<String>,
+    /// The body's SHA-256 when it came with an `Idempotency-Key`: applying
+    /// the request marks the key queued with it, should ingest not have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
     /// 1, then one more for each replay.
     pub attempt: u32,
 }
@@ -84,9 +88,7 @@ impl RequestRecord {
 /// everything the payload or the configuration gets wrong is recorded as a
 /// failed request instead, so it never poisons the queue.
 pub async fn apply(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
-    if let Some(k) = &m.idempotency_key {
-        super::ingest::settle_key(p, &m.trigger_id, k, &m.request_id, m.received_at).await?;
-    }
+    super::ingest::settle_key(p, m).await?;
     let Some((record_key, cond)) = unrecorded(p, m).await? else {
         return Ok(()); // delivered again: already applied
     };
@@ -132,6 +134,9 @@ pub async fn give_up(p: &Platform, m: &Inbound, attempts: u32) -> Result<(), Sto
     let Some((record_key, cond)) = unrecorded(p, m).await? else {
         return Ok(());
     };
+    if super::find(p, &m.trigger_id).await?.is_none() {
+        return Ok(()); // deleted, its log with it (as in `apply`)
+    }
     let mut record = RequestRecord::new(p, m);
     record.status = Status::Failed;
     // The store's own error stays in the server's log.

@@ -69,6 +69,7 @@ pub async fn hook(
         received_at: p.clock.now(),
         payload,
         idempotency_key: idempotency_key.clone(),
+        body_sha256: claim.as_ref().map(|_| super::sha256_hex_bytes(&body)),
         attempt: 1,
     });
     if let Err(e) = message.send(&p).await {
@@ -78,9 +79,9 @@ pub async fn hook(
         }
         return Err(e.into());
     }
-    if let Some((key, version)) = claim {
-        let hash = super::sha256_hex_bytes(&body);
-        if let Err(e) = mark_queued(&p, key, version, &request_id, &hash, p.clock.now()).await {
+    if let (Some((key, version)), ApplyMessage::Inbound(m)) = (claim, &message) {
+        let hash = m.body_sha256.as_deref().unwrap_or_default();
+        if let Err(e) = mark_queued(&p, key, version, &request_id, hash, p.clock.now()).await {
             // The request is queued; applying it marks the key (`settle_key`).
             tracing::warn!(error = %e, "could not mark an idempotency key queued");
         }
@@ -110,27 +111,31 @@ async fn mark_queued(
 /// to mark its `Idempotency-Key` queued (a store error, a timeout between
 /// the two), the key would lapse as pending within a minute and a retry
 /// after that be taken as a new request. Marked now, it holds for the
-/// idempotency window.
-pub async fn settle_key(
-    p: &Platform,
-    trigger_id: &str,
-    idempotency_key: &str,
-    request_id: &str,
-    received_at: chrono::DateTime<chrono::Utc>,
-) -> Result<(), StoreError> {
-    let key = keys::idempotency(trigger_id, idempotency_key);
-    let Some(item) = p.store.get(&key).await? else {
+/// idempotency window; a lapsed one is made again, unless a retry has
+/// claimed it meanwhile (then nothing can tell the two apart).
+pub async fn settle_key(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
+    let (Some(k), Some(hash)) = (&m.idempotency_key, &m.body_sha256) else {
         return Ok(());
     };
-    if item.body["state"] != "pending" || item.body["request_id"] != request_id {
-        return Ok(());
-    }
-    let hash = item.body["body_sha256"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    match mark_queued(p, key, item.version, request_id, &hash, received_at).await {
-        // Marked meanwhile by ingest or another delivery.
+    let key = keys::idempotency(&m.trigger_id, k);
+    let written = match p.store.get(&key).await? {
+        None => {
+            let expires =
+                m.received_at + chrono::TimeDelta::from_std(IDEMPOTENCY_WINDOW).expect("in range");
+            let queued =
+                json!({"request_id": m.request_id, "body_sha256": hash, "state": "queued"});
+            let put = Put::new(key, queued).when(Cond::Absent).expires(expires);
+            p.store.put(put).await.map(|_| ())
+        }
+        Some(item)
+            if item.body["state"] == "pending" && item.body["request_id"] == *m.request_id =>
+        {
+            mark_queued(p, key, item.version, &m.request_id, hash, m.received_at).await
+        }
+        Some(_) => return Ok(()),
+    };
+    match written {
+        // Marked meanwhile by ingest or another delivery, or claimed by a retry.
         Ok(()) | Err(StoreError::Conflict) => Ok(()),
         Err(e) => Err(e),
     }
@@ -337,6 +342,17 @@ fn parse_form(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
             "the form is not UTF-8",
         ));
     }
+    // A form carries control characters %-encoded. Raw, each would grow
+    // sixfold once queued as JSON (`\u0001`), past what a queue message holds.
+    if let Some(b) = body
+        .iter()
+        .find(|b| **b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_form",
+            format!("the form has a raw control character (byte 0x{b:02x}): %-encode it"),
+        ));
+    }
     // Decoded here rather than by `form_urlencoded::parse`, which replaces
     // bytes that are not UTF-8 once decoded: `name=Jos%E9` is refused, not
     // stored as "Jos\u{FFFD}".
@@ -436,30 +452,33 @@ mod tests {
             "trg_01jd0000000000000000000000",
             br#"{"email":"a@example.com"}"#,
         );
-        let request_id = ids::new_id("req");
-        // Claimed and queued, but never marked queued (ingest failed there).
-        let Claim::Ours(..) = claim_key(&p, trigger, "order-1", &request_id, body)
-            .await
-            .unwrap()
-        else {
-            panic!("a fresh key is ours");
-        };
-        let inbound = Inbound {
-            account: "acc_test".into(),
-            trigger_id: trigger.into(),
-            request_id: request_id.clone(),
-            received_at: p.clock.now(),
-            payload: serde_json::from_slice(body).unwrap(),
-            idempotency_key: Some("order-1".into()),
-            attempt: 1,
-        };
-        crate::triggers::inbound::apply(&p, &inbound).await.unwrap();
-        // Well past the pending window: a retry is still its repeat.
-        clock.advance(Duration::from_secs(600));
-        match claim_key(&p, trigger, "order-1", &ids::new_id("req"), body).await {
-            Ok(Claim::Repeat(first)) => assert_eq!(first, request_id),
-            Ok(Claim::Ours(..)) => panic!("the key lapsed: the retry would be a new request"),
-            Err(e) => panic!("{}", e.message),
+        // Claimed and queued, but never marked queued (ingest failed there);
+        // applied at once, or only once the pending claim has lapsed.
+        for (k, applied_after) in [("order-1", 0), ("order-2", 120)] {
+            let request_id = ids::new_id("req");
+            let Claim::Ours(..) = claim_key(&p, trigger, k, &request_id, body).await.unwrap()
+            else {
+                panic!("a fresh key is ours");
+            };
+            let inbound = Inbound {
+                account: "acc_test".into(),
+                trigger_id: trigger.into(),
+                request_id: request_id.clone(),
+                received_at: p.clock.now(),
+                payload: serde_json::from_slice(body).unwrap(),
+                idempotency_key: Some(k.into()),
+                body_sha256: Some(super::super::sha256_hex_bytes(body)),
+                attempt: 1,
+            };
+            clock.advance(Duration::from_secs(applied_after));
+            crate::triggers::inbound::apply(&p, &inbound).await.unwrap();
+            // Well past the pending window: a retry is still its repeat.
+            clock.advance(Duration::from_secs(600));
+            match claim_key(&p, trigger, k, &ids::new_id("req"), body).await {
+                Ok(Claim::Repeat(first)) => assert_eq!(first, request_id, "{k}"),
+                Ok(Claim::Ours(..)) => panic!("{k} lapsed: the retry would be a new request"),
+                Err(e) => panic!("{k}: {}", e.message),
+            }
         }
     }
 
@@ -515,6 +534,13 @@ mod tests {
         assert_eq!(form["name"], "Jos\u{e9} Diaz");
         assert_eq!((&form["empty"], &form["flag"]), (&json!(""), &json!("")));
         assert_eq!(form["note"], "a+b=c");
+        // A trailing newline (curl -d @file) is no control character to refuse.
+        let form = parse_body(
+            &headers(Some("application/x-www-form-urlencoded")),
+            b"a=1\n",
+        )
+        .unwrap();
+        assert_eq!(form["a"], "1\n");
         for (ct, body, status, code) in [
             (Some("application/json"), &b""[..], 400, "empty_body"),
             (Some("application/json"), b"  \n", 400, "empty_body"),
@@ -552,6 +578,12 @@ mod tests {
             (
                 Some("application/x-www-form-urlencoded"),
                 b"n%FFme=x",
+                400,
+                "invalid_form",
+            ),
+            (
+                Some("application/x-www-form-urlencoded"),
+                b"name=a\x01b",
                 400,
                 "invalid_form",
             ),

@@ -282,6 +282,8 @@ async fn replay(
         received_at: record.received_at,
         payload: record.payload,
         idempotency_key: record.idempotency_key,
+        // The key was settled when the request was first applied.
+        body_sha256: None,
         attempt,
     });
     message.send(&p).await?;
