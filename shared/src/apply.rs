@@ -158,62 +158,9 @@ impl ApplyHandler {
 mod tests {
     use super::*;
     use crate::config::Settings;
-    use crate::ports::{Cond, Item, Key, Page, Put, Query, Store, SystemClock, Write};
-    use chrono::{DateTime, Utc};
-
-    /// A store that fails in one way: syncs (a disk that stopped taking
-    /// fsyncs), or the puts of its deferred store (apply's writes).
-    struct Faulty(Arc<dyn Store>, Fault);
-
-    #[derive(Clone, Copy, PartialEq)]
-    enum Fault {
-        Syncs,
-        DeferredPuts,
-        Puts,
-    }
-
-    #[async_trait]
-    impl Store for Faulty {
-        async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-            self.0.get(key).await
-        }
-        async fn put(&self, put: Put) -> Result<u64, StoreError> {
-            if self.1 == Fault::Puts {
-                return Err(StoreError::Backend("table unreachable".into()));
-            }
-            self.0.put(put).await
-        }
-        async fn delete(&self, key: &Key, cond: Cond) -> Result<(), StoreError> {
-            self.0.delete(key, cond).await
-        }
-        async fn add(
-            &self,
-            key: &Key,
-            delta: i64,
-            expires_at: Option<DateTime<Utc>>,
-        ) -> Result<i64, StoreError> {
-            self.0.add(key, delta, expires_at).await
-        }
-        async fn query(&self, query: Query) -> Result<Page, StoreError> {
-            self.0.query(query).await
-        }
-        async fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-            self.0.write_all(writes).await
-        }
-        fn deferred(&self) -> Option<Arc<dyn Store>> {
-            let fault = match self.1 {
-                Fault::DeferredPuts => Fault::Puts,
-                other => other,
-            };
-            Some(Arc::new(Faulty(self.0.deferred()?, fault)))
-        }
-        async fn sync(&self) -> Result<(), StoreError> {
-            if self.1 == Fault::Syncs {
-                return Err(StoreError::Backend("the disk stopped taking syncs".into()));
-            }
-            self.0.sync().await
-        }
-    }
+    use crate::ports::SystemClock;
+    use crate::testkit::faulty::{Fault, Faulty};
+    use chrono::Utc;
 
     /// A trigger without a transform or actions, in account `acc_test`.
     async fn trigger(platform: &Platform) -> String {
@@ -315,7 +262,7 @@ mod tests {
             "{reason}"
         );
         assert!(
-            !reason.contains("unreachable"),
+            !reason.contains("injected"),
             "the store's error stays in the log"
         );
     }

@@ -1,6 +1,7 @@
 //! Test helpers for every crate of the workspace (feature `testkit`).
 
 pub mod contract;
+pub mod faulty;
 pub mod moto;
 
 pub use moto::MotoServer;

@@ -539,39 +539,14 @@ impl TransformCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::store::{Cond, Item, Key, Page, Put, Query, Store, StoreError, Write};
+    use crate::testkit::faulty::{Fault, Faulty};
     use std::sync::Arc;
-
-    /// A store that cannot be reached.
-    struct Down;
-
-    #[async_trait::async_trait]
-    impl Store for Down {
-        async fn get(&self, _: &Key) -> Result<Option<Item>, StoreError> {
-            Err(StoreError::Backend("connection refused".into()))
-        }
-        async fn put(&self, _: Put) -> Result<u64, StoreError> {
-            Err(StoreError::Backend("connection refused".into()))
-        }
-        async fn delete(&self, _: &Key, _: Cond) -> Result<(), StoreError> {
-            Err(StoreError::Backend("connection refused".into()))
-        }
-        async fn add(&self, _: &Key, _: i64, _: Option<DateTime<Utc>>) -> Result<i64, StoreError> {
-            Err(StoreError::Backend("connection refused".into()))
-        }
-        async fn query(&self, _: Query) -> Result<Page, StoreError> {
-            Err(StoreError::Backend("connection refused".into()))
-        }
-        async fn write_all(&self, _: Vec<Write>) -> Result<(), StoreError> {
-            Err(StoreError::Backend("connection refused".into()))
-        }
-    }
 
     #[tokio::test]
     async fn a_store_that_cannot_answer_is_a_503_not_a_bad_action() {
         let (healthy, _dir) = Platform::for_tests().await;
         let platform = Platform::new(
-            Arc::new(Down),
+            Arc::new(Faulty(healthy.store.clone(), Fault::Everything)),
             healthy.apply_queue.clone(),
             healthy.clock.clone(),
             crate::config::Settings::default(),
@@ -580,7 +555,7 @@ mod tests {
         let raw = [json!({"type": "add_to_list", "list_id": list})];
         let err = parse_actions(&platform, "acct", &raw).await.unwrap_err();
         assert_eq!((err.status.as_u16(), err.code), (503, "unavailable"));
-        assert!(!err.message.contains("connection refused"));
+        assert!(!err.message.contains("injected"));
         // A list that is not there is the request's fault.
         let err = parse_actions(&healthy, "acct", &raw).await.unwrap_err();
         assert_eq!((err.status.as_u16(), err.code), (422, "invalid_actions"));

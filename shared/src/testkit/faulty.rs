@@ -1,0 +1,75 @@
+//! A store that fails in one chosen way, over a working one: for tests of
+//! what the code does when the store does not answer.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+use crate::ports::{Cond, Item, Key, Page, Put, Query, Store, StoreError, Write};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Every call fails: a store that cannot be reached.
+    Everything,
+    /// Syncs fail, writes work: a disk that stopped taking fsyncs.
+    Syncs,
+    /// Puts fail.
+    Puts,
+    /// Puts through the deferred store (`Store::deferred`) fail.
+    DeferredPuts,
+}
+
+pub struct Faulty(pub Arc<dyn Store>, pub Fault);
+
+impl Faulty {
+    fn fails(&self, on: Fault) -> Result<(), StoreError> {
+        if self.1 == Fault::Everything || self.1 == on {
+            return Err(StoreError::Backend(format!("injected fault: {on:?}")));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for Faulty {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.fails(Fault::Everything)?;
+        self.0.get(key).await
+    }
+    async fn put(&self, put: Put) -> Result<u64, StoreError> {
+        self.fails(Fault::Puts)?;
+        self.0.put(put).await
+    }
+    async fn delete(&self, key: &Key, cond: Cond) -> Result<(), StoreError> {
+        self.fails(Fault::Everything)?;
+        self.0.delete(key, cond).await
+    }
+    async fn add(
+        &self,
+        key: &Key,
+        delta: i64,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<i64, StoreError> {
+        self.fails(Fault::Everything)?;
+        self.0.add(key, delta, expires_at).await
+    }
+    async fn query(&self, query: Query) -> Result<Page, StoreError> {
+        self.fails(Fault::Everything)?;
+        self.0.query(query).await
+    }
+    async fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.fails(Fault::Everything)?;
+        self.0.write_all(writes).await
+    }
+    fn deferred(&self) -> Option<Arc<dyn Store>> {
+        let fault = match self.1 {
+            Fault::DeferredPuts => Fault::Puts,
+            other => other,
+        };
+        Some(Arc::new(Faulty(self.0.deferred()?, fault)))
+    }
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.fails(Fault::Syncs)?;
+        self.0.sync().await
+    }
+}
