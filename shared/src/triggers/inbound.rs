@@ -88,10 +88,10 @@ impl RequestRecord {
 /// everything the payload or the configuration gets wrong is recorded as a
 /// failed request instead, so it never poisons the queue.
 pub async fn apply(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
-    super::ingest::settle_key(p, m).await?;
     let Some((record_key, cond)) = unrecorded(p, m).await? else {
-        return Ok(()); // delivered again: already applied
+        return Ok(()); // delivered again: already applied (and its key settled)
     };
+    super::ingest::settle_key(p, m).await?;
     let mut record = RequestRecord::new(p, m);
     let Some((trigger, _)) = super::find(p, &m.trigger_id).await? else {
         // Deleted meanwhile, its request log with it: a record written now
@@ -225,8 +225,7 @@ async fn run(
         Err(UpsertError::Store(e)) => return Err(e),
     };
     record.contact_created = created;
-    for (i, action) in trigger.actions.iter().enumerate() {
-        let key = effect_key(&trigger.actions, i);
+    for (action, key) in trigger.actions.iter().zip(effect_keys(&trigger.actions)) {
         let outcome = run_action(p, m, &contact, created, &key, action).await?;
         record.actions.push(outcome);
     }
@@ -248,22 +247,28 @@ async fn run(
     })
 }
 
-/// What names the effect of `actions[i]` within a request (the id of the
-/// event it publishes, of the message it sends): the action's content,
-/// counted among identical ones before it, not its place in the list. A
-/// replay after the trigger's actions were edited so finds what an earlier
-/// attempt did, and does it once; a changed action is a new effect.
-fn effect_key(actions: &[Action], i: usize) -> String {
+/// What names the effect of each action within a request (the id of the
+/// event it publishes, of the message it sends): a hash of the action's
+/// content, counted among identical ones before it, not its place in the
+/// list. A replay after the trigger's actions were edited so finds what an
+/// earlier attempt did, and does it once; a changed action is a new effect.
+fn effect_keys(actions: &[Action]) -> Vec<String> {
     use sha2::{Digest, Sha256};
-    let content = |a: &Action| serde_json::to_string(a).expect("serialisable");
-    let this = content(&actions[i]);
-    let same_before = actions[..i].iter().filter(|a| content(a) == this).count();
-    let digest = Sha256::digest(this.as_bytes());
-    let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    match same_before {
-        0 => short,
-        n => format!("{short}_{n}"),
-    }
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    actions
+        .iter()
+        .map(|a| {
+            let content = serde_json::to_string(a).expect("serialisable");
+            let digest = Sha256::digest(content.as_bytes());
+            let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+            let same_before = seen.entry(short.clone()).or_default();
+            *same_before += 1;
+            match *same_before - 1 {
+                0 => short,
+                n => format!("{short}_{n}"),
+            }
+        })
+        .collect()
 }
 
 async fn run_action(
@@ -410,7 +415,7 @@ mod tests {
             {"type": "publish_event", "event": "hired"},
             {"type": "publish_event", "event": "onboarded"},
         ]));
-        let keys: Vec<String> = (0..4).map(|i| effect_key(&before, i)).collect();
+        let keys = effect_keys(&before);
         // Identical actions are told apart by their count; others differ.
         assert_eq!(keys[2], format!("{}_1", keys[1]));
         assert_ne!(keys[3], keys[1]);
@@ -420,10 +425,9 @@ mod tests {
             {"type": "publish_event", "event": "hired"},
             {"type": "publish_event", "event": "onboarded"},
         ]));
-        let kept: Vec<String> = (0..3).map(|i| effect_key(&after, i)).collect();
-        assert_eq!(kept, keys[1..]);
+        assert_eq!(effect_keys(&after), keys[1..]);
         // A changed event is a new one.
         let renamed = actions(json!([{"type": "publish_event", "event": "hired.v2"}]));
-        assert_ne!(effect_key(&renamed, 0), keys[1]);
+        assert_ne!(effect_keys(&renamed)[0], keys[1]);
     }
 }

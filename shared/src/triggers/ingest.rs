@@ -56,10 +56,13 @@ pub async fn hook(
 
     let request_id = ids::new_id("req");
     let claim = match &idempotency_key {
-        Some(k) => match claim_key(&p, &trigger.id, k, &request_id, &body).await? {
-            Claim::Ours(key, version) => Some((key, version)),
-            Claim::Repeat(first) => return Ok(captured(&first)),
-        },
+        Some(k) => {
+            let hash = super::sha256_hex_bytes(&body);
+            match claim_key(&p, &trigger.id, k, &request_id, &hash).await? {
+                Claim::Ours(key, version) => Some((key, version, hash)),
+                Claim::Repeat(first) => return Ok(captured(&first)),
+            }
+        }
         None => None,
     };
     let message = ApplyMessage::Inbound(Inbound {
@@ -69,19 +72,20 @@ pub async fn hook(
         received_at: p.clock.now(),
         payload,
         idempotency_key: idempotency_key.clone(),
-        body_sha256: claim.as_ref().map(|_| super::sha256_hex_bytes(&body)),
+        body_sha256: claim.as_ref().map(|(_, _, hash)| hash.clone()),
         attempt: 1,
     });
     if let Err(e) = message.send(&p).await {
         // Not accepted: release our claim so that the client's retry is accepted.
-        if let Some((key, version)) = &claim {
+        if let Some((key, version, _)) = &claim {
             let _ = p.store.delete(key, Cond::Version(*version)).await;
         }
         return Err(e.into());
     }
-    if let (Some((key, version)), ApplyMessage::Inbound(m)) = (claim, &message) {
-        let hash = m.body_sha256.as_deref().unwrap_or_default();
-        if let Err(e) = mark_queued(&p, key, version, &request_id, hash, p.clock.now()).await {
+    if let Some((key, version, hash)) = claim {
+        let now = p.clock.now();
+        if let Err(e) = mark_queued(&p, key, Cond::Version(version), &request_id, &hash, now).await
+        {
             // The request is queued; applying it marks the key (`settle_key`).
             tracing::warn!(error = %e, "could not mark an idempotency key queued");
         }
@@ -89,21 +93,20 @@ pub async fn hook(
     Ok(captured(&request_id))
 }
 
-/// Marks a key this request claimed as queued, for the idempotency window
-/// from `received_at`: repeats answer its request id from now on.
+/// Marks a key this request claimed (or one whose claim lapsed, under
+/// `Cond::Absent`) as queued, for the idempotency window from
+/// `received_at`: repeats answer its request id from now on.
 async fn mark_queued(
     p: &Platform,
     key: crate::ports::Key,
-    version: u64,
+    cond: Cond,
     request_id: &str,
     body_sha256: &str,
     received_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), StoreError> {
     let expires = received_at + chrono::TimeDelta::from_std(IDEMPOTENCY_WINDOW).expect("in range");
     let queued = json!({"request_id": request_id, "body_sha256": body_sha256, "state": "queued"});
-    let put = Put::new(key, queued)
-        .when(Cond::Version(version))
-        .expires(expires);
+    let put = Put::new(key, queued).when(cond).expires(expires);
     p.store.put(put).await.map(|_| ())
 }
 
@@ -118,22 +121,16 @@ pub async fn settle_key(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
         return Ok(());
     };
     let key = keys::idempotency(&m.trigger_id, k);
-    let written = match p.store.get(&key).await? {
-        None => {
-            let expires =
-                m.received_at + chrono::TimeDelta::from_std(IDEMPOTENCY_WINDOW).expect("in range");
-            let queued =
-                json!({"request_id": m.request_id, "body_sha256": hash, "state": "queued"});
-            let put = Put::new(key, queued).when(Cond::Absent).expires(expires);
-            p.store.put(put).await.map(|_| ())
-        }
+    let cond = match p.store.get(&key).await? {
+        None => Cond::Absent,
         Some(item)
             if item.body["state"] == "pending" && item.body["request_id"] == *m.request_id =>
         {
-            mark_queued(p, key, item.version, &m.request_id, hash, m.received_at).await
+            Cond::Version(item.version)
         }
         Some(_) => return Ok(()),
     };
+    let written = mark_queued(p, key, cond, &m.request_id, hash, m.received_at).await;
     match written {
         // Marked meanwhile by ingest or another delivery, or claimed by a retry.
         Ok(()) | Err(StoreError::Conflict) => Ok(()),
@@ -158,10 +155,9 @@ async fn claim_key(
     trigger: &str,
     k: &str,
     request_id: &str,
-    body: &[u8],
+    hash: &str,
 ) -> Result<Claim, ApiError> {
     let key = keys::idempotency(trigger, k);
-    let hash = super::sha256_hex_bytes(body);
     let pending_until =
         p.clock.now() + chrono::TimeDelta::from_std(PENDING_WINDOW).expect("in range");
     let pending = json!({"request_id": request_id, "body_sha256": hash, "state": "pending"});
@@ -189,7 +185,7 @@ async fn claim_key(
     let Some(first) = first else {
         return Err(busy());
     };
-    if first.body["body_sha256"] != hash.as_str() {
+    if first.body["body_sha256"] != hash {
         return Err(ApiError::invalid(
             "idempotency_key_reused",
             "this Idempotency-Key came with a different body: use a new key for a new request",
@@ -454,9 +450,10 @@ mod tests {
         );
         // Claimed and queued, but never marked queued (ingest failed there);
         // applied at once, or only once the pending claim has lapsed.
+        let hash = super::super::sha256_hex_bytes(body);
         for (k, applied_after) in [("order-1", 0), ("order-2", 120)] {
             let request_id = ids::new_id("req");
-            let Claim::Ours(..) = claim_key(&p, trigger, k, &request_id, body).await.unwrap()
+            let Claim::Ours(..) = claim_key(&p, trigger, k, &request_id, &hash).await.unwrap()
             else {
                 panic!("a fresh key is ours");
             };
@@ -467,14 +464,14 @@ mod tests {
                 received_at: p.clock.now(),
                 payload: serde_json::from_slice(body).unwrap(),
                 idempotency_key: Some(k.into()),
-                body_sha256: Some(super::super::sha256_hex_bytes(body)),
+                body_sha256: Some(hash.clone()),
                 attempt: 1,
             };
             clock.advance(Duration::from_secs(applied_after));
             crate::triggers::inbound::apply(&p, &inbound).await.unwrap();
             // Well past the pending window: a retry is still its repeat.
             clock.advance(Duration::from_secs(600));
-            match claim_key(&p, trigger, k, &ids::new_id("req"), body).await {
+            match claim_key(&p, trigger, k, &ids::new_id("req"), &hash).await {
                 Ok(Claim::Repeat(first)) => assert_eq!(first, request_id, "{k}"),
                 Ok(Claim::Ours(..)) => panic!("{k} lapsed: the retry would be a new request"),
                 Err(e) => panic!("{k}: {}", e.message),
