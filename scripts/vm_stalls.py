@@ -14,6 +14,9 @@ Most likely the host throttles the VM when its cores and its disk I/O
 together use up its CPU share; no code in the guest can avoid it, only stay
 under it.
 
+Each sync line also gives the syncs' p50: `0 0` compares written and
+allocated space on an idle machine.
+
 Run: python3 scripts/vm_stalls.py [SPINNERS [RATE ...]]
 (default: 2 spinners, rate 0; about 10 s per rate, under target/)."""
 import multiprocessing as mp
@@ -48,21 +51,21 @@ def sync_loop(kind, rate, out):
     time.sleep(0.5)
     out.put("ready")
     start = time.perf_counter()
-    n = slow = 0
+    took = []
     while time.perf_counter() - start < SECONDS:
         t = time.perf_counter()
         os.write(fd, b"x" * SIZE)
         os.fdatasync(fd)
-        n += 1
-        if time.perf_counter() - t > 0.002:
-            slow += 1
+        took.append(time.perf_counter() - t)
+        n = len(took)
         if rate:
             wait = start + n / rate - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
     os.close(fd)
     os.unlink(PATH)
-    out.put((n, slow))
+    took.sort()
+    out.put((len(took), took[len(took) // 2], sum(1 for t in took if t > 0.002)))
 
 
 def run(spinners, kind=None, rate=0):
@@ -80,18 +83,19 @@ def run(spinners, kind=None, rate=0):
         p.join()
     label = f"{spinners} spinners"
     if syncer:
-        n, slow = synced.get()
+        n, p50, slow = synced.get()
         syncer.join()
         label += f" + syncs, {kind}, rate {rate or 'max'}"
-        label = f"{label:<44} {n / SECONDS:6.0f} syncs/s, {slow:3} over 2 ms;"
+        label = (f"{label:<44} {n / SECONDS:6.0f} syncs/s (p50 {p50 * 1e3:.3f} ms), "
+                 f"{slow:3} over 2 ms;")
     gaps = [e - s for g in per for s, e in g]
-    line = f"{label:<44} gaps per spinner {len(gaps) / spinners:5.1f}"
+    line = f"{label:<44} gaps per spinner {len(gaps) / max(1, spinners):5.1f}"
     if spinners == 2:
         # A gap of one spinner that overlaps one of the other: both stopped.
         a, b = per
         both = sum(1 for s1, e1 in a if any(s2 < e1 and s1 < e2 for s2, e2 in b))
         line += f" ({both} on both cores at once)"
-    print(f"{line}, stopped {sum(gaps) * 1e3 / spinners:6.1f} ms of {SECONDS * 1e3:.0f}",
+    print(f"{line}, stopped {sum(gaps) * 1e3 / max(1, spinners):6.1f} ms of {SECONDS * 1e3:.0f}",
           flush=True)
 
 
