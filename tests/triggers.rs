@@ -897,3 +897,54 @@ async fn an_oversized_request_is_logged_without_its_payload() {
         Some(200 * 1024)
     );
 }
+
+/// Transforms that once aborted the process (stack overflow in CEL's parser
+/// or evaluator) or ran without bound: refused at save or preview, failed
+/// and recorded at apply, and the server answers throughout.
+#[tokio::test]
+async fn hostile_transforms_are_refused_or_fail_and_the_server_keeps_answering() {
+    let a = Admin::start();
+    let deep = format!("email = {}a{}", "(".repeat(20), ")".repeat(20));
+    let chain = format!("fields.x = {}", vec!["a"; 60].join(" * "));
+    for transform in [&deep, &chain] {
+        let (status, body) = a
+            .post("/v1/triggers", json!({"name": "T", "transform": transform}))
+            .await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_transform");
+        assert_eq!(body["error"]["details"]["line"], 1, "{body}");
+    }
+    // Saved, then fed a payload that makes it quadratic: a 422 in preview, a
+    // recorded failure when applied.
+    let t = a
+        .create(
+            "/v1/triggers",
+            json!({"name": "T", "transform": "email = e\nfields.x = a.map(x, a)"}),
+        )
+        .await;
+    let (id, url) = (t["id"].as_str().unwrap(), t["url"].as_str().unwrap());
+    let list: Vec<Value> = (0..2000).map(|i| json!(i)).collect();
+    let payload = json!({"e": "q@example.com", "a": list});
+    let (status, body) = a
+        .post(
+            &format!("/v1/triggers/{id}/preview"),
+            json!({"sample": payload}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("line 2") && message.contains("memory"),
+        "{message}"
+    );
+    let (status, r) = a.hook(url, &payload, &[]).await;
+    assert_eq!(status, 200, "{r}");
+    let record = a.applied(id, r["request_id"].as_str().unwrap()).await;
+    assert_eq!(record["status"], "failed", "{record}");
+    assert!(
+        record["reason"].as_str().unwrap().contains("memory"),
+        "{record}"
+    );
+    let (status, _) = a.get("/health").await;
+    assert_eq!(status, 200);
+}

@@ -14,8 +14,10 @@ use tokio::sync::watch;
 
 // glibc's allocator was a quarter of the ingest path's CPU (frees on other
 // threads than the allocation, as tokio's work stealing makes them).
+// Counted per thread, for the memory budget of transforms.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: hookline::alloc::Counting<mimalloc::MiMalloc> =
+    hookline::alloc::Counting(mimalloc::MiMalloc);
 
 #[derive(Parser)]
 #[command(

@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod adapters;
+pub mod alloc;
 pub mod apply;
 pub mod collections;
 pub mod config;
@@ -27,5 +28,11 @@ pub mod work;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
+
+// The unit tests count allocations as the binaries do, so that a
+// transform's memory budget holds in them.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: alloc::Counting<std::alloc::System> = alloc::Counting(std::alloc::System);
 
 pub use platform::Platform;

@@ -4,6 +4,11 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hookline::apply::ApplyHandler;
 use lambda_runtime::{LambdaEvent, service_fn};
 
+// Counted per thread, for the memory budget of transforms.
+#[global_allocator]
+static ALLOCATOR: hookline::alloc::Counting<std::alloc::System> =
+    hookline::alloc::Counting(std::alloc::System);
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     hookline::platform::init_lambda_logs();

@@ -7,8 +7,10 @@
 //! `a.0.b` index form is read as `a[0].b`. A transform is compiled once and
 //! then evaluated per request.
 
+pub mod budget;
 mod fast;
-mod paths;
+pub mod paths;
+pub mod pool;
 mod syntax;
 
 pub use paths::leaf_paths;
@@ -88,7 +90,8 @@ pub struct ContactFields {
 struct Assignment {
     line: usize,
     target: Target,
-    program: cel::Program,
+    /// The expression with its loops metered (`budget::meter_loops`).
+    expression: cel::IdedExpr,
     fast: Option<fast::Fast>,
 }
 
@@ -126,38 +129,63 @@ impl Transform {
                 });
             }
             seen.push((parsed.target.clone(), line));
-            let program = cel::Program::compile(&parsed.expression).map_err(|e| {
-                let first = e.errors.first();
-                let (col, msg) = first.map_or((1, e.to_string()), |p| {
-                    (p.pos.1.max(1) as usize, p.msg.clone())
-                });
-                TransformError {
-                    line,
-                    column: parsed.column_of(col),
-                    message: msg,
-                }
-            })?;
-            if comprehension_depth(program.expression()) > 1 {
-                return Err(TransformError {
-                    line,
-                    column: parsed.column_of(1),
-                    message: "a list macro (map, filter, all, exists, exists_one) inside another \
-                              is not allowed: its cost would multiply the payload's list sizes"
+            let at = |col: usize, message: String| TransformError {
+                line,
+                column: parsed.column_of(col),
+                message,
+            };
+            if let Some(col) = budget::too_deep(&parsed.expression) {
+                return Err(at(
+                    col,
+                    format!(
+                        "brackets nest more than {} deep here: split the expression",
+                        budget::MAX_NESTING
+                    ),
+                ));
+            }
+            let mut expression = cel::parser::Parser::new()
+                .max_recursion_depth(budget::MAX_PARSER_RECURSION)
+                .parse(&parsed.expression)
+                .map_err(|e| {
+                    let first = e.errors.first();
+                    let (col, msg) = first.map_or((1, e.to_string()), |p| {
+                        (p.pos.1.max(1) as usize, p.msg.clone())
+                    });
+                    at(col, msg)
+                })?;
+            let (depth, nodes) = budget::shape(&expression);
+            if depth > budget::MAX_DEPTH || nodes > budget::MAX_NODES {
+                return Err(at(
+                    1,
+                    format!(
+                        "the expression is too large ({depth} levels, {nodes} parts; at most {} and {}): split it over several fields",
+                        budget::MAX_DEPTH,
+                        budget::MAX_NODES
+                    ),
+                ));
+            }
+            if comprehension_depth(&expression) > 1 {
+                return Err(at(
+                    1,
+                    "a list macro (map, filter, all, exists, exists_one) inside another \
+                     is not allowed: its cost would multiply the payload's list sizes"
                         .into(),
-                });
+                ));
             }
             variables.extend(
-                program
+                expression
                     .references()
                     .variables()
                     .into_iter()
                     .map(String::from),
             );
+            let fast = fast::plan(&expression);
+            budget::meter_loops(&mut expression);
             assignments.push(Assignment {
                 line,
                 target: parsed.target,
-                fast: fast::plan(program.expression()),
-                program,
+                fast,
+                expression,
             });
         }
         if assignments.is_empty() {
@@ -174,7 +202,60 @@ impl Transform {
         })
     }
 
-    /// The contact fields this payload yields.
+    /// Compiles on a transform thread (see `pool`), answering also how many
+    /// bytes compiling allocated: a bound on what the result keeps.
+    pub async fn compile_bounded(source: String) -> Result<(Self, u64), TransformError> {
+        pool::run(move || {
+            let before = crate::alloc::allocated();
+            Self::compile(&source).map(|t| (t, crate::alloc::allocated() - before))
+        })
+        .await
+        .unwrap_or_else(|p| {
+            Err(TransformError {
+                line: 1,
+                column: 1,
+                message: format!("the transform could not be compiled: {p}"),
+            })
+        })
+    }
+
+    /// The contact fields this payload yields, evaluated on a transform
+    /// thread unless the fast path answers every line.
+    pub async fn evaluate(&self, payload: &Map<String, Value>) -> Result<ContactFields, EvalError> {
+        if let Some(done) = self.fast_only(payload) {
+            return done;
+        }
+        let variables: Map<String, Value> = self
+            .variables
+            .iter()
+            .filter_map(|k| payload.get(k).map(|v| (k.clone(), v.clone())))
+            .collect();
+        let this = self.clone();
+        pool::run(move || this.apply(&variables))
+            .await
+            .unwrap_or_else(|p| {
+                Err(EvalError {
+                    line: 0,
+                    target: "transform".into(),
+                    message: p.to_string(),
+                })
+            })
+    }
+
+    /// The answer when the fast path answers every line.
+    fn fast_only(&self, payload: &Map<String, Value>) -> Option<Result<ContactFields, EvalError>> {
+        let mut out = ContactFields::default();
+        for a in self.assignments.iter() {
+            let value = fast::eval(a.fast.as_ref()?, payload)?;
+            if let Err(m) = assign(&mut out, &a.target, value) {
+                return Some(Err(a.error(m)));
+            }
+        }
+        Some(Ok(out))
+    }
+
+    /// The contact fields this payload yields, on this thread: for tests and
+    /// benchmarks, and for the transform threads (`evaluate`).
     pub fn apply(&self, payload: &Map<String, Value>) -> Result<ContactFields, EvalError> {
         self.apply_with(payload, true)
     }
@@ -204,16 +285,22 @@ impl Transform {
         }
         ROOT.with(|root| {
             let mut ctx = root.new_inner_scope();
+            ctx.set_variable_resolver(&budget::GAUGE);
             for name in self.variables.iter() {
                 if let Some(v) = payload.get(name) {
                     ctx.add_variable_from_value(name.as_str(), to_cel(v));
                 }
             }
             for a in slow {
-                let value = a.program.execute(&ctx).map_err(|e| a.error(explain(&e)))?;
-                let json = value
-                    .json()
-                    .map_err(|e| a.error(format!("the value cannot be stored: {e:?}")))?;
+                budget::start();
+                let value = cel::Value::resolve(&a.expression, &ctx);
+                if let Some(spent) = budget::spent() {
+                    return Err(a.error(format!(
+                        "evaluating it took {spent} on this payload (the budget of one field)"
+                    )));
+                }
+                let value = value.map_err(|e| a.error(explain(&e)))?;
+                let json = to_json(&value, 0).map_err(|m| a.error(m))?;
                 assign(&mut out, &a.target, json).map_err(|m| a.error(m))?;
             }
             Ok(out)
@@ -259,6 +346,54 @@ pub fn to_cel(v: &Value) -> cel::Value {
             cel::Value::Map(cel::objects::Map { map: Arc::new(map) })
         }
     }
+}
+
+/// Levels a value a transform makes may have (DynamoDB keeps 32 in an item,
+/// and a contact's fields sit two deep in it).
+pub const MAX_VALUE_DEPTH: usize = 30;
+
+/// CEL to JSON, refusing what a contact cannot keep: numbers that are not
+/// finite, and values nested deeper than `MAX_VALUE_DEPTH`. Its size is
+/// bounded by the evaluation's budget and checked again by the store.
+fn to_json(v: &cel::Value, depth: usize) -> Result<Value, String> {
+    if depth > MAX_VALUE_DEPTH {
+        return Err(format!(
+            "the value nests more than {MAX_VALUE_DEPTH} levels deep"
+        ));
+    }
+    Ok(match v {
+        cel::Value::List(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| to_json(i, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        cel::Value::Map(map) => {
+            let mut out = Map::new();
+            for (k, v) in map.map.iter() {
+                let key = match k {
+                    cel::objects::Key::String(s) => s.to_string(),
+                    other => cel::Value::from(other.clone())
+                        .json()
+                        .map(|k| match k {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        })
+                        .map_err(|e| format!("the value cannot be stored: {e:?}"))?,
+                };
+                out.insert(key, to_json(v, depth + 1)?);
+            }
+            Value::Object(out)
+        }
+        cel::Value::Float(f) if !f.is_finite() => {
+            return Err(format!(
+                "the value {f} is not a finite number, which a contact cannot keep"
+            ));
+        }
+        atom => atom
+            .json()
+            .map_err(|e| format!("the value cannot be stored: {e:?}"))?,
+    })
 }
 
 fn explain(e: &cel::ExecutionError) -> String {

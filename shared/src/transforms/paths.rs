@@ -11,21 +11,32 @@ fn is_name(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Leaves listed at most: enough to map fields from, and a bound on the
+/// answer (a deep sample's paths grow with the square of its depth).
+pub const MAX_PATHS: usize = 1000;
+/// Bytes of paths and values listed at most.
+const MAX_BYTES: usize = 256 * 1024;
+
 /// `(path, value)` for every leaf (scalars, empty lists and objects), in
-/// document order. Keys that are not CEL names are written `a["odd key"]`.
+/// document order, the first `MAX_PATHS` of them. Keys that are not CEL
+/// names are written `a["odd key"]`.
 pub fn leaf_paths(sample: &Value) -> Vec<(String, Value)> {
     let mut out = Vec::new();
+    let mut bytes = 0;
     if let Value::Object(map) = sample {
         for (k, v) in map {
             if is_name(k) {
-                walk(k.clone(), v, &mut out);
+                walk(k.clone(), v, &mut out, &mut bytes);
             }
         }
     }
     out
 }
 
-fn walk(path: String, value: &Value, out: &mut Vec<(String, Value)>) {
+fn walk(path: String, value: &Value, out: &mut Vec<(String, Value)>, bytes: &mut usize) {
+    if out.len() >= MAX_PATHS || *bytes > MAX_BYTES {
+        return;
+    }
     match value {
         Value::Object(map) if !map.is_empty() => {
             for (k, v) in map {
@@ -34,14 +45,21 @@ fn walk(path: String, value: &Value, out: &mut Vec<(String, Value)>) {
                 } else {
                     format!("{path}[{}]", Value::String(k.clone()))
                 };
-                walk(next, v, out);
+                walk(next, v, out, bytes);
             }
         }
         Value::Array(items) if !items.is_empty() => {
             for (i, v) in items.iter().enumerate() {
-                walk(format!("{path}[{i}]"), v, out);
+                walk(format!("{path}[{i}]"), v, out, bytes);
             }
         }
-        leaf => out.push((path, leaf.clone())),
+        leaf => {
+            let text = match leaf {
+                Value::String(s) => s.len(),
+                _ => 8,
+            };
+            *bytes += path.len() + text;
+            out.push((path, leaf.clone()));
+        }
     }
 }

@@ -266,3 +266,150 @@ fn fast_path_agrees_with_cel() {
         "the seed transform is all fast"
     );
 }
+
+/// Compiles and evaluates on the transform threads, as the service does.
+async fn run(source: &str, payload: Value) -> Result<ContactFields, String> {
+    let (t, _) = Transform::compile_bounded(source.to_string())
+        .await
+        .map_err(|e| format!("compile: {e}"))?;
+    t.evaluate(&obj(payload))
+        .await
+        .map_err(|e| format!("eval: {e}"))
+}
+
+#[tokio::test]
+async fn deep_nesting_is_refused_before_the_parser_sees_it() {
+    for n in [17, 20, 200, 5000] {
+        let source = format!("email = {}a{}", "(".repeat(n), ")".repeat(n));
+        let e = Transform::compile(&source).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 9 + budget::MAX_NESTING), "{e}");
+        assert!(e.message.contains("nest more than 16"), "{e}");
+    }
+    // Brackets in strings do not count; 16 levels compile and evaluate.
+    let ok = format!(
+        "email = {}a{} + \"{}\"",
+        "(".repeat(16),
+        ")".repeat(16),
+        "((((((((((((((((((((("
+    );
+    let out = run(&ok, json!({"a": "x"})).await.unwrap();
+    assert_eq!(out.email.as_deref(), Some("x((((((((((((((((((((("));
+    // Long runs of unary operators are folded by the parser: they compile
+    // and evaluate, on a small stack too.
+    let out = run(&format!("fields.x = {}true", "!".repeat(301)), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(out.fields["x"], json!(false));
+}
+
+#[tokio::test]
+async fn long_chains_and_large_expressions_are_refused_at_compile() {
+    for op in [" + ", " * ", " == "] {
+        let source = format!("fields.x = {}", vec!["a"; 60].join(op));
+        let e = Transform::compile(&source).unwrap_err();
+        assert!(e.message.contains("too large"), "{op}: {e}");
+    }
+    let wide = format!("fields.x = [{}]", vec!["a"; 600].join(", "));
+    assert!(
+        Transform::compile(&wide)
+            .unwrap_err()
+            .message
+            .contains("too large")
+    );
+    // A chain within the limits evaluates.
+    let source = format!("fields.x = {}", vec!["a"; 40].join(" * "));
+    let out = run(&source, json!({"a": 1})).await.unwrap();
+    assert_eq!(out.fields["x"], 1);
+}
+
+#[tokio::test]
+async fn a_quadratic_transform_runs_out_of_memory_budget_not_memory() {
+    let a: Vec<Value> = (0..2000).map(|i| json!(i)).collect();
+    let started = std::time::Instant::now();
+    let e = run("fields.x = a.map(x, a)", json!({"a": a}))
+        .await
+        .unwrap_err();
+    assert!(e.contains("MiB of memory"), "{e}");
+    assert!(e.contains("line 1 (fields.x)"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // The same macro over a small list is fine.
+    let out = run("fields.x = a.map(x, a)", json!({"a": [1, 2]}))
+        .await
+        .unwrap();
+    assert_eq!(out.fields["x"], json!([[1, 2], [1, 2]]));
+}
+
+#[tokio::test]
+async fn a_cpu_heavy_transform_runs_out_of_time() {
+    let a: Vec<Value> = (0..20_000).map(|i| json!(i)).collect();
+    let s = "ab".repeat(100_000);
+    let e = run(
+        "fields.x = a.exists(x, s.matches(r))",
+        json!({"a": a, "s": s, "r": "(a|b)*c"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("more than 250 ms"), "{e}");
+}
+
+#[tokio::test]
+async fn metered_macros_answer_as_before() {
+    let p = json!({"items": [
+        {"email": "a@x.io", "ok": true, "n": 1},
+        {"email": "b@x.io", "ok": false, "n": 2},
+        {"email": "c@x.io", "ok": true, "n": 3}
+    ]});
+    let source = "fields.emails = items.map(x, x.email)\n\
+                  fields.ok = items.filter(x, x.ok).map(x, x.n)\n\
+                  fields.any = items.exists(x, x.n > 2)\n\
+                  fields.all = items.all(x, x.n > 0)\n\
+                  fields.one = items.exists_one(x, x.n == 2)\n\
+                  fields.big = items.map(x, x.n > 1, x.n * 10)";
+    let out = run(source, p).await.unwrap();
+    assert_eq!(out.fields["emails"], json!(["a@x.io", "b@x.io", "c@x.io"]));
+    assert_eq!(out.fields["ok"], json!([1, 3]));
+    assert_eq!(out.fields["any"], json!(true));
+    assert_eq!(out.fields["all"], json!(true));
+    assert_eq!(out.fields["one"], json!(true));
+    assert_eq!(out.fields["big"], json!([20, 30]));
+}
+
+#[tokio::test]
+async fn values_no_contact_can_keep_are_errors_not_dropped() {
+    for source in [
+        "fields.x = 0.0 / 0.0",
+        "fields.x = x * 10.0",
+        "fields.x = [x]",
+    ] {
+        let e = run(source, json!({"x": 1e308})).await;
+        match source {
+            "fields.x = [x]" => assert!(e.unwrap_err().contains("outside what a contact")),
+            _ => assert!(e.unwrap_err().contains("not a finite number"), "{source}"),
+        }
+    }
+    let mut deep = json!(1);
+    for _ in 0..20 {
+        deep = json!([deep]);
+    }
+    let source = format!("fields.x = {}d{}", "[".repeat(12), "]".repeat(12));
+    let e = run(&source, json!({"d": deep})).await.unwrap_err();
+    assert!(e.contains("nests more than 30 levels"), "{e}");
+}
+
+#[test]
+fn leaf_paths_are_bounded_in_count_and_bytes() {
+    let many: Map<String, Value> = (0..5000).map(|i| (format!("k{i}"), json!(i))).collect();
+    let paths = leaf_paths(&Value::Object(many));
+    assert_eq!(paths.len(), paths::MAX_PATHS);
+    assert_eq!(paths[0].0, "k0");
+    // A deep sample with long keys: its paths would grow with depth squared.
+    let key = "k".repeat(2000);
+    let mut deep = json!(1);
+    for _ in 0..100 {
+        deep = json!({ key.clone(): [deep, 1, 2, 3] });
+    }
+    let paths = leaf_paths(&json!({ "a": deep }));
+    let bytes: usize = paths.iter().map(|(p, _)| p.len()).sum();
+    assert!(bytes < 1024 * 1024, "{bytes} bytes of paths");
+    assert!(!paths.is_empty());
+}

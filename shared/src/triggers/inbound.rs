@@ -186,8 +186,8 @@ async fn run(
     record: &mut RequestRecord,
 ) -> Result<Result<(), String>, StoreError> {
     let fields = match &trigger.transform {
-        Some(source) => match p.transforms.get(&trigger.id, source) {
-            Ok(t) => t.apply(&m.payload),
+        Some(source) => match p.transforms.get(&trigger.id, source).await {
+            Ok(t) => t.evaluate(&m.payload).await,
             Err(e) => return Ok(Err(format!("the transform does not compile: {e}"))),
         },
         None => transforms::direct(&m.payload),

@@ -148,17 +148,20 @@ pub fn parse_identifier(text: &str) -> Result<Identifier, ApiError> {
 }
 
 /// Compiles a transform, answering a 422 that names the line and column.
-pub fn compile(source: &str) -> Result<Transform, ApiError> {
+pub async fn compile(source: &str) -> Result<Transform, ApiError> {
     if source.len() > MAX_TRANSFORM {
         return Err(ApiError::invalid(
             "invalid_transform",
             format!("the transform is longer than {MAX_TRANSFORM} bytes"),
         ));
     }
-    Transform::compile(source).map_err(|e| {
-        ApiError::invalid("invalid_transform", format!("transform {e}"))
-            .with_details(json!({"line": e.line, "column": e.column}))
-    })
+    Transform::compile_bounded(source.to_string())
+        .await
+        .map(|(t, _)| t)
+        .map_err(|e| {
+            ApiError::invalid("invalid_transform", format!("transform {e}"))
+                .with_details(json!({"line": e.line, "column": e.column}))
+        })
 }
 
 /// Field names a message template may use: `{{email}}`, `{{fields.key}}`...
@@ -277,7 +280,7 @@ pub async fn create(
     let identifier = parse_identifier(input.identifier.as_deref().unwrap_or("email"))?;
     let transform = input.transform.flatten().filter(|t| !t.trim().is_empty());
     if let Some(t) = &transform {
-        compile(t)?;
+        compile(t).await?;
     }
     let actions = parse_actions(
         platform,
@@ -350,6 +353,9 @@ pub struct TriggerCache {
     edits: std::sync::atomic::AtomicU64,
 }
 
+/// Triggers a process keeps in its cache at most.
+const CACHE_ENTRIES: usize = 10_000;
+
 /// When it was read, and what: the trigger or its absence.
 type Cached = (std::time::Instant, Option<std::sync::Arc<Trigger>>);
 
@@ -414,7 +420,7 @@ pub async fn update(
     if let Some(transform) = input.transform {
         let transform = transform.filter(|s| !s.trim().is_empty());
         if let Some(s) = &transform {
-            compile(s)?;
+            compile(s).await?;
         }
         t.transform = transform;
     }
@@ -507,31 +513,44 @@ pub async fn purge_log(
 /// process compiles each transform once. Keyed by trigger id and checked
 /// against the source, so an edited transform is compiled again.
 #[derive(Default)]
-pub struct TransformCache(Mutex<HashMap<String, (String, Transform)>>);
+pub struct TransformCache(Mutex<Compiled>);
 
-/// Bounds memory; past it the cache starts again empty.
-const CACHE_ENTRIES: usize = 10_000;
+#[derive(Default)]
+struct Compiled {
+    entries: HashMap<String, (String, Transform, u64)>,
+    /// What compiling the entries allocated: a bound on what they keep.
+    bytes: u64,
+}
+
+/// Bounds memory (a 16 KiB transform keeps about 0.8 MB); past it the cache
+/// starts again empty.
+const CACHE_BYTES: u64 = 64 << 20;
 
 impl TransformCache {
-    pub fn get(
+    pub async fn get(
         &self,
         trigger_id: &str,
         source: &str,
     ) -> Result<Transform, crate::transforms::TransformError> {
-        if let Some((s, t)) = self.0.lock().expect("cache lock").get(trigger_id)
+        if let Some((s, t, _)) = self.0.lock().expect("cache lock").entries.get(trigger_id)
             && s == source
         {
             return Ok(t.clone());
         }
-        let compiled = Transform::compile(source)?;
+        let (compiled, bytes) = Transform::compile_bounded(source.to_string()).await?;
+        let bytes = bytes + source.len() as u64;
         let mut cache = self.0.lock().expect("cache lock");
-        if cache.len() >= CACHE_ENTRIES {
-            cache.clear();
+        if cache.bytes + bytes > CACHE_BYTES {
+            cache.entries.clear();
+            cache.bytes = 0;
         }
-        cache.insert(
+        if let Some((_, _, old)) = cache.entries.insert(
             trigger_id.to_string(),
-            (source.to_string(), compiled.clone()),
-        );
+            (source.to_string(), compiled.clone(), bytes),
+        ) {
+            cache.bytes -= old;
+        }
+        cache.bytes += bytes;
         Ok(compiled)
     }
 }
@@ -585,11 +604,11 @@ mod tests {
         assert!(check_event_name("").is_err());
     }
 
-    #[test]
-    fn cache_recompiles_an_edited_transform() {
+    #[tokio::test]
+    async fn cache_recompiles_an_edited_transform() {
         let cache = TransformCache::default();
-        let a = cache.get("trg_1", "email = a").unwrap();
-        let b = cache.get("trg_1", "email = b").unwrap();
+        let a = cache.get("trg_1", "email = a").await.unwrap();
+        let b = cache.get("trg_1", "email = b").await.unwrap();
         let payload = serde_json::json!({"a": "x@example.com", "b": "y@example.com"});
         assert_eq!(
             a.apply(payload.as_object().unwrap())

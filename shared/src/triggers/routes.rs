@@ -180,10 +180,14 @@ async fn preview(
         .or(trigger.transform.clone())
         .filter(|s| !s.trim().is_empty());
     let fields = match &source {
-        Some(s) => super::compile(s)?.apply(sample).map_err(|e| {
-            ApiError::invalid("transform_failed", format!("transform {e}"))
-                .with_details(json!({"line": e.line, "paths": paths}))
-        })?,
+        Some(s) => super::compile(s)
+            .await?
+            .evaluate(sample)
+            .await
+            .map_err(|e| {
+                ApiError::invalid("transform_failed", format!("transform {e}"))
+                    .with_details(json!({"line": e.line, "paths": paths}))
+            })?,
         None => crate::transforms::direct(sample).map_err(|e| {
             ApiError::invalid("transform_failed", format!("{}: {}", e.target, e.message))
                 .with_details(json!({"paths": paths}))
