@@ -129,10 +129,23 @@ impl Handler for ApplyHandler {
 }
 
 impl ApplyHandler {
+    /// `apply`, with a panic made an error of this message alone: it is
+    /// retried, then recorded as failed, and its batch-mates are untouched.
+    async fn apply_caught(&self, message: &ApplyMessage) -> Result<(), StoreError> {
+        use futures::FutureExt;
+        std::panic::AssertUnwindSafe(self.apply(message))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|p| {
+                let what = crate::transforms::pool::panic_message(&*p);
+                Err(StoreError::Backend(format!("applying it panicked: {what}")))
+            })
+    }
+
     async fn one(&self, m: &QueueMessage) -> Outcome {
         match serde_json::from_str::<ApplyMessage>(&m.body) {
             Err(e) => Outcome::Dead(format!("not an apply message: {e}")),
-            Ok(message) => match self.apply(&message).await {
+            Ok(message) => match self.apply_caught(&message).await {
                 Ok(()) => Outcome::Done,
                 Err(e) if m.receive_count >= APPLY_MAX_RECEIVES => {
                     tracing::error!(message_id = %m.id, error = %e, "apply failed on the last attempt; dead-lettered");
@@ -283,6 +296,49 @@ mod tests {
         );
         let record = crate::keys::trigger_request("acc_test", &t, "req_g");
         assert!(platform.store.get(&record).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_message_that_panics_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let platform =
+            Platform::embedded(dir.path(), Settings::default(), Arc::new(SystemClock)).unwrap();
+        let t = trigger(&platform).await;
+        let panicking = Platform::new(
+            Arc::new(Faulty(
+                platform.store.clone(),
+                Fault::DeferredPanics("req_poison"),
+            )),
+            platform.apply_queue.clone(),
+            platform.clock.clone(),
+            Settings::default(),
+        );
+        let handler = ApplyHandler::new(panicking);
+        let batch = [message(&t, "req_poison"), message(&t, "req_fine")];
+        let outcomes = handler.handle(&batch).await;
+        assert!(matches!(outcomes[0], Outcome::Retry(_)), "{outcomes:?}");
+        assert_eq!(outcomes[1], Outcome::Done, "its batch-mate is applied");
+        let record = |id: &str| crate::keys::trigger_request("acc_test", &t, id);
+        assert!(
+            platform
+                .store
+                .get(&record("req_fine"))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // On its last attempt it is recorded as failed, and dead-lettered.
+        let mut last = message(&t, "req_poison");
+        last.receive_count = APPLY_MAX_RECEIVES;
+        let outcomes = handler.handle(&[last]).await;
+        assert!(matches!(outcomes[..], [Outcome::Dead(_)]), "{outcomes:?}");
+        let item = platform
+            .store
+            .get(&record("req_poison"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(item.body["status"], "failed");
     }
 
     #[test]

@@ -65,6 +65,21 @@ pub async fn settle(queue: &dyn Queue, messages: &[QueueMessage], outcomes: &[Ou
     futures::future::join_all(messages.iter().enumerate().map(|(i, m)| settle_one(i, m))).await;
 }
 
+/// `handler.handle`, where a panic that escapes the handler's own care
+/// retries the batch (no outcomes: `settle` retries each) instead of ending
+/// the loop that feeds it.
+pub async fn handle_caught(handler: &dyn Handler, messages: &[QueueMessage]) -> Vec<Outcome> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(handler.handle(messages))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|p| {
+            let what = crate::transforms::pool::panic_message(&*p);
+            tracing::error!(panic = %what, "a queue handler panicked; its batch will be retried");
+            Vec::new()
+        })
+}
+
 /// Feeds `handler` from `queue` until `shutdown` turns true; the batch in hand
 /// is finished first.
 pub async fn drive(
@@ -83,7 +98,7 @@ pub async fn drive(
         match received {
             Ok(messages) if messages.is_empty() => {}
             Ok(messages) => {
-                let outcomes = handler.handle(&messages).await;
+                let outcomes = handle_caught(&*handler, &messages).await;
                 settle(&*queue, &messages, &outcomes).await;
             }
             Err(e) => {

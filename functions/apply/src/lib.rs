@@ -29,7 +29,7 @@ pub async fn process(
     queue: &dyn Queue,
 ) -> SqsBatchResponse {
     let messages = messages(event);
-    let outcomes = handler.handle(&messages).await;
+    let outcomes = hookline::work::handle_caught(handler, &messages).await;
     let mut response = SqsBatchResponse::default();
     for (i, m) in messages.iter().enumerate() {
         let failed = match outcomes.get(i) {

@@ -44,6 +44,19 @@ fn finish(routes: Router<Arc<Platform>>, platform: Arc<Platform>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(platform)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+}
+
+/// A handler that panicked answers 500 in the contract's shape; the server
+/// goes on (the release profile unwinds), and the panic is logged, not shown.
+fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let message = crate::transforms::pool::panic_message(&*payload);
+    tracing::error!(panic = %message, "a request handler panicked");
+    axum::response::IntoResponse::into_response(ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "the service failed on this request; it was logged, and retrying may help",
+    ))
 }
 
 async fn not_found(uri: Uri) -> ApiError {
@@ -63,4 +76,36 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
             uri.path()
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_500_and_the_next_request_is_served() {
+        let (platform, _dir) = Platform::for_tests().await;
+        async fn boom() -> &'static str {
+            panic!("the secret is hunter2")
+        }
+        let routes = Router::new().route("/boom", axum::routing::get(boom));
+        let app = finish(routes, platform);
+        let get = |path: &str| {
+            axum::http::Request::get(path)
+                .body(Body::empty())
+                .expect("request")
+        };
+        let answer = app.clone().oneshot(get("/boom")).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "internal_error", "{body}");
+        assert!(!body.to_string().contains("hunter2"), "{body}");
+        let answer = app.oneshot(get("/health")).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
 }

@@ -17,6 +17,11 @@ pub enum Fault {
     Puts,
     /// Puts through the deferred store (`Store::deferred`) fail.
     DeferredPuts,
+    /// Puts of a key containing this text panic: a bug that one message
+    /// runs into.
+    Panics(&'static str),
+    /// `Panics`, through the deferred store only (as applying writes).
+    DeferredPanics(&'static str),
 }
 
 pub struct Faulty(pub Arc<dyn Store>, pub Fault);
@@ -37,6 +42,11 @@ impl Store for Faulty {
         self.0.get(key).await
     }
     async fn put(&self, put: Put) -> Result<u64, StoreError> {
+        if let Fault::Panics(marker) = self.1
+            && (put.key.pk.contains(marker) || put.key.sk.contains(marker))
+        {
+            panic!("injected panic writing {}", put.key.sk);
+        }
         self.fails(Fault::Puts)?;
         self.0.put(put).await
     }
@@ -64,6 +74,7 @@ impl Store for Faulty {
     fn deferred(&self) -> Option<Arc<dyn Store>> {
         let fault = match self.1 {
             Fault::DeferredPuts => Fault::Puts,
+            Fault::DeferredPanics(marker) => Fault::Panics(marker),
             other => other,
         };
         Some(Arc::new(Faulty(self.0.deferred()?, fault)))
