@@ -142,7 +142,22 @@ impl ApplyHandler {
             })
     }
 
+    /// `decide`, with a dead letter kept in the store before the message
+    /// may leave its queue; when it cannot be kept, the message is retried.
     async fn one(&self, m: &QueueMessage) -> Outcome {
+        let outcome = self.decide(m).await;
+        if let Outcome::Dead(reason) = &outcome
+            && let Err(e) =
+                crate::dead_letters::keep_apply(&self.platform, &m.body, reason, m.receive_count)
+                    .await
+        {
+            tracing::error!(message_id = %m.id, error = %e, "the dead letter could not be kept; will retry");
+            return Outcome::Retry(backoff(m.receive_count));
+        }
+        outcome
+    }
+
+    async fn decide(&self, m: &QueueMessage) -> Outcome {
         match serde_json::from_str::<ApplyMessage>(&m.body) {
             Err(e) => Outcome::Dead(format!("not an apply message: {e}")),
             Ok(message) => match self.apply_caught(&message).await {

@@ -14,6 +14,7 @@
 //! | idempotency key | `trigger_idem#{trigger id}` | the key (expires after 24 h) |
 //! | published event | `{account}#event` | event id |
 //! | message to send | `{account}#message` | message id |
+//! | dead letter (a queue message given up on) | `{account}#dead_letter` | dead letter id (time-ordered) |
 //!
 //! Partitions are per account and per resource, so a list query reads one
 //! partition and accounts never share one.
@@ -87,4 +88,15 @@ pub fn event(account: &str, id: &str) -> Key {
 
 pub fn message(account: &str, id: &str) -> Key {
     Key::new(format!("{account}#message"), id)
+}
+
+/// Messages with no account to show them to (not even readable) go here.
+pub const NO_ACCOUNT: &str = "_none";
+
+pub fn dead_letters(account: &str) -> String {
+    format!("{account}#dead_letter")
+}
+
+pub fn dead_letter(account: &str, id: &str) -> Key {
+    Key::new(dead_letters(account), id)
 }

@@ -16,6 +16,7 @@ pub mod apply;
 pub mod collections;
 pub mod config;
 pub mod contacts;
+pub mod dead_letters;
 pub mod egress;
 pub mod http;
 pub mod ids;

@@ -17,7 +17,8 @@ pub enum Outcome {
     Done,
     /// Failed for now: deliver again after this long.
     Retry(Duration),
-    /// Can never succeed: keep it as a dead letter, with the reason.
+    /// Can never succeed: the handler has kept it as a dead letter in the
+    /// store (`dead_letters`), with the reason, so the queue lets it go.
     Dead(String),
 }
 
@@ -53,8 +54,8 @@ pub async fn settle(queue: &dyn Queue, messages: &[QueueMessage], outcomes: &[Ou
             Outcome::Done => queue.delete(&message.receipt).await,
             Outcome::Retry(after) => queue.retry_after(&message.receipt, *after).await,
             Outcome::Dead(reason) => {
-                tracing::warn!(message_id = %message.id, reason, "dead letter");
-                queue.dead_letter(message).await
+                tracing::warn!(message_id = %message.id, reason, "dead letter kept");
+                queue.delete(&message.receipt).await
             }
         };
         if let Err(e) = result {

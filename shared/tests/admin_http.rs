@@ -597,3 +597,77 @@ async fn deleting_a_trigger_purges_its_request_log() {
     stop.send(true).unwrap();
     worker.await.unwrap();
 }
+
+#[tokio::test]
+async fn dead_letters_are_listed_redriven_and_deleted() {
+    let a = Admin::new().await;
+    let purge = hookline::apply::ApplyMessage::PurgeTriggerLog {
+        account: accounts::DEFAULT_ACCOUNT.into(),
+        trigger_id: "trg_gone".into(),
+    }
+    .encode();
+    for _ in 0..2 {
+        hookline::dead_letters::keep_apply(&a.platform, &purge, "not applied after 8 attempts", 8)
+            .await
+            .unwrap();
+    }
+    let (status, page) = a.get("/v1/dead-letters?limit=10").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let data = page["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{page}");
+    assert_eq!(data[0]["kind"], "purge_trigger_log");
+    assert_eq!(data[0]["attempts"], 8);
+    assert_eq!(data[0]["reason"], "not applied after 8 attempts");
+    let (first, second) = (data[0]["id"].clone(), data[1]["id"].clone());
+
+    let (status, _) = a
+        .call(
+            Method::DELETE,
+            &format!("/v1/dead-letters/{}", first.as_str().unwrap()),
+            Some(&a.key.clone()),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = a
+        .call(
+            Method::DELETE,
+            "/v1/dead-letters/dl_nope",
+            Some(&a.key.clone()),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
+    let (status, body) = a
+        .post("/v1/dead-letters/redrive", json!({"ids": [second]}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["data"][0]["outcome"], "queued", "{body}");
+    let (_, page) = a.get("/v1/dead-letters").await;
+    assert_eq!(page["data"], json!([]), "{page}");
+    let queued = a
+        .platform
+        .apply_queue
+        .receive(
+            10,
+            std::time::Duration::from_secs(30),
+            std::time::Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        queued.iter().map(|m| m.body.clone()).collect::<Vec<_>>(),
+        vec![purge]
+    );
+    // Another account sees none of them.
+    let (status, body) = a
+        .call(Method::GET, "/v1/dead-letters", None, None, "")
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}

@@ -1,6 +1,7 @@
 //! SQS events in, partial batch failures out. Outcomes become what SQS
 //! understands: a retry changes the message's visibility to its backoff and
-//! reports it failed; a dead message is moved to the dead-letter queue now.
+//! reports it failed; a dead message, kept in the store as a dead letter by
+//! the handler, is done as far as SQS is concerned.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use hookline::ports::{Queue, QueueMessage};
@@ -41,9 +42,10 @@ pub async fn process(
                 }
                 true
             }
+            // Kept in the store by the handler: SQS deletes it as done.
             Some(Outcome::Dead(reason)) => {
-                tracing::warn!(message_id = %m.id, reason, "dead letter");
-                queue.dead_letter(m).await.is_err()
+                tracing::warn!(message_id = %m.id, reason, "dead letter kept");
+                false
             }
             None => true,
         };

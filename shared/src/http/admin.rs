@@ -19,5 +19,6 @@ pub fn routes() -> Router<Arc<Platform>> {
         ))
         .merge(crate::contacts::routes::router())
         .merge(crate::triggers::routes::router())
+        .merge(crate::dead_letters::router())
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
 }

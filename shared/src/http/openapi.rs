@@ -50,7 +50,7 @@ fn id_param() -> Value {
 pub fn document() -> Value {
     let ok = |description: &str, schema: Value| json!({"description": description, "content": {"application/json": {"schema": schema}}});
     let list = json!({"$ref": "#/components/schemas/List"});
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "Hookline", "version": env!("CARGO_PKG_VERSION"),
                  "description": "Webhook platform: inbound triggers, outbound webhooks, webhook campaigns."},
@@ -191,5 +191,35 @@ pub fn document() -> Value {
                     "attempts": {"type": "integer"}, "idempotency_key": {"type": ["string", "null"]}, "payload": {"type": "object"}}}
             }
         }
-    })
+    });
+    // Apart: one json! of the whole document passes the macro's recursion limit.
+    let more = json!({
+        "paths": {
+            "/v1/dead-letters": {"get": {"summary": "Queue messages given up on, kept until redriven or deleted, newest first",
+                "parameters": page_params(), "responses": {"200": ok("a page of dead letters", page_of("DeadLetter"))}}},
+            "/v1/dead-letters/redrive": {"post": {"summary": "Apply dead letters again (all, the oldest 100, or {\"ids\": [...]}) and remove them",
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"ids": {"type": "array", "maxItems": 100, "items": {"type": "string"}}}}}}},
+                "responses": {"202": ok("what became of each", json!({"type": "object", "properties": {"data": {"type": "array", "items": {"type": "object",
+                    "properties": {"id": {"type": "string"}, "outcome": {"enum": ["queued", "dropped"]}}}}}})),
+                              "404": error_response("no such dead letter")}}},
+            "/v1/dead-letters/{id}": {"parameters": [id_param()], "delete": {"summary": "Delete a dead letter",
+                "responses": {"204": {"description": "deleted"}, "404": error_response("no such dead letter")}}}
+        },
+        "schemas": {
+                "DeadLetter": {"type": "object", "properties": {"id": {"type": "string"}, "queue": {"enum": ["apply"]},
+                    "kind": {"enum": ["inbound", "purge", "purge_trigger_log", "unreadable"]}, "reason": {"type": "string"},
+                    "attempts": {"type": "integer"}, "dead_at": {"type": "string", "format": "date-time"},
+                    "trigger_id": {"type": "string"}, "request_id": {"type": "string", "description": "an inbound request: its log says more, and redriving replays it"},
+                    "message": {"type": "string", "description": "the message, when redriving sends it again as it was"}}}
+        }
+    });
+    for (section, into) in [("paths", "/paths"), ("schemas", "/components/schemas")] {
+        if let (Some(Value::Object(add)), Some(Value::Object(to))) =
+            (more.get(section), doc.pointer_mut(into))
+        {
+            to.extend(add.clone());
+        }
+    }
+    doc
 }

@@ -110,8 +110,8 @@ fn children(e: &IdedExpr) -> Vec<&IdedExpr> {
 /// their loop condition is a literal, so those keep it and ask in their
 /// step instead: `[x]` appended becomes `[@budget ? x : null]`, and a
 /// filter's guard `g` becomes `@budget && g`. The others' condition `c`
-/// becomes `@budget && c`. Once the budget is spent a loop does no more
-/// work per element, and the evaluation is failed however it ended.
+/// becomes `@budget && c`. Once the budget is spent, asking unwinds the
+/// evaluation (`Stop`).
 pub fn meter_loops(e: &mut IdedExpr) {
     use cel::common::ast::EntryExpr;
     match &mut e.expr {
@@ -280,10 +280,16 @@ pub fn start() {
     });
 }
 
-/// What ran out in the evaluation on this thread, if anything did.
+/// What ran out in the evaluation on this thread, if anything did (memory
+/// is checked once more: allocations after the last step count too).
 pub fn spent() -> Option<Spent> {
+    check();
     METER.with(|m| m.spent.get())
 }
+
+/// Unwinds an evaluation whose budget is spent (`Gauge`), without the
+/// panic hook's report: not a bug, and caught where the evaluation started.
+pub struct Stop;
 
 /// Charges a step; false once anything has run out.
 fn check() -> bool {
@@ -297,7 +303,7 @@ fn check() -> bool {
             Some(Spent::Steps)
         } else if crate::alloc::allocated() > m.bytes_end.get() {
             Some(Spent::Bytes)
-        } else if steps % 64 == 0 && m.deadline.get().is_some_and(|d| Instant::now() > d) {
+        } else if m.deadline.get().is_some_and(|d| Instant::now() > d) {
             Some(Spent::Time)
         } else {
             None
@@ -307,21 +313,21 @@ fn check() -> bool {
     })
 }
 
-/// The resolver set on every evaluation's context: it answers `@budget` and
-/// charges a step for every name looked up. Its state is the thread's.
+/// The resolver set on every evaluation's context: it charges a step for
+/// every name looked up and answers `@budget`; once the budget is spent it
+/// unwinds with `Stop`. Its state is the thread's.
 pub struct Gauge;
 
 pub static GAUGE: Gauge = Gauge;
 
 impl VariableResolver for Gauge {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
-        let within = check();
-        (variable == BUDGET).then(|| {
-            CowVal::Borrowed(if within {
-                &CelBool::TRUE
-            } else {
-                &CelBool::FALSE
-            })
-        })
+        if !check() {
+            // Stop at once, not at the end: work that never loops or looks a
+            // name up again is bounded by the expression's size, but what a
+            // name looked up now would copy is not.
+            std::panic::resume_unwind(Box::new(Stop));
+        }
+        (variable == BUDGET).then_some(CowVal::Borrowed(&CelBool::TRUE))
     }
 }

@@ -291,16 +291,26 @@ impl Transform {
                     ctx.add_variable_from_value(name.as_str(), to_cel(v));
                 }
             }
+            // One budget for the whole payload, however many lines.
+            budget::start();
             for a in slow {
-                budget::start();
-                let value = cel::Value::resolve(&a.expression, &ctx);
+                let value = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    cel::Value::resolve(&a.expression, &ctx)
+                        .map_err(|e| explain(&e))
+                        .and_then(|v| to_json(&v, 0))
+                }));
                 if let Some(spent) = budget::spent() {
                     return Err(a.error(format!(
-                        "evaluating it took {spent} on this payload (the budget of one field)"
+                        "the transform took {spent} on this payload (its budget)"
                     )));
                 }
-                let value = value.map_err(|e| a.error(explain(&e)))?;
-                let json = to_json(&value, 0).map_err(|m| a.error(m))?;
+                let json = match value {
+                    Ok(v) => v.map_err(|m| a.error(m))?,
+                    Err(p) if p.is::<budget::Stop>() => {
+                        unreachable!("a budget stop leaves the budget spent")
+                    }
+                    Err(p) => std::panic::resume_unwind(p),
+                };
                 assign(&mut out, &a.target, json).map_err(|m| a.error(m))?;
             }
             Ok(out)
@@ -348,9 +358,10 @@ pub fn to_cel(v: &Value) -> cel::Value {
     }
 }
 
-/// Levels a value a transform makes may have (DynamoDB keeps 32 in an item,
-/// and a contact's fields sit two deep in it).
-pub const MAX_VALUE_DEPTH: usize = 30;
+/// Levels a value a transform makes may have: DynamoDB keeps 32 in an
+/// item, and the deepest copy is the request log's `contact.fields.<key>`,
+/// four levels down.
+pub const MAX_VALUE_DEPTH: usize = 27;
 
 /// CEL to JSON, refusing what a contact cannot keep: numbers that are not
 /// finite, and values nested deeper than `MAX_VALUE_DEPTH`. Its size is

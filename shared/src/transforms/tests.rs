@@ -393,7 +393,7 @@ async fn values_no_contact_can_keep_are_errors_not_dropped() {
     }
     let source = format!("fields.x = {}d{}", "[".repeat(12), "]".repeat(12));
     let e = run(&source, json!({"d": deep})).await.unwrap_err();
-    assert!(e.contains("nests more than 30 levels"), "{e}");
+    assert!(e.contains("nests more than 27 levels"), "{e}");
 }
 
 #[test]
@@ -412,4 +412,24 @@ fn leaf_paths_are_bounded_in_count_and_bytes() {
     let bytes: usize = paths.iter().map(|(p, _)| p.len()).sum();
     assert!(bytes < 1024 * 1024, "{bytes} bytes of paths");
     assert!(!paths.is_empty());
+}
+
+#[tokio::test]
+async fn copies_made_without_a_loop_are_stopped_too() {
+    // Each `a` copies the list: 400 copies of 100,000 values would be
+    // gigabytes; the budget stops it at the lookup that passes 32 MiB.
+    let a: Vec<Value> = (0..100_000).map(|i| json!(i)).collect();
+    let source = format!("fields.x = [{}]", vec!["a"; 400].join(", "));
+    let e = run(&source, json!({"a": a})).await.unwrap_err();
+    assert!(e.contains("MiB of memory"), "{e}");
+    // The budget is the payload's, not each line's: two lines that each
+    // stay under it alone do not together.
+    let a: Vec<Value> = (0..20_000).map(|i| json!(i)).collect();
+    let line = format!("[{}]", ["a"; 3].join(", "));
+    let one = format!("fields.x = {line}");
+    let r = run(&one, json!({"a": a.clone()})).await;
+    assert!(r.is_ok(), "{r:?}");
+    let many: String = (0..8).map(|i| format!("fields.x{i} = {line}\n")).collect();
+    let e = run(&many, json!({"a": a})).await.unwrap_err();
+    assert!(e.contains("MiB of memory"), "{e}");
 }

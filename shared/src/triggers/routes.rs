@@ -270,7 +270,22 @@ async fn replay(
     Account(a): Account,
     Path((id, request_id)): Path<(String, String)>,
 ) -> Answer {
-    let record = load(&p, &a, &id, &request_id).await?;
+    let (request_id, attempt) = send_again(&p, a, id, &request_id).await?;
+    ok(
+        StatusCode::ACCEPTED,
+        json!({"request_id": request_id, "attempt": attempt}),
+    )
+}
+
+/// Queues a failed request to be applied again (a replay, a redriven dead
+/// letter); answers its id and the attempt it will be.
+pub(crate) async fn send_again(
+    p: &Platform,
+    a: String,
+    id: String,
+    request_id: &str,
+) -> Result<(String, u32), ApiError> {
+    let record = load(p, &a, &id, request_id).await?;
     if record.status != Status::Failed {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -290,9 +305,6 @@ async fn replay(
         body_sha256: None,
         attempt,
     });
-    message.send(&p).await?;
-    ok(
-        StatusCode::ACCEPTED,
-        json!({"request_id": record.id, "attempt": attempt}),
-    )
+    message.send(p).await?;
+    Ok((record.id, attempt))
 }

@@ -1,0 +1,253 @@
+//! Dead letters: queue messages a worker gave up on, kept in the store with
+//! their reason and attempts until they are redriven or deleted. Not in a
+//! dead-letter queue: SQS keeps a message 14 days at most, and an operator
+//! must be able to see and redrive them on both hosts alike.
+//!
+//! `GET /v1/dead-letters`, `POST /v1/dead-letters/redrive` (all, or
+//! `{"ids": [...]}`), `DELETE /v1/dead-letters/{id}`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+
+use crate::Platform;
+use crate::apply::ApplyMessage;
+use crate::http::ApiError;
+use crate::http::extract::{Account, PageParams, Path, Query};
+use crate::keys;
+use crate::ports::{Cond, Put, Query as StoreQuery, StoreError};
+
+/// The most of a message's text kept when it cannot be read (for a look;
+/// such a message cannot be redriven into anything but the same failure).
+const MAX_UNREADABLE: usize = 16 * 1024;
+/// Dead letters one redrive call moves at most; call again for the rest.
+pub const MAX_REDRIVE: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub id: String,
+    /// The queue it died on: `apply` (and `delivery`, once it exists).
+    pub queue: String,
+    /// What the message was: `inbound` (a request to a trigger URL),
+    /// `purge`, `purge_trigger_log`, or `unreadable`.
+    pub kind: String,
+    pub reason: String,
+    /// Times it was received before it was given up on.
+    pub attempts: u32,
+    pub dead_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_id: Option<String>,
+    /// An inbound request's id: its request log says what became of it,
+    /// and redriving it replays it from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The message itself, when redriving sends it again as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Keeps a message of the apply queue as a dead letter. Only once this
+/// answers may the message leave its queue.
+pub async fn keep_apply(
+    platform: &Platform,
+    body: &str,
+    reason: &str,
+    attempts: u32,
+) -> Result<(), StoreError> {
+    let id = crate::ids::new_id("dl");
+    let parsed = serde_json::from_str::<ApplyMessage>(body).ok();
+    let (account, kind, trigger_id, request_id, message) = match &parsed {
+        Some(ApplyMessage::Inbound(m)) => (
+            m.account.clone(),
+            "inbound",
+            Some(m.trigger_id.clone()),
+            Some(m.request_id.clone()),
+            None,
+        ),
+        Some(ApplyMessage::Purge { account, .. }) => {
+            (account.clone(), "purge", None, None, Some(body.to_string()))
+        }
+        Some(ApplyMessage::PurgeTriggerLog {
+            account,
+            trigger_id,
+        }) => (
+            account.clone(),
+            "purge_trigger_log",
+            Some(trigger_id.clone()),
+            None,
+            Some(body.to_string()),
+        ),
+        None => {
+            let mut end = body.len().min(MAX_UNREADABLE);
+            while !body.is_char_boundary(end) {
+                end -= 1;
+            }
+            (
+                keys::NO_ACCOUNT.to_string(),
+                "unreadable",
+                None,
+                None,
+                Some(body[..end].to_string()),
+            )
+        }
+    };
+    let letter = DeadLetter {
+        id: id.clone(),
+        queue: "apply".into(),
+        kind: kind.into(),
+        reason: reason.into(),
+        attempts,
+        dead_at: platform.clock.now(),
+        trigger_id,
+        request_id,
+        message,
+    };
+    let body = serde_json::to_value(&letter).expect("serialisable");
+    platform
+        .store
+        .put(Put::new(keys::dead_letter(&account, &id), body).when(Cond::Absent))
+        .await?;
+    Ok(())
+}
+
+type P = State<Arc<Platform>>;
+
+pub fn router() -> Router<Arc<Platform>> {
+    Router::new()
+        .route("/v1/dead-letters", get(list))
+        .route("/v1/dead-letters/redrive", post(redrive))
+        .route("/v1/dead-letters/{id}", delete(remove))
+}
+
+async fn list(
+    State(p): P,
+    Account(a): Account,
+    Query(q): Query<PageParams>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let mut query = StoreQuery::new(keys::dead_letters(&a), "");
+    query.limit = q.limit()?;
+    query.cursor = q.cursor;
+    query.reverse = true;
+    let page = p.store.query(query).await?;
+    let data = page
+        .items
+        .into_iter()
+        .map(|i| serde_json::from_value::<DeadLetter>(i.body))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::internal("decode dead letter", e))?;
+    Ok(axum::Json(
+        json!({"data": data, "next_cursor": page.next_cursor}),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Redrive {
+    /// Which to redrive; all (the oldest `MAX_REDRIVE`) when absent.
+    #[serde(default)]
+    ids: Option<Vec<String>>,
+}
+
+/// Sends dead letters to be applied again and removes them: an inbound
+/// request is replayed from its request log (as `.../replay` does), other
+/// messages are queued again as they were. Answers what happened to each.
+async fn redrive(
+    State(p): P,
+    Account(a): Account,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
+    // No body, or `{}`, redrives all.
+    let ids = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<Redrive>(&body)
+            .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid JSON body: {e}")))?
+            .ids
+    };
+    let letters: Vec<DeadLetter> = match ids {
+        Some(ids) if ids.len() > MAX_REDRIVE => {
+            return Err(ApiError::invalid(
+                "too_many_ids",
+                format!("redrive at most {MAX_REDRIVE} dead letters a call"),
+            ));
+        }
+        Some(ids) => {
+            let mut found = Vec::new();
+            for id in ids {
+                match p.store.get(&keys::dead_letter(&a, &id)).await? {
+                    Some(item) => found.push(
+                        serde_json::from_value(item.body)
+                            .map_err(|e| ApiError::internal("decode dead letter", e))?,
+                    ),
+                    None => return Err(ApiError::not_found(&format!("dead letter {id}"))),
+                }
+            }
+            found
+        }
+        None => {
+            let mut query = StoreQuery::new(keys::dead_letters(&a), "");
+            query.limit = MAX_REDRIVE;
+            p.store
+                .query(query)
+                .await?
+                .items
+                .into_iter()
+                .map(|i| serde_json::from_value(i.body))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ApiError::internal("decode dead letter", e))?
+        }
+    };
+    let mut results = Vec::new();
+    for letter in letters {
+        let outcome = send_again(&p, &a, &letter).await?;
+        p.store
+            .delete(&keys::dead_letter(&a, &letter.id), Cond::Any)
+            .await?;
+        results.push(json!({"id": letter.id, "outcome": outcome}));
+    }
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({"data": results}))))
+}
+
+/// What became of one redriven dead letter: `queued`, or `dropped` when
+/// there is nothing left to apply (its request or trigger was deleted, or
+/// the request was applied since).
+async fn send_again(p: &Platform, a: &str, letter: &DeadLetter) -> Result<&'static str, ApiError> {
+    if let (Some(trigger), Some(request)) = (&letter.trigger_id, &letter.request_id) {
+        return match crate::triggers::routes::send_again(p, a.to_string(), trigger.clone(), request)
+            .await
+        {
+            Ok(_) => Ok("queued"),
+            Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::CONFLICT => {
+                Ok("dropped")
+            }
+            Err(e) => Err(e),
+        };
+    }
+    match &letter.message {
+        Some(body) => {
+            p.apply_queue
+                .send(body.clone(), std::time::Duration::ZERO)
+                .await?;
+            Ok("queued")
+        }
+        None => Ok("dropped"),
+    }
+}
+
+async fn remove(
+    State(p): P,
+    Account(a): Account,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let key = keys::dead_letter(&a, &id);
+    if p.store.get(&key).await?.is_none() {
+        return Err(ApiError::not_found(&format!("dead letter {id}")));
+    }
+    p.store.delete(&key, Cond::Any).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
