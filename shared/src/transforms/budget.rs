@@ -66,6 +66,39 @@ pub fn too_deep(expression: &str) -> Option<usize> {
     None
 }
 
+/// Compiled size a `matches` pattern may have (the regex crate's own limit
+/// is 10 MiB; matching costs up to its size times the text's length).
+pub const MAX_PATTERN_BYTES: usize = 256 * 1024;
+
+/// Why a `matches` call in `e` could cost more than is known at save time:
+/// its pattern must be a literal (a pattern taken from the payload is
+/// chosen by whoever posts) and compile within `MAX_PATTERN_BYTES`.
+pub fn unbounded_pattern(e: &IdedExpr) -> Option<String> {
+    if let Expr::Call(c) = &e.expr
+        && c.func_name == "matches"
+    {
+        let pattern = match c.args.last().map(|a| &a.expr) {
+            Some(Expr::Literal(cel::common::ast::LiteralValue::String(s))) => s.inner().to_string(),
+            _ => {
+                return Some(
+                    "matches takes its pattern as a string literal, so that its cost is known when the transform is saved"
+                        .into(),
+                );
+            }
+        };
+        if let Err(e) = regex::RegexBuilder::new(&pattern)
+            .size_limit(MAX_PATTERN_BYTES)
+            .build()
+        {
+            return Some(format!(
+                "the pattern of matches does not compile within {} KiB: {e}",
+                MAX_PATTERN_BYTES >> 10
+            ));
+        }
+    }
+    children(e).into_iter().find_map(unbounded_pattern)
+}
+
 /// The depth and node count of a parsed expression. Recursive, so only for
 /// a tree the parser's recursion limit has already bounded.
 pub fn shape(e: &IdedExpr) -> (usize, usize) {

@@ -148,6 +148,15 @@ impl Transform {
                 .parse(&parsed.expression)
                 .map_err(|e| {
                     let first = e.errors.first();
+                    if first.is_some_and(|p| p.msg.contains("Recursion limit")) {
+                        return at(
+                            1,
+                            format!(
+                                "the expression nests too deeply (brackets, ternaries and unary operators at most {} levels): split it",
+                                budget::MAX_PARSER_RECURSION
+                            ),
+                        );
+                    }
                     let (col, msg) = first.map_or((1, e.to_string()), |p| {
                         (p.pos.1.max(1) as usize, p.msg.clone())
                     });
@@ -163,6 +172,9 @@ impl Transform {
                         budget::MAX_NODES
                     ),
                 ));
+            }
+            if let Some(message) = budget::unbounded_pattern(&expression) {
+                return Err(at(1, message));
             }
             if comprehension_depth(&expression) > 1 {
                 return Err(at(
@@ -204,26 +216,24 @@ impl Transform {
 
     /// Compiles on a transform thread (see `pool`), answering also how many
     /// bytes compiling allocated: a bound on what the result keeps.
-    pub async fn compile_bounded(source: String) -> Result<(Self, u64), TransformError> {
+    pub async fn compile_bounded(
+        source: String,
+    ) -> Result<Result<(Self, u64), TransformError>, pool::Failed> {
         pool::run(move || {
             let before = crate::alloc::allocated();
             Self::compile(&source).map(|t| (t, crate::alloc::allocated() - before))
         })
         .await
-        .unwrap_or_else(|p| {
-            Err(TransformError {
-                line: 1,
-                column: 1,
-                message: format!("the transform could not be compiled: {p}"),
-            })
-        })
     }
 
     /// The contact fields this payload yields, evaluated on a transform
     /// thread unless the fast path answers every line.
-    pub async fn evaluate(&self, payload: &Map<String, Value>) -> Result<ContactFields, EvalError> {
+    pub async fn evaluate(
+        &self,
+        payload: &Map<String, Value>,
+    ) -> Result<Result<ContactFields, EvalError>, pool::Failed> {
         if let Some(done) = self.fast_only(payload) {
-            return done;
+            return Ok(done);
         }
         let variables: Map<String, Value> = self
             .variables
@@ -231,15 +241,7 @@ impl Transform {
             .filter_map(|k| payload.get(k).map(|v| (k.clone(), v.clone())))
             .collect();
         let this = self.clone();
-        pool::run(move || this.apply(&variables))
-            .await
-            .unwrap_or_else(|p| {
-                Err(EvalError {
-                    line: 0,
-                    target: "transform".into(),
-                    message: p.to_string(),
-                })
-            })
+        pool::run(move || this.apply(&variables)).await
     }
 
     /// The answer when the fast path answers every line.

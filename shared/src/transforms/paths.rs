@@ -40,6 +40,9 @@ fn walk(path: String, value: &Value, out: &mut Vec<(String, Value)>, bytes: &mut
     match value {
         Value::Object(map) if !map.is_empty() => {
             for (k, v) in map {
+                if path.len() + k.len() > MAX_BYTES {
+                    continue;
+                }
                 let next = if is_name(k) {
                     format!("{path}.{k}")
                 } else {

@@ -271,9 +271,11 @@ fn fast_path_agrees_with_cel() {
 async fn run(source: &str, payload: Value) -> Result<ContactFields, String> {
     let (t, _) = Transform::compile_bounded(source.to_string())
         .await
+        .unwrap()
         .map_err(|e| format!("compile: {e}"))?;
     t.evaluate(&obj(payload))
         .await
+        .unwrap()
         .map_err(|e| format!("eval: {e}"))
 }
 
@@ -344,8 +346,8 @@ async fn a_cpu_heavy_transform_runs_out_of_time() {
     let a: Vec<Value> = (0..20_000).map(|i| json!(i)).collect();
     let s = "ab".repeat(100_000);
     let e = run(
-        "fields.x = a.exists(x, s.matches(r))",
-        json!({"a": a, "s": s, "r": "(a|b)*c"}),
+        "fields.x = a.exists(x, s.matches('(a|b)*c'))",
+        json!({"a": a, "s": s}),
     )
     .await
     .unwrap_err();
@@ -432,4 +434,40 @@ async fn copies_made_without_a_loop_are_stopped_too() {
     let many: String = (0..8).map(|i| format!("fields.x{i} = {line}\n")).collect();
     let e = run(&many, json!({"a": a})).await.unwrap_err();
     assert!(e.contains("MiB of memory"), "{e}");
+}
+
+#[tokio::test]
+async fn patterns_must_be_literals_of_bounded_size() {
+    let e = Transform::compile("fields.x = s.matches(r)").unwrap_err();
+    assert!(e.message.contains("string literal"), "{e}");
+    let e = Transform::compile("fields.x = matches(s, r)").unwrap_err();
+    assert!(e.message.contains("string literal"), "{e}");
+    let e = Transform::compile("fields.x = s.matches('(a{1000}){1000}')").unwrap_err();
+    assert!(e.message.contains("256 KiB"), "{e}");
+    let out = run("fields.x = s.matches('^a+$')", json!({"s": "aaa"}))
+        .await
+        .unwrap();
+    assert_eq!(out.fields["x"], json!(true));
+}
+
+#[tokio::test]
+async fn the_longest_chains_a_transform_can_hold_parse_on_the_transform_threads() {
+    // 16 KiB of one chain: refused by size, after parsing without overflow.
+    for chain in [
+        vec!["a"; 8100].join("*"),
+        format!("a{}", ".b".repeat(8100)),
+        format!("a{}", "[0]".repeat(5400)),
+    ] {
+        let source = format!("fields.x = {chain}");
+        let e = Transform::compile_bounded(source)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(e.message.contains("too large"), "{e}");
+    }
+    let e = Transform::compile_bounded(format!("fields.x = {}a", "a ? a : ".repeat(40)))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(e.message.contains("nests too deeply"), "{e}");
 }

@@ -177,6 +177,10 @@ async fn save(
     }
 }
 
+fn not_now(e: crate::transforms::pool::Failed) -> StoreError {
+    StoreError::Backend(format!("the transform could not run: {e}"))
+}
+
 /// Runs the trigger on the request, filling in the record. The inner error is
 /// why the request failed; the outer one a store failure, worth a retry.
 async fn run(
@@ -186,9 +190,12 @@ async fn run(
     record: &mut RequestRecord,
 ) -> Result<Result<(), String>, StoreError> {
     let fields = match &trigger.transform {
+        // The transform threads busy or failing is no fault of the request:
+        // retried, as a store error is.
         Some(source) => match p.transforms.get(&trigger.id, source).await {
-            Ok(t) => t.evaluate(&m.payload).await,
-            Err(e) => return Ok(Err(format!("the transform does not compile: {e}"))),
+            Ok(Ok(t)) => t.evaluate(&m.payload).await.map_err(not_now)?,
+            Ok(Err(e)) => return Ok(Err(format!("the transform does not compile: {e}"))),
+            Err(e) => return Err(not_now(e)),
         },
         None => transforms::direct(&m.payload),
     };

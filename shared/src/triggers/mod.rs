@@ -157,6 +157,7 @@ pub async fn compile(source: &str) -> Result<Transform, ApiError> {
     }
     Transform::compile_bounded(source.to_string())
         .await
+        .map_err(|e| ApiError::internal("compile a transform", e))?
         .map(|(t, _)| t)
         .map_err(|e| {
             ApiError::invalid("invalid_transform", format!("transform {e}"))
@@ -517,10 +518,15 @@ pub struct TransformCache(Mutex<Compiled>);
 
 #[derive(Default)]
 struct Compiled {
-    entries: HashMap<String, (String, Transform, u64)>,
+    /// A transform that does not compile is kept too (an old one past
+    /// today's limits, say), so that it is not compiled for every request.
+    entries: HashMap<String, (String, Result<Transform, TransformError>, u64)>,
     /// What compiling the entries allocated: a bound on what they keep.
     bytes: u64,
 }
+
+use crate::transforms::TransformError;
+use crate::transforms::pool::Failed;
 
 /// Bounds memory (a 16 KiB transform keeps about 0.8 MB); past it the cache
 /// starts again empty.
@@ -531,13 +537,16 @@ impl TransformCache {
         &self,
         trigger_id: &str,
         source: &str,
-    ) -> Result<Transform, crate::transforms::TransformError> {
+    ) -> Result<Result<Transform, TransformError>, Failed> {
         if let Some((s, t, _)) = self.0.lock().expect("cache lock").entries.get(trigger_id)
             && s == source
         {
             return Ok(t.clone());
         }
-        let (compiled, bytes) = Transform::compile_bounded(source.to_string()).await?;
+        let (compiled, bytes) = match Transform::compile_bounded(source.to_string()).await? {
+            Ok((t, bytes)) => (Ok(t), bytes),
+            Err(e) => (Err(e), 0),
+        };
         let bytes = bytes + source.len() as u64;
         let mut cache = self.0.lock().expect("cache lock");
         if cache.bytes + bytes > CACHE_BYTES {
@@ -607,8 +616,8 @@ mod tests {
     #[tokio::test]
     async fn cache_recompiles_an_edited_transform() {
         let cache = TransformCache::default();
-        let a = cache.get("trg_1", "email = a").await.unwrap();
-        let b = cache.get("trg_1", "email = b").await.unwrap();
+        let a = cache.get("trg_1", "email = a").await.unwrap().unwrap();
+        let b = cache.get("trg_1", "email = b").await.unwrap().unwrap();
         let payload = serde_json::json!({"a": "x@example.com", "b": "y@example.com"});
         assert_eq!(
             a.apply(payload.as_object().unwrap())

@@ -184,6 +184,7 @@ async fn preview(
             .await?
             .evaluate(sample)
             .await
+            .map_err(|e| ApiError::internal("evaluate a transform", e))?
             .map_err(|e| {
                 ApiError::invalid("transform_failed", format!("transform {e}"))
                     .with_details(json!({"line": e.line, "paths": paths}))
