@@ -273,3 +273,92 @@ fn a_second_server_on_the_same_data_dir_is_refused() {
         .expect("the data directory is in use");
     assert!(err.contains("data directory"), "{err}");
 }
+
+/// A raw connection to the server, for what an HTTP client library will not
+/// send: stalled headers and bodies, lying lengths, idle connections.
+fn raw(server: &Server) -> std::net::TcpStream {
+    let addr = server.url("").trim_start_matches("http://").to_string();
+    let s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    s
+}
+
+/// Everything the server sends until it closes the connection (or 15 s).
+fn read_to_close(mut s: std::net::TcpStream) -> (String, std::time::Duration) {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn slow_idle_and_oversized_clients_are_cut_off_and_health_answers() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("HOOKLINE_HEADER_TIMEOUT", "1s"),
+            ("HOOKLINE_REQUEST_TIMEOUT", "2s"),
+            ("HOOKLINE_MAX_CONNECTIONS", "8"),
+        ],
+    );
+    let secs = std::time::Duration::from_secs;
+
+    // A length far past the limit, with a short body: 413 at once.
+    let mut s = raw(&server);
+    s.write_all(b"POST /hooks/trg_x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\nContent-Type: application/json\r\n\r\n{}")
+        .unwrap();
+    let (answer, took) = read_to_close(s);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"too_large\""), "{answer}");
+    assert!(took < secs(10), "{took:?}");
+
+    // Headers that never end: the connection is closed after the header timeout.
+    let mut s = raw(&server);
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let (_, took) = read_to_close(s);
+    assert!(took < secs(5), "{took:?}");
+
+    // A body that stalls: 408 in the contract's shape after the request timeout.
+    let key = server.printed_key.clone().unwrap();
+    let mut s = raw(&server);
+    s.write_all(format!("POST /v1/lists HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Length: 100\r\nContent-Type: application/json\r\n\r\n{{\"na").as_bytes())
+        .unwrap();
+    let (answer, took) = read_to_close(s);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"request_timeout\""), "{answer}");
+    assert!(took < secs(10), "{took:?}");
+
+    // Twice the connection limit, idle: /health still answers once the idle
+    // ones are closed by the header timeout.
+    let idle: Vec<_> = (0..16).map(|_| raw(&server)).collect();
+    let started = std::time::Instant::now();
+    let resp = client()
+        .get(server.url("/health"))
+        .timeout(secs(20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(started.elapsed() < secs(15));
+    drop(idle);
+    // A kept-alive connection left idle is closed too.
+    let mut s = raw(&server);
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (answer, took) = read_to_close(s);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(took < secs(5), "{took:?}");
+}

@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::sync::watch;
 
+mod server;
+
 // glibc's allocator was a quarter of the ingest path's CPU (frees on other
 // threads than the allocation, as tokio's work stealing makes them).
 // Counted per thread, for the memory budget of transforms.
@@ -150,10 +152,19 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
         })
         .collect();
     let app = hookline::http::router(platform.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server failed: {e}"))?;
+    let mut limits = server::Limits::for_open_files(server::open_files());
+    if let Ok(text) = std::env::var("HOOKLINE_HEADER_TIMEOUT") {
+        limits.header_timeout = hookline::config::parse_duration(&text)
+            .map_err(|e| format!("HOOKLINE_HEADER_TIMEOUT: {e}"))?;
+    }
+    if let Ok(text) = std::env::var("HOOKLINE_MAX_CONNECTIONS") {
+        limits.max_connections = text
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or("HOOKLINE_MAX_CONNECTIONS: a number of connections, 1 or more")?;
+    }
+    server::serve(listener, app, limits, shutdown_signal()).await;
     // Requests are answered; let the worker finish the batch in hand, then
     // close the store (the writer commits what is queued before it stops).
     let _ = stop.send(true);

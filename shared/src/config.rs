@@ -67,6 +67,8 @@ pub struct Settings {
     /// The base of URLs shown to users (trigger URLs), when the Host header
     /// is not it (behind a proxy or a custom domain).
     pub public_url: Option<String>,
+    /// How long a request may take, reading its body included.
+    pub request_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -80,6 +82,7 @@ impl Default for Settings {
             pushover_url: "https://api.pushover.net".into(),
             twilio_url: "https://api.twilio.com".into(),
             public_url: None,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -124,6 +127,13 @@ impl Settings {
         }
         if let Some(v) = get("HOOKLINE_TWILIO_URL") {
             s.twilio_url = v;
+        }
+        if let Some(v) = get("HOOKLINE_REQUEST_TIMEOUT") {
+            s.request_timeout =
+                parse_duration(&v).map_err(|e| format!("HOOKLINE_REQUEST_TIMEOUT: {e}"))?;
+            if s.request_timeout.is_zero() {
+                return Err("HOOKLINE_REQUEST_TIMEOUT: must be longer than 0s".into());
+            }
         }
         if let Some(v) = get("HOOKLINE_PUBLIC_URL").filter(|v| !v.trim().is_empty()) {
             let url = url::Url::parse(v.trim()).map_err(|e| format!("HOOKLINE_PUBLIC_URL: {e}"))?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::Platform;
 
 /// Admin bodies are small documents; a megabyte is generous.
-const ADMIN_BODY_LIMIT: usize = 1024 * 1024;
+pub const BODY_LIMIT: usize = 1024 * 1024;
 
 pub fn routes() -> Router<Arc<Platform>> {
     Router::new()
@@ -20,5 +20,5 @@ pub fn routes() -> Router<Arc<Platform>> {
         .merge(crate::contacts::routes::router())
         .merge(crate::triggers::routes::router())
         .merge(crate::dead_letters::router())
-        .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }

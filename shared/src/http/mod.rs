@@ -43,8 +43,54 @@ fn finish(routes: Router<Arc<Platform>>, platform: Arc<Platform>) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            platform.settings.request_timeout,
+            bounded,
+        ))
         .with_state(platform)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+}
+
+/// A body announced larger than its route takes is refused before it is
+/// read (answered at once, not after waiting for bytes that may never
+/// come), and no request runs longer than `HOOKLINE_REQUEST_TIMEOUT`: a
+/// client trickling its body is answered 408 and the connection freed.
+async fn bounded(
+    axum::extract::State(timeout): axum::extract::State<std::time::Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let limit = if request.uri().path().starts_with("/hooks/") {
+        crate::triggers::ingest::BODY_LIMIT
+    } else {
+        admin::BODY_LIMIT
+    };
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is larger than {} KiB", limit / 1024),
+        )
+        .into_response();
+    }
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request took longer than {} ms (a body sent too slowly?)",
+                timeout.as_millis()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// A handler that panicked answers 500 in the contract's shape; the server
