@@ -151,6 +151,11 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
             ))
         })
         .collect();
+    let drainer = apply_runtime.spawn(hookline::work::drain_dead_forever(
+        platform.apply_queue.clone(),
+        handler.clone(),
+        stopped.clone(),
+    ));
     let app = hookline::http::router(platform.clone());
     let mut limits = server::Limits::for_open_files(server::open_files());
     if let Ok(text) = std::env::var("HOOKLINE_HEADER_TIMEOUT") {
@@ -171,6 +176,7 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
     for worker in workers {
         let _ = worker.await;
     }
+    let _ = drainer.await;
     drop(handler);
     drop(platform);
     println!("hookline stopped");

@@ -126,6 +126,17 @@ impl Handler for ApplyHandler {
         }
         outcomes
     }
+
+    async fn keep_dead(&self, m: &QueueMessage) -> Result<(), String> {
+        let reason = format!(
+            "received {} times without an answer: its worker stopped (a crash or a time limit) while applying it",
+            self.platform.apply_queue.max_receives()
+        );
+        let attempts = self.platform.apply_queue.max_receives();
+        crate::dead_letters::keep_apply(&self.platform, &m.body, &reason, attempts)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl ApplyHandler {
@@ -354,6 +365,62 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(item.body["status"], "failed");
+    }
+
+    #[tokio::test]
+    async fn a_message_whose_worker_stopped_every_time_is_kept_as_a_dead_letter() {
+        let dir = tempfile::tempdir().unwrap();
+        let platform =
+            Platform::embedded(dir.path(), Settings::default(), Arc::new(SystemClock)).unwrap();
+        let t = trigger(&platform).await;
+        let queue = platform.apply_queue.clone();
+        queue
+            .send(message(&t, "req_crash").body, std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        // Received and never settled, as by a worker that died with it.
+        for _ in 0..APPLY_MAX_RECEIVES {
+            let got = queue
+                .receive(
+                    10,
+                    std::time::Duration::from_millis(1),
+                    std::time::Duration::from_secs(2),
+                )
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 1);
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let none = queue
+            .receive(
+                10,
+                std::time::Duration::from_secs(30),
+                std::time::Duration::from_millis(50),
+            )
+            .await
+            .unwrap();
+        assert!(none.is_empty(), "the queue gave up on it");
+        let handler = ApplyHandler::new(platform.clone());
+        assert_eq!(crate::work::drain_dead(&*queue, &handler).await.unwrap(), 1);
+        let kept = platform
+            .store
+            .query(crate::ports::Query::new(
+                crate::keys::dead_letters("acc_test"),
+                "",
+            ))
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].body["request_id"], "req_crash");
+        assert_eq!(kept[0].body["attempts"], APPLY_MAX_RECEIVES);
+        assert!(
+            kept[0].body["reason"]
+                .as_str()
+                .unwrap()
+                .contains("worker stopped")
+        );
+        assert_eq!(crate::work::drain_dead(&*queue, &handler).await.unwrap(), 0);
     }
 
     #[test]

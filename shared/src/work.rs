@@ -26,6 +26,57 @@ pub enum Outcome {
 pub trait Handler: Send + Sync {
     /// One outcome per message, in order.
     async fn handle(&self, messages: &[QueueMessage]) -> Vec<Outcome>;
+    /// Keeps, as a dead letter, a message the queue itself gave up on: one
+    /// received `max_receives` times and never settled (its worker stopped
+    /// with it each time: a crash, a timeout). Only once this answers may
+    /// it leave the dead-letter queue.
+    async fn keep_dead(&self, message: &QueueMessage) -> Result<(), String>;
+}
+
+/// Moves what the queue dead-lettered by itself into the handler's keeping
+/// (`Handler::keep_dead`); answers how many were kept.
+pub async fn drain_dead(queue: &dyn Queue, handler: &dyn Handler) -> Result<usize, String> {
+    let mut kept = 0;
+    loop {
+        let dead = queue
+            .receive_dead(10, VISIBILITY)
+            .await
+            .map_err(|e| e.to_string())?;
+        if dead.is_empty() {
+            return Ok(kept);
+        }
+        for m in &dead {
+            handler.keep_dead(m).await?;
+            queue
+                .delete_dead(&m.receipt)
+                .await
+                .map_err(|e| e.to_string())?;
+            kept += 1;
+        }
+    }
+}
+
+/// `drain_dead` every few seconds until `shutdown` turns true (one machine;
+/// on AWS the dead-letter queue is an event source of the function).
+pub async fn drain_dead_forever(
+    queue: Arc<dyn Queue>,
+    handler: Arc<dyn Handler>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        match drain_dead(&*queue, &*handler).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                kept = n,
+                "messages the queue gave up on kept as dead letters"
+            ),
+            Err(error) => tracing::error!(%error, "dead letters could not be kept; will try again"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// Exponential backoff for internal work: 2 s, 8 s, 32 s ... up to an hour,

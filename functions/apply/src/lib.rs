@@ -24,11 +24,45 @@ pub fn messages(event: SqsEvent) -> Vec<QueueMessage> {
         .collect()
 }
 
+/// Whether an event came from the dead-letter queue at `dead_queue_url`
+/// (the function is that queue's event source too: what SQS dead-lettered
+/// by itself, after the function stopped with it every time, is kept).
+pub fn from_dead_letter_queue(event: &SqsEvent, dead_queue_url: Option<&str>) -> bool {
+    let Some(name) = dead_queue_url.and_then(|u| u.rsplit('/').next()) else {
+        return false;
+    };
+    event.records.first().is_some_and(|r| {
+        r.event_source_arn
+            .as_deref()
+            .and_then(|arn| arn.rsplit(':').next())
+            == Some(name)
+    })
+}
+
+/// Messages from the dead-letter queue are kept as dead letters (in the
+/// store); those that cannot be are reported failed, to come again.
+pub async fn keep_dead(event: SqsEvent, handler: &dyn Handler) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for m in messages(event) {
+        if let Err(error) = handler.keep_dead(&m).await {
+            tracing::error!(message_id = %m.id, %error, "a dead letter could not be kept; will retry");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = m.id.clone();
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
 pub async fn process(
     event: SqsEvent,
     handler: &dyn Handler,
     queue: &dyn Queue,
 ) -> SqsBatchResponse {
+    let dead_queue_url = std::env::var("HOOKLINE_APPLY_DLQ_URL").ok();
+    if from_dead_letter_queue(&event, dead_queue_url.as_deref()) {
+        return keep_dead(event, handler).await;
+    }
     let messages = messages(event);
     let outcomes = hookline::work::handle_caught(handler, &messages).await;
     let mut response = SqsBatchResponse::default();

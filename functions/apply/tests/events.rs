@@ -219,3 +219,45 @@ async fn purge_poison_and_retry() {
     );
     assert_eq!(again[0].receive_count, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_sqs_dead_lettered_by_itself_is_kept_in_the_table() {
+    let platform = hookline::testkit::moto::aws::platform().await;
+    let body = ApplyMessage::PurgeTriggerLog {
+        account: "acct_default".into(),
+        trigger_id: "trg_gone".into(),
+    }
+    .encode();
+    let (mut event, got) = event_for(&platform, std::slice::from_ref(&body)).await;
+    // As SQS would after the last receive: the message is on the dead-letter queue.
+    platform.apply_queue.dead_letter(&got[0]).await.unwrap();
+    for r in &mut event.records {
+        r.event_source_arn = Some("arn:aws:sqs:us-east-1:123456789012:hookline-apply-dlq".into());
+    }
+    let dlq = "https://sqs.us-east-1.amazonaws.com/123456789012/hookline-apply-dlq";
+    assert!(hookline_apply::from_dead_letter_queue(&event, Some(dlq)));
+    assert!(!hookline_apply::from_dead_letter_queue(
+        &event,
+        Some("https://sqs.us-east-1.amazonaws.com/123456789012/hookline-apply")
+    ));
+    assert!(!hookline_apply::from_dead_letter_queue(&event, None));
+
+    let handler = ApplyHandler::new(platform.clone());
+    let response = hookline_apply::keep_dead(event, &handler).await;
+    assert!(response.batch_item_failures.is_empty());
+    let kept = platform
+        .store
+        .query(Query::new(hookline::keys::dead_letters("acct_default"), ""))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].body["kind"], "purge_trigger_log");
+    assert_eq!(kept[0].body["message"], body);
+    assert!(
+        kept[0].body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("worker stopped")
+    );
+}

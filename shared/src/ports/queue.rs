@@ -66,6 +66,9 @@ pub trait Queue: Send + Sync {
         max: usize,
         visibility: Duration,
     ) -> Result<Vec<QueueMessage>, QueueError>;
+    /// Removes a message received from the dead-letter queue (once it is
+    /// kept elsewhere).
+    async fn delete_dead(&self, receipt: &str) -> Result<(), QueueError>;
     /// Moves up to `max` dead letters back to the queue; answers how many moved.
     async fn redrive(&self, max: usize) -> Result<usize, QueueError>;
     /// How many receives a message gets before it is dead-lettered.

@@ -491,6 +491,17 @@ pub async fn queue_dead_letter_after_max_receives(queue: Arc<dyn Queue>) {
             .unwrap()
             .is_empty()
     );
+    // Kept elsewhere, it is removed from the dead lane for good.
+    queue.delete_dead(&dead[0].receipt).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(
+        queue
+            .receive_dead(10, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(queue.redrive(10).await.unwrap(), 0);
 }
 
 pub async fn queue_send_batch(queue: Arc<dyn Queue>) {

@@ -249,6 +249,17 @@ impl Queue for SqsQueue {
             .await
     }
 
+    async fn delete_dead(&self, receipt: &str) -> Result<(), QueueError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.dead_url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     async fn redrive(&self, max: usize) -> Result<usize, QueueError> {
         // SQS's StartMessageMoveTask moves everything and is asynchronous; a
         // bounded copy-then-delete works the same on moto and on AWS.

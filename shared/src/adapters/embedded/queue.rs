@@ -830,6 +830,24 @@ impl Queue for EmbeddedQueue {
         Ok(self.receive_from(Lane::Dead, max.max(1), visibility)?.0)
     }
 
+    async fn delete_dead(&self, receipt: &str) -> Result<(), QueueError> {
+        let (id, _) = parse_receipt(receipt)?;
+        let seq = {
+            let mut s = self.lock()?;
+            if !s
+                .messages
+                .by_id
+                .get(&id)
+                .is_some_and(|m| m.lane == Lane::Dead)
+            {
+                return Ok(());
+            }
+            s.messages.remove(id);
+            s.append(&self.shared.work, Record::Delete { id }, true)
+        };
+        self.settle(seq).await
+    }
+
     async fn redrive(&self, max: usize) -> Result<usize, QueueError> {
         let now = self.now();
         let (moved, seq) = {
