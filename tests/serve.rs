@@ -325,6 +325,19 @@ async fn slow_idle_and_oversized_clients_are_cut_off_and_health_answers() {
     assert!(answer.contains("\"too_large\""), "{answer}");
     assert!(took < secs(10), "{took:?}");
 
+    // A chunked body past the limit, with no length announced: 413 too.
+    let mut s = raw(&server);
+    s.write_all(b"POST /hooks/trg_x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n")
+        .unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    for _ in 0..5 {
+        let _ = s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes());
+        let _ = s.write_all(&chunk);
+        let _ = s.write_all(b"\r\n");
+    }
+    let (answer, _) = read_to_close(s);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
     // Headers that never end: the connection is closed after the header timeout.
     let mut s = raw(&server);
     s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();

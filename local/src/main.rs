@@ -162,6 +162,9 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
         limits.header_timeout = hookline::config::parse_duration(&text)
             .map_err(|e| format!("HOOKLINE_HEADER_TIMEOUT: {e}"))?;
     }
+    // The write timeout follows the request timeout: an answer takes as long
+    // to be read as a body to be sent.
+    limits.write_timeout = platform.settings.request_timeout;
     if let Ok(text) = std::env::var("HOOKLINE_MAX_CONNECTIONS") {
         limits.max_connections = text
             .parse()

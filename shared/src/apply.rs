@@ -128,11 +128,15 @@ impl Handler for ApplyHandler {
     }
 
     async fn keep_dead(&self, m: &QueueMessage) -> Result<(), String> {
-        let reason = format!(
-            "received {} times without an answer: its worker stopped (a crash or a time limit) while applying it",
-            self.platform.apply_queue.max_receives()
-        );
         let attempts = self.platform.apply_queue.max_receives();
+        let reason = format!(
+            "received {attempts} times and never finished: its worker stopped with it (a crash or a time limit), or the store failed on its last attempt"
+        );
+        if let Ok(ApplyMessage::Inbound(inbound)) = serde_json::from_str(&m.body) {
+            inbound::give_up(&self.platform, &inbound, attempts)
+                .await
+                .map_err(|e| format!("the failed request could not be logged: {e}"))?;
+        }
         crate::dead_letters::keep_apply(&self.platform, &m.body, &reason, attempts)
             .await
             .map_err(|e| e.to_string())
@@ -175,12 +179,16 @@ impl ApplyHandler {
                 Ok(()) => Outcome::Done,
                 Err(e) if m.receive_count >= APPLY_MAX_RECEIVES => {
                     tracing::error!(message_id = %m.id, error = %e, "apply failed on the last attempt; dead-lettered");
-                    // Not lost from sight: the request log says it failed.
+                    // Not lost from sight: the request log says it failed. If
+                    // even that cannot be written, it comes back once more,
+                    // and the queue then gives up on it by itself
+                    // (`keep_dead` logs it).
                     if let ApplyMessage::Inbound(inbound) = &message
                         && let Err(e) =
                             inbound::give_up(&self.platform, inbound, m.receive_count).await
                     {
-                        tracing::error!(message_id = %m.id, error = %e, "the failed request could not be logged");
+                        tracing::error!(message_id = %m.id, error = %e, "the failed request could not be logged; will retry");
+                        return Outcome::Retry(backoff(m.receive_count));
                     }
                     Outcome::Dead(format!("not applied after {} attempts", m.receive_count))
                 }
@@ -374,8 +382,9 @@ mod tests {
             Platform::embedded(dir.path(), Settings::default(), Arc::new(SystemClock)).unwrap();
         let t = trigger(&platform).await;
         let queue = platform.apply_queue.clone();
+        let sent = message(&t, "req_crash").body;
         queue
-            .send(message(&t, "req_crash").body, std::time::Duration::ZERO)
+            .send(sent.clone(), std::time::Duration::ZERO)
             .await
             .unwrap();
         // Received and never settled, as by a worker that died with it.
@@ -420,7 +429,12 @@ mod tests {
                 .unwrap()
                 .contains("worker stopped")
         );
+        assert_eq!(kept[0].body["message"], sent);
         assert_eq!(crate::work::drain_dead(&*queue, &handler).await.unwrap(), 0);
+        // The request log says it failed, and why.
+        let record = crate::keys::trigger_request("acc_test", &t, "req_crash");
+        let item = platform.store.get(&record).await.unwrap().unwrap();
+        assert_eq!(item.body["status"], "failed");
     }
 
     #[test]

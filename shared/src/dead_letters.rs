@@ -46,7 +46,8 @@ pub struct DeadLetter {
     /// and redriving it replays it from there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// The message itself, when redriving sends it again as it was.
+    /// The message itself, sent again as it was by a redrive (an inbound
+    /// request is replayed from its log when it has a record there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -67,7 +68,7 @@ pub async fn keep_apply(
             "inbound",
             Some(m.trigger_id.clone()),
             Some(m.request_id.clone()),
-            None,
+            Some(body.to_string()),
         ),
         Some(ApplyMessage::Purge { account, .. }) => {
             (account.clone(), "purge", None, None, Some(body.to_string()))
@@ -107,11 +108,30 @@ pub async fn keep_apply(
         request_id,
         message,
     };
+    let key = keys::dead_letter(&account, &id);
     let body = serde_json::to_value(&letter).expect("serialisable");
-    platform
+    match platform
         .store
-        .put(Put::new(keys::dead_letter(&account, &id), body).when(Cond::Absent))
-        .await?;
+        .put(Put::new(key.clone(), body).when(Cond::Absent))
+        .await
+    {
+        // A request too large to keep twice: its log has its payload (the
+        // failed record is written before an inbound message is kept here).
+        Err(StoreError::TooLarge(_)) if letter.kind == "inbound" => {
+            let body = serde_json::to_value(DeadLetter {
+                message: None,
+                ..letter
+            })
+            .expect("serialisable");
+            platform
+                .store
+                .put(Put::new(key, body).when(Cond::Absent))
+                .await?;
+        }
+        other => {
+            other?;
+        }
+    }
     Ok(())
 }
 
@@ -166,7 +186,15 @@ async fn redrive(
         None
     } else {
         serde_json::from_slice::<Redrive>(&body)
-            .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid JSON body: {e}")))?
+            .map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => {
+                    ApiError::invalid("invalid_body", format!("invalid body: {e}"))
+                }
+                _ => ApiError::bad_request(
+                    "invalid_json",
+                    format!("the body is not valid JSON: {e}"),
+                ),
+            })?
             .ids
     };
     let letters: Vec<DeadLetter> = match ids {
@@ -178,7 +206,13 @@ async fn redrive(
         }
         Some(ids) => {
             let mut found = Vec::new();
+            let mut ids = ids;
+            ids.sort();
+            ids.dedup();
             for id in ids {
+                if !crate::ids::looks_like(&id, "dl") {
+                    return Err(ApiError::not_found(&format!("dead letter {id}")));
+                }
                 match p.store.get(&keys::dead_letter(&a, &id)).await? {
                     Some(item) => found.push(
                         serde_json::from_value(item.body)
@@ -218,15 +252,16 @@ async fn redrive(
 /// the request was applied since).
 async fn send_again(p: &Platform, a: &str, letter: &DeadLetter) -> Result<&'static str, ApiError> {
     if let (Some(trigger), Some(request)) = (&letter.trigger_id, &letter.request_id) {
-        return match crate::triggers::routes::send_again(p, a.to_string(), trigger.clone(), request)
-            .await
+        match crate::triggers::routes::send_again(p, a.to_string(), trigger.clone(), request).await
         {
-            Ok(_) => Ok("queued"),
-            Err(e) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::CONFLICT => {
-                Ok("dropped")
-            }
-            Err(e) => Err(e),
-        };
+            Ok(_) => return Ok("queued"),
+            // Applied since: nothing to do.
+            Err(e) if e.status == StatusCode::CONFLICT => return Ok("dropped"),
+            // No record (or no trigger): sent as it was, below; applying
+            // drops it if its trigger is gone.
+            Err(e) if e.status == StatusCode::NOT_FOUND => {}
+            Err(e) => return Err(e),
+        }
     }
     match &letter.message {
         Some(body) => {
@@ -245,7 +280,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let key = keys::dead_letter(&a, &id);
-    if p.store.get(&key).await?.is_none() {
+    if !crate::ids::looks_like(&id, "dl") || p.store.get(&key).await?.is_none() {
         return Err(ApiError::not_found(&format!("dead letter {id}")));
     }
     p.store.delete(&key, Cond::Any).await?;

@@ -671,3 +671,64 @@ async fn dead_letters_are_listed_redriven_and_deleted() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
+
+#[tokio::test]
+async fn an_inbound_dead_letter_with_no_request_record_is_sent_again_as_it_was() {
+    let a = Admin::new().await;
+    let inbound = json!({"type": "inbound", "account": accounts::DEFAULT_ACCOUNT,
+        "trigger_id": "trg_01jd0000000000000000000000", "request_id": "req_01jd0000000000000000000001",
+        "received_at": "2026-11-22T21:00:00Z", "payload": {"email": "x@example.com"},
+        "idempotency_key": null, "attempt": 1})
+    .to_string();
+    hookline::dead_letters::keep_apply(&a.platform, &inbound, "received 8 times", 8)
+        .await
+        .unwrap();
+    let (_, page) = a.get("/v1/dead-letters").await;
+    assert_eq!(page["data"][0]["kind"], "inbound", "{page}");
+    assert_eq!(
+        page["data"][0]["request_id"],
+        "req_01jd0000000000000000000001"
+    );
+    let (status, body) = a.post("/v1/dead-letters/redrive", json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["data"][0]["outcome"], "queued", "{body}");
+    let queued = a
+        .platform
+        .apply_queue
+        .receive(
+            10,
+            std::time::Duration::from_secs(30),
+            std::time::Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        queued.iter().map(|m| m.body.clone()).collect::<Vec<_>>(),
+        vec![inbound]
+    );
+    // Bad bodies: unparseable is 400, the wrong shape 422, a malformed id 404.
+    let (status, body) = a
+        .call(
+            Method::POST,
+            "/v1/dead-letters/redrive",
+            Some(&a.key.clone()),
+            Some("application/json"),
+            "{",
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_json"))
+    );
+    let (status, body) = a
+        .post("/v1/dead-letters/redrive", json!({"ids": "x"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_body"))
+    );
+    let (status, _) = a
+        .post("/v1/dead-letters/redrive", json!({"ids": [""]}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -53,8 +53,9 @@ fn finish(routes: Router<Arc<Platform>>, platform: Arc<Platform>) -> Router {
 
 /// A body announced larger than its route takes is refused before it is
 /// read (answered at once, not after waiting for bytes that may never
-/// come), and no request runs longer than `HOOKLINE_REQUEST_TIMEOUT`: a
-/// client trickling its body is answered 408 and the connection freed.
+/// come); the body must arrive within `HOOKLINE_REQUEST_TIMEOUT` (408, the
+/// client's slowness), and the answer must be ready within as long again
+/// (503, ours: retry).
 async fn bounded(
     axum::extract::State(timeout): axum::extract::State<std::time::Duration>,
     request: axum::extract::Request,
@@ -66,31 +67,73 @@ async fn bounded(
     } else {
         admin::BODY_LIMIT
     };
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is larger than {} KiB", limit / 1024),
+        )
+        .into_response()
+    };
     let announced = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|n| n > limit as u64) {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the body is larger than {} KiB", limit / 1024),
-        )
-        .into_response();
+        return too_large();
     }
+    // Read here, in full and in time, so that no handler waits on a client.
+    let (parts, body) = request.into_parts();
+    let body = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) if is_length_limit(&e) => return too_large(),
+        Ok(Err(e)) => {
+            return ApiError::bad_request(
+                "invalid_body",
+                format!("the body could not be read: {e}"),
+            )
+            .into_response();
+        }
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the body did not arrive within {} ms: send it faster",
+                    timeout.as_millis()
+                ),
+            )
+            .into_response();
+        }
+    };
+    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(body));
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            format!(
-                "the request took longer than {} ms (a body sent too slowly?)",
-                timeout.as_millis()
-            ),
-        )
-        .into_response(),
+        Err(_) => {
+            tracing::error!(
+                timeout_ms = timeout.as_millis() as u64,
+                "a request timed out in its handler"
+            );
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the service did not answer in time; retry shortly",
+            )
+            .into_response()
+        }
     }
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// A handler that panicked answers 500 in the contract's shape; the server

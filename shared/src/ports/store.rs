@@ -114,7 +114,8 @@ pub enum StoreError {
     Conflict,
     #[error("invalid cursor")]
     InvalidCursor,
-    #[error("item too large: {0}")]
+    /// Past what DynamoDB keeps: size, nesting, a number, a key's length.
+    #[error("the item cannot be stored: {0}")]
     TooLarge(String),
     #[error("store unavailable: {0}")]
     Backend(String),
@@ -233,7 +234,78 @@ pub fn check_size(json_len: usize) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Levels of lists and maps an item's attributes may nest (DynamoDB's limit).
+pub const MAX_DEPTH: usize = 32;
+/// Bytes of a partition key and of a sort key at most (DynamoDB's limits).
+pub const MAX_PK_BYTES: usize = 2048;
+pub const MAX_SK_BYTES: usize = 1024;
+
+/// A number DynamoDB cannot store (its numbers run from 1e-130 to 9.99e125
+/// in magnitude, and 0), wherever it is in `v`.
+pub fn number_out_of_range(v: &Value) -> Option<&serde_json::Number> {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Number(n) => {
+                let f = n.as_f64().unwrap_or(f64::INFINITY).abs();
+                if f != 0.0 && !(1e-130..1e126).contains(&f) {
+                    return Some(n);
+                }
+            }
+            Value::Array(items) => stack.extend(items.iter().rev()),
+            Value::Object(map) => stack.extend(map.values().rev()),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// What DynamoDB refuses in a document, refused by both adapters alike
+/// before writing: nesting past `MAX_DEPTH`, numbers out of its range.
+/// Walks without recursion, so no document can exhaust the stack.
+pub fn check_shape(body: &Value) -> Result<(), StoreError> {
+    let mut stack: Vec<(&Value, usize)> = vec![(body, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        // The document is itself an attribute (`d` on DynamoDB), level 1.
+        if depth + 1 > MAX_DEPTH {
+            return Err(StoreError::TooLarge(format!(
+                "lists and maps nest more than {MAX_DEPTH} levels deep"
+            )));
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    if let Some(n) = number_out_of_range(body) {
+        return Err(StoreError::TooLarge(format!(
+            "the number {n} is outside what can be stored: magnitudes from 1e-130 to 9.99e125, or 0"
+        )));
+    }
+    Ok(())
+}
+
+/// Keys DynamoDB takes: non-empty, and within its lengths.
+pub fn check_key(key: &Key) -> Result<(), StoreError> {
+    if key.pk.is_empty()
+        || key.pk.len() > MAX_PK_BYTES
+        || key.sk.is_empty()
+        || key.sk.len() > MAX_SK_BYTES
+    {
+        return Err(StoreError::TooLarge(format!(
+            "keys are 1 to {MAX_PK_BYTES} bytes (partition) and 1 to {MAX_SK_BYTES} bytes (sort); these are {} and {}",
+            key.pk.len(),
+            key.sk.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `check_shape`, and the document's JSON within `MAX_ITEM_BYTES`.
 pub fn check_item_size(body: &Value) -> Result<(), StoreError> {
+    check_shape(body)?;
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -293,6 +293,73 @@ pub async fn store_item_too_large(store: Arc<dyn Store>, _clock: TestClock) {
     assert!(store.get(&key("big", "huge")).await.unwrap().is_none());
 }
 
+/// What DynamoDB refuses is refused by every adapter, before writing, in
+/// `put` and in `write_all`: nesting, numbers, key lengths.
+pub async fn store_refuses_what_dynamodb_cannot_keep(store: Arc<dyn Store>, _clock: TestClock) {
+    let nested = |levels: usize| {
+        let mut v = json!(1);
+        for _ in 0..levels {
+            v = json!([v]);
+        }
+        v
+    };
+    // The document is level 1: 31 lists inside it are 32 levels.
+    let deepest = json!({ "a": nested(31) });
+    store
+        .put(Put::new(key("shape", "deepest"), deepest.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get(&key("shape", "deepest"))
+            .await
+            .unwrap()
+            .unwrap()
+            .body,
+        deepest
+    );
+    let refused = [
+        (key("shape", "deep"), json!({ "a": nested(32) })),
+        (key("shape", "huge_number"), json!({ "n": 1e200 })),
+        (key("shape", "tiny_number"), json!({ "n": [1, 1e-200] })),
+        (key(&"p".repeat(2049), "long_pk"), json!({})),
+        (key("shape", &"s".repeat(1025)), json!({})),
+    ];
+    for (k, body) in refused {
+        let err = store.put(Put::new(k.clone(), body.clone())).await;
+        assert!(
+            matches!(err, Err(StoreError::TooLarge(_))),
+            "{k:?}: {err:?}"
+        );
+        let err = store
+            .write_all(vec![
+                Write::Put(Put::new(key("shape", "beside"), json!({}))),
+                Write::Put(Put::new(k.clone(), body)),
+            ])
+            .await;
+        assert!(
+            matches!(err, Err(StoreError::TooLarge(_))),
+            "{k:?}: {err:?}"
+        );
+    }
+    assert!(store.get(&key("shape", "beside")).await.unwrap().is_none());
+    // Zero and the ends of the range are kept.
+    let edge = json!({ "n": [0, 1e125, -1e125, 1.5e-130] });
+    store
+        .put(Put::new(key("shape", "edge"), edge.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get(&key("shape", "edge"))
+            .await
+            .unwrap()
+            .unwrap()
+            .body,
+        edge
+    );
+}
+
 pub async fn store_expiry(store: Arc<dyn Store>, clock: TestClock) {
     let k = key("exp", "session");
     let at = clock.now_plus(30);
@@ -539,6 +606,7 @@ macro_rules! contract_tests {
         $crate::contract_tests!(@store $store;
             store_put_get_delete, store_conditional_put_race, store_atomic_counters,
             store_query_pages, store_query_past_one_megabyte, store_item_too_large,
+            store_refuses_what_dynamodb_cannot_keep,
             store_expiry, store_write_all_is_all_or_nothing,
             store_deferred_writes_are_visible_and_synced);
         $crate::contract_tests!(@queue $queue, 3;

@@ -417,21 +417,9 @@ fn explain(e: &cel::ExecutionError) -> String {
     }
 }
 
-/// A number DynamoDB cannot store (its numbers run from 1e-130 to 9.99e125
-/// in magnitude), wherever it is in `v`: refused in payloads and in what
-/// transforms make, on every platform, rather than failing on AWS only
-/// after the request was accepted, and again on every retry.
-pub fn number_out_of_range(v: &Value) -> Option<&serde_json::Number> {
-    match v {
-        Value::Number(n) => {
-            let f = n.as_f64()?.abs();
-            (f != 0.0 && !(1e-130..1e126).contains(&f)).then_some(n)
-        }
-        Value::Array(items) => items.iter().find_map(number_out_of_range),
-        Value::Object(map) => map.values().find_map(number_out_of_range),
-        _ => None,
-    }
-}
+/// Refused in payloads and in what transforms make, on every platform,
+/// rather than failing on AWS only after the request was accepted.
+pub use crate::ports::store::number_out_of_range;
 
 /// How deeply list macros (expanded to comprehensions) nest in `e`: each
 /// level multiplies the work by a list's length, so more than one could

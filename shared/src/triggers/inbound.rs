@@ -225,9 +225,7 @@ async fn run(
         Ok(c) => c,
         Err(UpsertError::Invalid(reason)) => return Ok(Err(reason)),
         Err(UpsertError::Store(StoreError::TooLarge(m))) => {
-            return Ok(Err(format!(
-                "the contact would be too large to store ({m})"
-            )));
+            return Ok(Err(format!("the contact cannot be stored ({m})")));
         }
         Err(UpsertError::Store(e)) => return Err(e),
     };

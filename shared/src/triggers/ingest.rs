@@ -288,6 +288,12 @@ pub fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>
                 ),
             ))
         }
+        Value::Object(_) if let Some(n) = underflowing_number(body) => Err(ApiError::invalid(
+            "number_out_of_range",
+            format!(
+                "the number {n} is too small to keep (it would become 0): magnitudes from 1e-130 to 9.99e125, or 0"
+            ),
+        )),
         Value::Object(map) => match map
             .values()
             .find_map(crate::transforms::number_out_of_range)
@@ -305,6 +311,49 @@ pub fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>
             format!("the body must be a JSON object, not {}", kind_of(&other)),
         )),
     }
+}
+
+/// A number in the JSON text that is not zero but parses as 0 (`1e-400`):
+/// it would be kept as a 0 the sender never sent.
+fn underflowing_number(json: &[u8]) -> Option<String> {
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut i = 0;
+    while i < json.len() {
+        let b = json[i];
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            while i < json.len()
+                && matches!(json[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            {
+                i += 1;
+            }
+            let token = std::str::from_utf8(&json[start..i]).ok()?;
+            let mantissa = token.split(['e', 'E']).next().unwrap_or("");
+            let nonzero = mantissa.bytes().any(|d| matches!(d, b'1'..=b'9'));
+            if nonzero && token.parse::<f64>().is_ok_and(|f| f == 0.0) {
+                return Some(token.to_string());
+            }
+            continue;
+        }
+        i += 1;
+    }
+    None
 }
 
 /// DynamoDB stores documents nested at most 32 deep; the request log keeps
@@ -554,6 +603,12 @@ mod tests {
             (
                 Some("application/json"),
                 b"{\"a\":[{\"b\":-1e-200}]}",
+                422,
+                "number_out_of_range",
+            ),
+            (
+                Some("application/json"),
+                b"{\"a\":\"1e-400\",\"b\":[0, 0.0e-999, 1e-400]}",
                 422,
                 "number_out_of_range",
             ),

@@ -363,7 +363,10 @@ type Cached = (std::time::Instant, Option<std::sync::Arc<Trigger>>);
 impl TriggerCache {
     fn drop_entry(&self, id: &str) {
         self.edits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.entries.lock().expect("cache lock").remove(id);
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
     }
 }
 
@@ -374,7 +377,11 @@ pub async fn find_for_ingest(
     id: &str,
 ) -> Result<Option<std::sync::Arc<Trigger>>, StoreError> {
     let cache = &platform.triggers;
-    if let Some((at, found)) = cache.entries.lock().expect("cache lock").get(id)
+    if let Some((at, found)) = cache
+        .entries
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(id)
         && at.elapsed() < TRIGGER_CACHE_TTL
     {
         return Ok(found.clone());
@@ -383,7 +390,10 @@ pub async fn find_for_ingest(
     let found = find(platform, id)
         .await?
         .map(|(t, _)| std::sync::Arc::new(t));
-    let mut entries = cache.entries.lock().expect("cache lock");
+    let mut entries = cache
+        .entries
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if edits != cache.edits.load(std::sync::atomic::Ordering::SeqCst) {
         return Ok(found); // an edit raced this read: answer it, but do not keep it
     }
@@ -538,7 +548,12 @@ impl TransformCache {
         trigger_id: &str,
         source: &str,
     ) -> Result<Result<Transform, TransformError>, Failed> {
-        if let Some((s, t, _)) = self.0.lock().expect("cache lock").entries.get(trigger_id)
+        if let Some((s, t, _)) = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entries
+            .get(trigger_id)
             && s == source
         {
             return Ok(t.clone());
@@ -548,7 +563,10 @@ impl TransformCache {
             Err(e) => (Err(e), 0),
         };
         let bytes = bytes + source.len() as u64;
-        let mut cache = self.0.lock().expect("cache lock");
+        let mut cache = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.bytes + bytes > CACHE_BYTES {
             cache.entries.clear();
             cache.bytes = 0;

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use crate::ports::Clock;
 use crate::ports::store::{
-    Cond, Item, Key, Page, Put, Query, Store, StoreError, Write, check_item_size, check_write_all,
-    cursor, expiry_secs, is_live,
+    Cond, Item, Key, Page, Put, Query, Store, StoreError, Write, check_item_size, check_key,
+    check_write_all, cursor, expiry_secs, is_live,
 };
 
 pub struct DynamoStore {
@@ -155,6 +155,7 @@ struct UpdateParts {
 }
 
 fn put_parts(put: &Put, now: i64) -> Result<UpdateParts, StoreError> {
+    check_key(&put.key)?;
     check_item_size(&put.body)?;
     let doc = serde_dynamo::to_attribute_value(&put.body)
         .map_err(|e| StoreError::Backend(format!("cannot encode item: {e}")))?;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::codec::{self, ITEMS, Tables, compound};
 use super::{Embedded, EmbeddedError};
 use crate::ports::store::{
-    Cond, Item, Key, Page, Put, Query, Store, StoreError, Write, check_size, check_write_all,
-    cursor, expiry_secs, is_live,
+    Cond, Item, Key, Page, Put, Query, Store, StoreError, Write, check_key, check_shape,
+    check_size, check_write_all, cursor, expiry_secs, is_live,
 };
 
 pub struct EmbeddedStore {
@@ -98,6 +98,8 @@ enum PreparedOp {
 fn prepare(write: Write) -> Result<Prepared, StoreError> {
     Ok(match write {
         Write::Put(put) => {
+            check_key(&put.key)?;
+            check_shape(&put.body)?;
             let body =
                 serde_json::to_vec(&put.body).map_err(|e| StoreError::Backend(e.to_string()))?;
             check_size(body.len())?;
