@@ -13,6 +13,10 @@ need_pip() { # command, pip requirement
 }
 need_pip moto_server 'moto[server]'
 need_pip cfn-lint cfn-lint
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "== installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -20,5 +24,24 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cfn-lint template.yaml"
 cfn-lint template.yaml
+echo "== fuzz: replay each corpus, then fuzz each target briefly"
+# cargo fuzz needs unstable flags: RUSTC_BOOTSTRAP lets the stable
+# toolchain take them (no nightly to install); no sanitizer, for the same reason.
+(
+  cd fuzz
+  export RUSTC_BOOTSTRAP=1
+  cargo fuzz build -s none
+  for target in transform ingest_body admin_router queue_log; do
+    log="$(mktemp)"
+    if ! cargo fuzz run -s none "$target" "corpus/$target" -- \
+        -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
+      tail -60 "$log"
+      echo "fuzz target $target failed"
+      exit 1
+    fi
+    echo "$target: $(grep -E '^Done' "$log")"
+    rm -f "$log"
+  done
+)
 echo "== cargo test"
 cargo test --workspace

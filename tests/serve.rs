@@ -325,7 +325,8 @@ async fn slow_idle_and_oversized_clients_are_cut_off_and_health_answers() {
     assert!(answer.contains("\"too_large\""), "{answer}");
     assert!(took < secs(10), "{took:?}");
 
-    // A chunked body past the limit, with no length announced: 413 too.
+    // A chunked body past the limit, with no length announced: 413 too,
+    // once it has been sent (so that the client reads it).
     let mut s = raw(&server);
     s.write_all(b"POST /hooks/trg_x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n")
         .unwrap();
@@ -335,6 +336,7 @@ async fn slow_idle_and_oversized_clients_are_cut_off_and_health_answers() {
         let _ = s.write_all(&chunk);
         let _ = s.write_all(b"\r\n");
     }
+    s.write_all(b"0\r\n\r\n").unwrap();
     let (answer, _) = read_to_close(s);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 

@@ -80,20 +80,20 @@ async fn bounded(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
+    // Past what can be read and dropped, refused at once (a lying length,
+    // say); within it, the body is read first, so that the client gets to
+    // read the 413 instead of a connection reset mid-body.
+    if announced.is_some_and(|n| n > DRAIN_MAX as u64) {
         return too_large();
     }
     // Read here, in full and in time, so that no handler waits on a client.
     let (parts, body) = request.into_parts();
-    let body = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) if is_length_limit(&e) => return too_large(),
-        Ok(Err(e)) => {
-            return ApiError::bad_request(
-                "invalid_body",
-                format!("the body could not be read: {e}"),
-            )
-            .into_response();
+    let body = match tokio::time::timeout(timeout, read_body(body, limit)).await {
+        Ok(Read::Body(bytes)) => bytes,
+        Ok(Read::TooLarge) => return too_large(),
+        Ok(Read::Failed(e)) => {
+            return ApiError::bad_request("invalid_body", format!("the body could not be read: {e}"))
+                .into_response();
         }
         Err(_) => {
             return ApiError::new(
@@ -125,15 +125,45 @@ async fn bounded(
     }
 }
 
-fn is_length_limit(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if s.is::<http_body_util::LengthLimitError>() {
-            return true;
+/// Bytes of an oversized body read and dropped before answering 413.
+const DRAIN_MAX: usize = 8 << 20;
+
+enum Read {
+    Body(bytes::Bytes),
+    TooLarge,
+    Failed(String),
+}
+
+/// The body when it is within `limit`; past it, the rest is read and
+/// dropped up to `DRAIN_MAX` (then the answer is sent regardless).
+async fn read_body(body: axum::body::Body, limit: usize) -> Read {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut chunks: Vec<bytes::Bytes> = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => return Read::Failed(e.to_string()),
+        };
+        total += chunk.len();
+        if total > DRAIN_MAX {
+            return Read::TooLarge;
         }
-        source = s.source();
+        if total <= limit {
+            chunks.push(chunk);
+        } else {
+            chunks.clear();
+        }
     }
-    false
+    if total > limit {
+        return Read::TooLarge;
+    }
+    match chunks.len() {
+        0 => Read::Body(bytes::Bytes::new()),
+        1 => Read::Body(chunks.remove(0)),
+        _ => Read::Body(chunks.concat().into()),
+    }
 }
 
 /// A handler that panicked answers 500 in the contract's shape; the server

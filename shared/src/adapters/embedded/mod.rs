@@ -11,6 +11,6 @@ mod queue;
 mod store;
 mod writer;
 
-pub use queue::{EmbeddedQueue, import_legacy};
+pub use queue::{EmbeddedQueue, import_legacy, replay_image};
 pub use store::EmbeddedStore;
 pub use writer::{Embedded, EmbeddedError};

@@ -232,6 +232,32 @@ fn replay(bytes: &[u8], messages: &mut Messages) -> usize {
     at
 }
 
+/// `(id, dead, visible_at, receive_count, body)`.
+pub type ImagedMessage = (u128, bool, i64, u32, String);
+
+/// Replays a queue log's bytes as opening the queue does: answers how many
+/// bytes hold whole, intact records, and the live messages they leave, as
+/// `(id, dead, visible_at, receive_count, body)` in id order. For fuzzing.
+#[doc(hidden)]
+pub fn replay_image(bytes: &[u8]) -> (usize, Vec<ImagedMessage>) {
+    let mut messages = Messages::default();
+    let used = replay(bytes, &mut messages);
+    let live = messages
+        .by_id
+        .iter()
+        .map(|(id, m)| {
+            (
+                *id,
+                m.lane == Lane::Dead,
+                m.visible_at,
+                m.receive_count,
+                m.body.to_string(),
+            )
+        })
+        .collect();
+    (used, live)
+}
+
 struct State {
     messages: Messages,
     /// Records not yet handed to the writer, and whether one must be synced.
