@@ -86,6 +86,30 @@ impl Platform {
         Ok(Self::new(store, apply, clock, settings))
     }
 
+    /// An embedded platform on disks that can lose power (`testkit::power`).
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn on_disks(
+        store: &crate::testkit::power::Disk,
+        queue: &crate::testkit::power::Disk,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, EmbeddedError> {
+        let db = Embedded::open_on(store.backend(), clock.clone())?;
+        let apply = EmbeddedQueue::open_on(
+            Box::new(queue.medium()),
+            APPLY_MAX_RECEIVES,
+            clock.clone(),
+            64 << 20,
+        )
+        .map_err(|e| EmbeddedError::Db(e.to_string()))?;
+        Ok(Self::new(
+            Arc::new(EmbeddedStore::new(db)),
+            Arc::new(apply),
+            clock,
+            settings,
+        ))
+    }
+
     /// The DynamoDB table and SQS queues named by the environment that
     /// `template.yaml` gives every function.
     #[cfg(feature = "aws")]

@@ -92,8 +92,11 @@ async fn bounded(
         Ok(Read::Body(bytes)) => bytes,
         Ok(Read::TooLarge) => return too_large(),
         Ok(Read::Failed(e)) => {
-            return ApiError::bad_request("invalid_body", format!("the body could not be read: {e}"))
-                .into_response();
+            return ApiError::bad_request(
+                "invalid_body",
+                format!("the body could not be read: {e}"),
+            )
+            .into_response();
         }
         Err(_) => {
             return ApiError::new(

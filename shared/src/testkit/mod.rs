@@ -3,6 +3,7 @@
 pub mod contract;
 pub mod faulty;
 pub mod moto;
+pub mod power;
 
 pub use moto::MotoServer;
 

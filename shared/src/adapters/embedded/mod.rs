@@ -7,6 +7,7 @@
 //! the writer. Queues do the same with appends to their log (`queue`).
 
 mod codec;
+pub mod media;
 mod queue;
 mod store;
 mod writer;

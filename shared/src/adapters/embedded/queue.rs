@@ -14,9 +14,9 @@
 
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -24,6 +24,7 @@ use tokio::sync::{Notify, watch};
 use ulid::Ulid;
 
 use super::codec;
+use super::media::{FileMedium, LogMedium};
 use super::{Embedded, EmbeddedError};
 use crate::ports::Clock;
 use crate::ports::queue::{
@@ -59,6 +60,9 @@ struct Message {
     visible_at: i64,
     receive_count: u32,
     body: Arc<str>,
+    /// Hidden by a receive that has not been settled: if the queue is
+    /// opened again, the process that received it is gone.
+    in_flight: bool,
 }
 
 /// The live messages, by id and by when they become visible. B-trees, not
@@ -84,14 +88,38 @@ impl Messages {
         self.bytes += len;
     }
 
-    fn set(&mut self, id: u128, lane: Lane, visible_at: i64, receive_count: u32) -> bool {
+    fn set(
+        &mut self,
+        id: u128,
+        lane: Lane,
+        visible_at: i64,
+        receive_count: u32,
+        in_flight: bool,
+    ) -> bool {
         let Some(m) = self.by_id.get_mut(&id) else {
             return false;
         };
         self.ready[m.lane as usize].remove(&(m.visible_at, id));
-        (m.lane, m.visible_at, m.receive_count) = (lane, visible_at, receive_count);
+        (m.lane, m.visible_at, m.receive_count, m.in_flight) =
+            (lane, visible_at, receive_count, in_flight);
         self.ready[lane as usize].insert((visible_at, id));
         true
+    }
+
+    /// Makes visible now what a process that is gone had received: its
+    /// worker will not settle it (a crash, a power cut), so it need not wait
+    /// for its visibility timeout. Its receive still counts.
+    fn release_in_flight(&mut self, now: i64) -> usize {
+        let held: Vec<(u128, Lane, u32)> = self
+            .by_id
+            .iter()
+            .filter(|(_, m)| m.in_flight && m.visible_at > now)
+            .map(|(id, m)| (*id, m.lane, m.receive_count))
+            .collect();
+        for (id, lane, count) in &held {
+            self.set(*id, *lane, now, *count, false);
+        }
+        held.len()
     }
 
     fn remove(&mut self, id: u128) -> Option<Message> {
@@ -109,8 +137,9 @@ impl Messages {
                 lane,
                 visible_at,
                 receive_count,
+                in_flight,
             } => {
-                self.set(id, lane, visible_at, receive_count);
+                self.set(id, lane, visible_at, receive_count, in_flight);
             }
             Record::Delete { id } => {
                 self.remove(id);
@@ -130,6 +159,7 @@ enum Record {
         lane: Lane,
         visible_at: i64,
         receive_count: u32,
+        in_flight: bool,
     },
     Delete {
         id: u128,
@@ -147,10 +177,20 @@ fn put_len(body: &str) -> u64 {
     (FRAME + FIELDS + body.len()) as u64
 }
 
-fn encode_fields(out: &mut Vec<u8>, tag: u8, id: u128, lane: Lane, at: i64, count: u32) {
+/// The lane byte's high bit: the message is in flight (see `Message`).
+const IN_FLIGHT: u8 = 0x80;
+
+fn encode_fields(
+    out: &mut Vec<u8>,
+    tag: u8,
+    id: u128,
+    (lane, in_flight): (Lane, bool),
+    at: i64,
+    count: u32,
+) {
     out.push(tag);
     out.extend_from_slice(&id.to_le_bytes());
-    out.push(lane as u8);
+    out.push(lane as u8 | if in_flight { IN_FLIGHT } else { 0 });
     out.extend_from_slice(&at.to_le_bytes());
     out.extend_from_slice(&count.to_le_bytes());
 }
@@ -161,7 +201,14 @@ impl Record {
         out.extend_from_slice(&[0; FRAME]);
         match self {
             Record::Put { id, m } => {
-                encode_fields(out, PUT, *id, m.lane, m.visible_at, m.receive_count);
+                encode_fields(
+                    out,
+                    PUT,
+                    *id,
+                    (m.lane, m.in_flight),
+                    m.visible_at,
+                    m.receive_count,
+                );
                 out.extend_from_slice(m.body.as_bytes());
             }
             Record::Set {
@@ -169,7 +216,15 @@ impl Record {
                 lane,
                 visible_at,
                 receive_count,
-            } => encode_fields(out, SET, *id, *lane, *visible_at, *receive_count),
+                in_flight,
+            } => encode_fields(
+                out,
+                SET,
+                *id,
+                (*lane, *in_flight),
+                *visible_at,
+                *receive_count,
+            ),
             Record::Delete { id } => {
                 out.push(DELETE);
                 out.extend_from_slice(&id.to_le_bytes());
@@ -186,7 +241,9 @@ impl Record {
         if p[0] == DELETE {
             return (p.len() == 17).then_some(Record::Delete { id });
         }
-        let lane = Lane::from_byte(*p.get(17)?)?;
+        let lane_byte = *p.get(17)?;
+        let lane = Lane::from_byte(lane_byte & !IN_FLIGHT)?;
+        let in_flight = lane_byte & IN_FLIGHT != 0;
         let visible_at = i64::from_le_bytes(p.get(18..26)?.try_into().ok()?);
         let receive_count = u32::from_le_bytes(p.get(26..30)?.try_into().ok()?);
         match p[0] {
@@ -195,6 +252,7 @@ impl Record {
                 lane,
                 visible_at,
                 receive_count,
+                in_flight,
             }),
             PUT => Some(Record::Put {
                 id,
@@ -203,6 +261,7 @@ impl Record {
                     visible_at,
                     receive_count,
                     body: std::str::from_utf8(&p[FIELDS..]).ok()?.into(),
+                    in_flight,
                 },
             }),
             _ => None,
@@ -332,64 +391,32 @@ impl Shared {
     }
 }
 
-/// The log file, written only by the writer thread.
+/// The log, written only by the writer thread.
 struct Log {
-    path: PathBuf,
-    file: File,
-    /// Where the records end, and how long the file is.
+    medium: Box<dyn LogMedium>,
+    /// Where the records end, and how far the medium is allocated.
     len: u64,
     allocated: u64,
-}
-
-/// Makes `file` `len` bytes long with its blocks allocated (where the file
-/// system can; elsewhere writes past the end extend it as usual).
-fn allocate(file: &File, len: u64) -> std::io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let len = libc::off_t::try_from(len).map_err(std::io::Error::other)?;
-        // SAFETY: a valid open descriptor and a range within off_t.
-        match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
-            0 | libc::EOPNOTSUPP | libc::EINVAL => {}
-            errno => return Err(std::io::Error::from_raw_os_error(errno)),
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, len);
-    Ok(())
 }
 
 impl Log {
     fn write(&mut self, buf: &[u8], sync: bool) -> std::io::Result<()> {
         let end = self.len + buf.len() as u64;
         if end > self.allocated {
-            allocate(&self.file, end + GROW_BYTES)?;
+            self.medium.allocate(end + GROW_BYTES)?;
             self.allocated = end + GROW_BYTES;
         }
-        self.file.write_all(buf)?;
+        self.medium.append(buf)?;
         self.len += buf.len() as u64;
         if sync {
-            self.file.sync_data()?;
+            self.medium.sync()?;
         }
         Ok(())
     }
 
     /// Replaces the log by `snapshot`, atomically.
     fn replace(&mut self, snapshot: &[u8]) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("compacting");
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        file.write_all(snapshot)?;
-        file.sync_all()?;
-        file.try_lock().map_err(std::io::Error::other)?;
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        self.file = file;
+        self.medium.replace(snapshot)?;
         self.len = snapshot.len() as u64;
         self.allocated = self.len;
         Ok(())
@@ -512,36 +539,39 @@ impl EmbeddedQueue {
         clock: Arc<dyn Clock>,
         compact_min: u64,
     ) -> Result<Self, EmbeddedError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io_error(path, e))?;
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| io_error(path, e))?;
-        file.try_lock()
-            .map_err(|_| io_error(path, "another process has it open"))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| io_error(path, e))?;
+        let medium = FileMedium::open(path).map_err(|e| io_error(path, e))?;
+        Self::open_on(Box::new(medium), max_receives, clock, compact_min)
+            .map_err(|e| io_error(path, e))
+    }
+
+    /// Opens the queue whose log is on `medium` (a file, or a test's disk).
+    pub fn open_on(
+        mut medium: Box<dyn LogMedium>,
+        max_receives: u32,
+        clock: Arc<dyn Clock>,
+        compact_min: u64,
+    ) -> std::io::Result<Self> {
+        let bytes = medium.read_all()?;
         let mut messages = Messages::default();
         let whole = replay(&bytes, &mut messages);
+        let released = messages.release_in_flight(clock.now().timestamp_micros());
+        if released > 0 {
+            tracing::info!(
+                released,
+                "messages received before the last stop are visible again at once"
+            );
+        }
         // Past the records: zeros allocated ahead, or a write cut short.
         let mut allocated = bytes.len() as u64;
-        if bytes[whole..].iter().any(|b| *b != 0) {
+        let cut_short = bytes[whole..].iter().any(|b| *b != 0);
+        if cut_short {
             tracing::warn!(
-                path = %path.display(),
                 dropped = bytes.len() - whole,
                 "the queue log ended in a partial record (a write cut short); it is cut off"
             );
-            file.set_len(whole as u64).map_err(|e| io_error(path, e))?;
             allocated = whole as u64;
         }
-        file.seek(SeekFrom::Start(whole as u64))
-            .map_err(|e| io_error(path, e))?;
+        medium.resume_at(whole as u64, cut_short)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 messages,
@@ -558,16 +588,14 @@ impl EmbeddedQueue {
             compact_min,
         });
         let log = Log {
-            path: path.to_path_buf(),
-            file,
+            medium,
             len: whole as u64,
             allocated,
         };
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("hookline-queue-log".into())
-            .spawn(move || write_loop(writer_shared, log))
-            .map_err(|e| io_error(path, e))?;
+            .spawn(move || write_loop(writer_shared, log))?;
         Ok(Self {
             shared,
             max_receives: max_receives.max(1),
@@ -637,6 +665,7 @@ impl EmbeddedQueue {
                     visible_at: now.saturating_add(micros(delay.min(MAX_DELAY))),
                     receive_count: 0,
                     body: body.into(),
+                    in_flight: false,
                 };
                 // A clone shares the body.
                 Record::Put {
@@ -678,7 +707,7 @@ impl EmbeddedQueue {
                 Some(m) if m.lane == from && count.is_none_or(|c| c == m.receive_count) => {}
                 _ => return Err(QueueError::StaleReceipt),
             }
-            s.messages.set(id, to, now, 0);
+            s.messages.set(id, to, now, 0, false);
             s.append(&self.shared.work, set(id, to, now, 0), true)
         };
         self.settle(seq).await
@@ -721,8 +750,14 @@ impl EmbeddedQueue {
             } else {
                 (lane, hidden_until, count + 1)
             };
-            s.messages.set(id, to, at, count);
-            s.append(&self.shared.work, set(id, to, at, count), false);
+            let in_flight = to == lane;
+            s.messages.set(id, to, at, count, in_flight);
+            let record = if in_flight {
+                received(id, to, at, count)
+            } else {
+                set(id, to, at, count)
+            };
+            s.append(&self.shared.work, record, false);
             if to == lane {
                 got.push((id, count, body));
             }
@@ -750,6 +785,18 @@ fn set(id: u128, lane: Lane, visible_at: i64, receive_count: u32) -> Record {
         lane,
         visible_at,
         receive_count,
+        in_flight: false,
+    }
+}
+
+/// A receive: hidden until `visible_at`, unless its process is gone.
+fn received(id: u128, lane: Lane, visible_at: i64, receive_count: u32) -> Record {
+    Record::Set {
+        id,
+        lane,
+        visible_at,
+        receive_count,
+        in_flight: true,
     }
 }
 
@@ -836,7 +883,7 @@ impl Queue for EmbeddedQueue {
                 Some(m) if m.lane == Lane::Main && m.receive_count == count => {}
                 _ => return Err(QueueError::StaleReceipt),
             }
-            s.messages.set(id, Lane::Main, at, count);
+            s.messages.set(id, Lane::Main, at, count, false);
             s.append(&self.shared.work, set(id, Lane::Main, at, count), true)
         };
         self.settle(seq).await
@@ -888,7 +935,7 @@ impl Queue for EmbeddedQueue {
             }
             let mut seq = 0;
             for &id in &ids {
-                s.messages.set(id, Lane::Main, now, 0);
+                s.messages.set(id, Lane::Main, now, 0, false);
                 seq = s.append(&self.shared.work, set(id, Lane::Main, now, 0), true);
             }
             (ids.len(), seq)
@@ -941,6 +988,7 @@ pub fn import_legacy(db: &Embedded, name: &str, log: &Path) -> Result<usize, Emb
                     visible_at: m.visible_at,
                     receive_count: m.receive_count,
                     body: String::from_utf8_lossy(m.body).into(),
+                    in_flight: false,
                 },
             }
             .encode(&mut records);
@@ -1046,6 +1094,42 @@ mod tests {
         assert_eq!(bodies(&q).await, ["later"]);
     }
 
+    /// What the last process received and never settled is visible at once
+    /// when the queue is opened again (its worker is gone), its receive
+    /// still counted; a retry's delay is kept.
+    #[tokio::test]
+    async fn messages_in_flight_when_the_process_stopped_come_back_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.log");
+        let clock = TestClock::at(chrono::Utc::now());
+        {
+            let q = open(&path, &clock);
+            q.send("held".into(), Duration::ZERO).await.unwrap();
+            q.send("delayed".into(), Duration::ZERO).await.unwrap();
+            let got = q.receive(10, LONG, Duration::ZERO).await.unwrap();
+            let delayed = got.iter().find(|m| m.body == "delayed").unwrap();
+            q.retry_after(&delayed.receipt, LONG).await.unwrap();
+            // Reopened within the same process: nothing else receives.
+            assert!(
+                q.receive(10, LONG, Duration::ZERO)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        let q = open(&path, &clock);
+        let again = q.receive(10, LONG, Duration::ZERO).await.unwrap();
+        assert_eq!(
+            again
+                .iter()
+                .map(|m| (m.body.as_str(), m.receive_count))
+                .collect::<Vec<_>>(),
+            [("held", 2)]
+        );
+        clock.advance(LONG + Duration::from_secs(1));
+        assert!(bodies(&q).await.contains(&"delayed".to_string()));
+    }
+
     /// A send wakes one waiting receiver, and a receiver that leaves
     /// messages behind wakes the next: 25 messages sent at once reach three
     /// of five waiting receivers well before their 20 s wait is up, and the
@@ -1118,6 +1202,7 @@ mod tests {
                 visible_at: 0,
                 receive_count: 0,
                 body: "z".repeat(100).into(),
+                in_flight: false,
             },
         }
         .encode(&mut torn);
@@ -1172,9 +1257,8 @@ mod tests {
             q.send("after".into(), Duration::ZERO).await.unwrap();
         }
         let q = open(&path, &clock);
-        assert_eq!(bodies(&q).await, ["after", "kept"]);
-        // The one received before the compaction is still hidden, then back.
-        clock.advance(LONG * 2);
+        // The one received before the compaction was kept by it, and with
+        // its receiver gone it is back at once.
         assert_eq!(bodies(&q).await, [kept_hidden.as_str(), "after", "kept"]);
     }
 

@@ -77,7 +77,19 @@ impl Embedded {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| EmbeddedError::Db(e.to_string()))?;
         }
-        let db = Arc::new(Database::create(path)?);
+        Self::on(Database::create(path)?, clock)
+    }
+
+    /// The database on `backend` (a test's disk that can lose power, say).
+    pub fn open_on(
+        backend: impl redb::StorageBackend,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, EmbeddedError> {
+        Self::on(redb::Builder::new().create_with_backend(backend)?, clock)
+    }
+
+    fn on(db: Database, clock: Arc<dyn Clock>) -> Result<Arc<Self>, EmbeddedError> {
+        let db = Arc::new(db);
         super::codec::create_tables(&db)?;
         let (tx, rx) = sync_channel::<Request>(MAX_GROUP * 4);
         let writer_db = db.clone();
