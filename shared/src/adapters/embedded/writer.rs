@@ -266,10 +266,21 @@ fn commit_group(db: &Database, group: Vec<Job>, durable: bool) -> Result<(), Str
         Ok(mut tables) => {
             let mut failure = None;
             for job in jobs.by_ref() {
-                match job(Ok(&mut tables)) {
-                    Ok(c) => completions.push(c),
-                    Err(e) => {
+                // A job that panics (a bug, a corrupt item) fails its group
+                // like a storage error, and the writer goes on serving.
+                let ran =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(&mut tables))));
+                match ran {
+                    Ok(Ok(c)) => completions.push(c),
+                    Ok(Err(e)) => {
                         failure = Some(e.to_string());
+                        break;
+                    }
+                    Err(p) => {
+                        failure = Some(format!(
+                            "a write panicked: {}",
+                            crate::transforms::pool::panic_message(&*p)
+                        ));
                         break;
                     }
                 }
@@ -308,6 +319,29 @@ mod tests {
     use crate::adapters::embedded::EmbeddedStore;
     use crate::ports::{Key, Put, Store, TestClock};
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A write that panics fails its group, and the writer serves the next.
+    #[tokio::test]
+    async fn a_write_that_panics_fails_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let db =
+            Embedded::open(&dir.path().join("db.redb"), Arc::new(TestClock::default())).unwrap();
+        let failed = db
+            .write(true, |_tables| -> Result<Result<(), ()>, EmbeddedError> {
+                panic!("a bug in a write")
+            })
+            .await;
+        assert!(failed.is_err());
+        let store = EmbeddedStore::new(db);
+        store
+            .put(Put::new(
+                Key::new("p", "s"),
+                serde_json::json!({"ok": true}),
+            ))
+            .await
+            .unwrap();
+        assert!(store.get(&Key::new("p", "s")).await.unwrap().is_some());
+    }
 
     /// A writer kept busy by deferred writes still answers every sync, each
     /// within its window plus a commit (2 s allows for a loaded machine),
