@@ -437,6 +437,32 @@ mod tests {
         assert_eq!(item.body["status"], "failed");
     }
 
+    #[tokio::test]
+    async fn the_request_log_keeps_a_request_for_its_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = crate::ports::TestClock::at(Utc::now());
+        let settings = Settings {
+            request_log_retention: std::time::Duration::from_secs(3600),
+            ..Settings::default()
+        };
+        let platform = Platform::embedded(dir.path(), settings, Arc::new(clock.clone())).unwrap();
+        let t = trigger(&platform).await;
+        let handler = ApplyHandler::new(platform.clone());
+        assert_eq!(
+            handler.handle(&[message(&t, "req_kept")]).await,
+            vec![Outcome::Done]
+        );
+        let record = crate::keys::trigger_request("acc_test", &t, "req_kept");
+        assert!(platform.store.get(&record).await.unwrap().is_some());
+        clock.advance(std::time::Duration::from_secs(3500));
+        assert!(platform.store.get(&record).await.unwrap().is_some());
+        clock.advance(std::time::Duration::from_secs(200));
+        assert!(
+            platform.store.get(&record).await.unwrap().is_none(),
+            "expired an hour after it was received"
+        );
+    }
+
     #[test]
     fn messages_carry_no_character_sqs_refuses() {
         let mut m = message("trg_1", "req_h");

@@ -69,6 +69,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// How long a request may take, reading its body included.
     pub request_timeout: Duration,
+    /// How long a trigger's request log keeps a request, from its receipt.
+    pub request_log_retention: Duration,
 }
 
 impl Default for Settings {
@@ -83,6 +85,7 @@ impl Default for Settings {
             twilio_url: "https://api.twilio.com".into(),
             public_url: None,
             request_timeout: Duration::from_secs(30),
+            request_log_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -133,6 +136,13 @@ impl Settings {
                 parse_duration(&v).map_err(|e| format!("HOOKLINE_REQUEST_TIMEOUT: {e}"))?;
             if s.request_timeout.is_zero() {
                 return Err("HOOKLINE_REQUEST_TIMEOUT: must be longer than 0s".into());
+            }
+        }
+        if let Some(v) = get("HOOKLINE_REQUEST_LOG_RETENTION") {
+            s.request_log_retention =
+                parse_duration(&v).map_err(|e| format!("HOOKLINE_REQUEST_LOG_RETENTION: {e}"))?;
+            if s.request_log_retention.is_zero() {
+                return Err("HOOKLINE_REQUEST_LOG_RETENTION: must be longer than 0s".into());
             }
         }
         if let Some(v) = get("HOOKLINE_PUBLIC_URL").filter(|v| !v.trim().is_empty()) {

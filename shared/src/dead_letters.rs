@@ -4,7 +4,8 @@
 //! must be able to see and redrive them on both hosts alike.
 //!
 //! `GET /v1/dead-letters`, `POST /v1/dead-letters/redrive` (all, or
-//! `{"ids": [...]}`), `DELETE /v1/dead-letters/{id}`.
+//! `{"ids": [...]}`), `DELETE /v1/dead-letters/{id}`, `DELETE
+//! /v1/dead-letters` (all).
 
 use axum::Router;
 use axum::extract::State;
@@ -139,7 +140,7 @@ type P = State<Arc<Platform>>;
 
 pub fn router() -> Router<Arc<Platform>> {
     Router::new()
-        .route("/v1/dead-letters", get(list))
+        .route("/v1/dead-letters", get(list).delete(purge))
         .route("/v1/dead-letters/redrive", post(redrive))
         .route("/v1/dead-letters/{id}", delete(remove))
 }
@@ -272,6 +273,26 @@ async fn send_again(p: &Platform, a: &str, letter: &DeadLetter) -> Result<&'stat
         }
         None => Ok("dropped"),
     }
+}
+
+/// Deletes every dead letter of the account, page by page for up to 10 s;
+/// 204 when none is left, 202 when more remain (call again).
+async fn purge(State(p): P, Account(a): Account) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let progress = crate::ports::store::clear_partition(
+        &*p.store,
+        &keys::dead_letters(&a),
+        std::time::Duration::from_secs(10),
+    )
+    .await?;
+    Ok(match progress {
+        crate::ports::store::Progress::Done => StatusCode::NO_CONTENT.into_response(),
+        crate::ports::store::Progress::More => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"message": "more dead letters remain: call again"})),
+        )
+            .into_response(),
+    })
 }
 
 async fn remove(

@@ -663,8 +663,24 @@ async fn dead_letters_are_listed_redriven_and_deleted() {
         .unwrap();
     assert_eq!(
         queued.iter().map(|m| m.body.clone()).collect::<Vec<_>>(),
-        vec![purge]
+        vec![purge.clone()]
     );
+    // Purge all.
+    hookline::dead_letters::keep_apply(&a.platform, &purge, "again", 8)
+        .await
+        .unwrap();
+    let (status, _) = a
+        .call(
+            Method::DELETE,
+            "/v1/dead-letters",
+            Some(&a.key.clone()),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, page) = a.get("/v1/dead-letters").await;
+    assert_eq!(page["data"], json!([]), "{page}");
     // Another account sees none of them.
     let (status, body) = a
         .call(Method::GET, "/v1/dead-letters", None, None, "")

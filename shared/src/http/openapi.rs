@@ -196,7 +196,9 @@ pub fn document() -> Value {
     let more = json!({
         "paths": {
             "/v1/dead-letters": {"get": {"summary": "Queue messages given up on, kept until redriven or deleted, newest first",
-                "parameters": page_params(), "responses": {"200": ok("a page of dead letters", page_of("DeadLetter"))}}},
+                "parameters": page_params(), "responses": {"200": ok("a page of dead letters", page_of("DeadLetter"))}},
+                "delete": {"summary": "Delete every dead letter (10 s of work a call)",
+                "responses": {"204": {"description": "none left"}, "202": ok("more remain: call again", json!({"type": "object"}))}}},
             "/v1/dead-letters/redrive": {"post": {"summary": "Apply dead letters again (all, the oldest 100, or {\"ids\": [...]}) and remove them",
                 "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object",
                     "properties": {"ids": {"type": "array", "maxItems": 100, "items": {"type": "string"}}}}}}},

@@ -153,10 +153,20 @@ async fn save(
     mut record: RequestRecord,
     cond: Cond,
 ) -> Result<(), StoreError> {
+    // Kept for the retention from the request's receipt: a replay does not
+    // extend it.
+    let expires = chrono::Duration::from_std(p.settings.request_log_retention)
+        .ok()
+        .and_then(|d| record.received_at.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
     let body = serde_json::to_value(&record).expect("serialisable");
     let written = match p
         .store
-        .put(Put::new(record_key.clone(), body).when(cond))
+        .put(
+            Put::new(record_key.clone(), body)
+                .when(cond)
+                .expires(expires),
+        )
         .await
     {
         Err(StoreError::TooLarge(_)) => {
@@ -166,7 +176,9 @@ async fn save(
                 json!("the payload is too large to keep in the log"),
             )]);
             let body = serde_json::to_value(&record).expect("serialisable");
-            p.store.put(Put::new(record_key, body).when(cond)).await
+            p.store
+                .put(Put::new(record_key, body).when(cond).expires(expires))
+                .await
         }
         other => other,
     };
