@@ -78,14 +78,15 @@ impl Workers {
 
 /// Posts, cuts and reopens four times; answers the requests answered 200
 /// (email, request id), those found applied at the end, and the list's
-/// members' emails. A request queued whose answer the cut stopped may be
-/// applied too (the client saw no 200, and would retry).
+/// members' emails, and how many posts the cuts interrupted. A request
+/// queued whose answer the cut stopped may be applied too (the client saw
+/// no 200, and would retry).
 async fn scenario(
     store: Disk,
     queue: Disk,
     seed: u64,
     patience: Duration,
-) -> (Vec<(String, String)>, Vec<String>, Vec<String>) {
+) -> (Vec<(String, String)>, Vec<String>, Vec<String>, usize) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let platform = open(&store, &queue);
     hookline::accounts::ensure_default(&platform, Some(KEY))
@@ -106,6 +107,7 @@ async fn scenario(
     drop(platform);
 
     let mut accepted = Vec::new();
+    let mut interrupted = 0;
     for round in 0..4 {
         let platform = open(&store, &queue);
         let running = workers(&platform);
@@ -134,7 +136,16 @@ async fn scenario(
             s.cut();
             q.cut();
         });
-        let around = futures::future::join_all((20..40).map(post)).await;
+        // Spread over the cut's window, so that it lands among them.
+        let around = futures::future::join_all((20..40).map(|i| {
+            let post = post(i);
+            async move {
+                tokio::time::sleep(Duration::from_millis(i as u64 - 20)).await;
+                post.await
+            }
+        }))
+        .await;
+        interrupted += around.iter().filter(|a| a.is_none()).count();
         accepted.extend(around.into_iter().flatten());
         cutter.await.unwrap();
         running.stop().await;
@@ -183,13 +194,14 @@ async fn scenario(
         }
     }
     running.stop().await;
-    (accepted, applied, members)
+    (accepted, applied, members, interrupted)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_answered_before_a_power_cut_is_applied_exactly_once() {
+    let mut interrupted = 0;
     for seed in [1, 2, 3] {
-        let (accepted, applied, members) =
+        let (accepted, applied, members, cut_short) =
             scenario(Disk::new(), Disk::new(), seed, Duration::from_secs(60)).await;
         assert!(
             accepted.len() >= 80,
@@ -213,12 +225,17 @@ async fn every_request_answered_before_a_power_cut_is_applied_exactly_once() {
             members.len(),
             "seed {seed}: no contact twice"
         );
+        interrupted += cut_short;
     }
+    assert!(
+        interrupted > 0,
+        "no cut landed while requests were in flight: nothing was tested"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_queue_sync_accepted_requests_are_lost_and_the_check_sees_it() {
-    let (accepted, applied, _) = scenario(
+    let (accepted, applied, _, _) = scenario(
         Disk::new(),
         Disk::without_syncs(),
         1,
@@ -240,7 +257,7 @@ async fn without_the_store_sync_applied_requests_are_lost_and_the_check_sees_it(
     let platform = open(&store, &Disk::new());
     drop(platform);
     // The store keeps nothing: not even the trigger survives the first cut.
-    let (accepted, applied, _) = scenario(store, Disk::new(), 1, Duration::from_secs(3)).await;
+    let (accepted, applied, _, _) = scenario(store, Disk::new(), 1, Duration::from_secs(3)).await;
     assert!(!accepted.is_empty());
     assert!(
         applied.len() < accepted.len(),

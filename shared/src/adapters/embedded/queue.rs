@@ -110,16 +110,18 @@ impl Messages {
     /// worker will not settle it (a crash, a power cut), so it need not wait
     /// for its visibility timeout. Its receive still counts.
     fn release_in_flight(&mut self, now: i64) -> usize {
-        let held: Vec<(u128, Lane, u32)> = self
+        let held: Vec<(u128, Lane, i64, u32)> = self
             .by_id
             .iter()
-            .filter(|(_, m)| m.in_flight && m.visible_at > now)
-            .map(|(id, m)| (*id, m.lane, m.receive_count))
+            .filter(|(_, m)| m.in_flight)
+            .map(|(id, m)| (*id, m.lane, m.visible_at, m.receive_count))
             .collect();
-        for (id, lane, count) in &held {
-            self.set(*id, *lane, now, *count, false);
+        let mut released = 0;
+        for (id, lane, at, count) in held {
+            released += usize::from(at > now);
+            self.set(id, lane, at.min(now), count, false);
         }
-        held.len()
+        released
     }
 
     fn remove(&mut self, id: u128) -> Option<Message> {
@@ -272,6 +274,13 @@ impl Record {
 /// Replays `bytes` into `messages`; answers how many bytes hold whole,
 /// intact records (what follows is a write cut short by a crash).
 fn replay(bytes: &[u8], messages: &mut Messages) -> usize {
+    replay_checked(bytes, messages).0
+}
+
+/// `replay`, and whether it stopped at an intact record (its checksum
+/// holds) that this build cannot read: one written by a newer build, which
+/// must not be cut off as if a crash had torn it.
+fn replay_checked(bytes: &[u8], messages: &mut Messages) -> (usize, bool) {
     let mut at = 0;
     while let Some(frame) = bytes.get(at..at + FRAME) {
         let len = u32::from_le_bytes(frame[0..4].try_into().expect("4 bytes")) as usize;
@@ -279,16 +288,16 @@ fn replay(bytes: &[u8], messages: &mut Messages) -> usize {
         let Some(payload) = bytes.get(at + FRAME..at + FRAME + len) else {
             break;
         };
-        if crc32fast::hash(payload) != crc {
+        if len == 0 || crc32fast::hash(payload) != crc {
             break;
         }
         let Some(record) = Record::decode(payload) else {
-            break;
+            return (at, true);
         };
         messages.apply(record);
         at += FRAME + len;
     }
-    at
+    (at, false)
 }
 
 /// `(id, dead, visible_at, receive_count, body)`.
@@ -553,7 +562,13 @@ impl EmbeddedQueue {
     ) -> std::io::Result<Self> {
         let bytes = medium.read_all()?;
         let mut messages = Messages::default();
-        let whole = replay(&bytes, &mut messages);
+        let (whole, unreadable) = replay_checked(&bytes, &mut messages);
+        if unreadable {
+            return Err(std::io::Error::other(format!(
+                "the queue log has a record at byte {whole} that this build cannot read (written by a newer build?); \
+                 refusing to open it rather than cut it off"
+            )));
+        }
         let released = messages.release_in_flight(clock.now().timestamp_micros());
         if released > 0 {
             tracing::info!(
@@ -1128,6 +1143,34 @@ mod tests {
         );
         clock.advance(LONG + Duration::from_secs(1));
         assert!(bodies(&q).await.contains(&"delayed".to_string()));
+    }
+
+    /// A record whose checksum holds but that this build cannot read (a
+    /// newer build's) stops the open; it is not cut off as a torn write.
+    #[tokio::test]
+    async fn a_record_this_build_cannot_read_is_not_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.log");
+        let clock = TestClock::at(chrono::Utc::now());
+        {
+            let q = open(&path, &clock);
+            q.send("kept".into(), Duration::ZERO).await.unwrap();
+        }
+        let end = records_end(&path);
+        let mut unknown = vec![9u8; 20];
+        unknown[0] = 42; // no such record type
+        let mut bytes = std::fs::read(&path).unwrap();
+        let crc = crc32fast::hash(&unknown);
+        let mut frame = (unknown.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&crc.to_le_bytes());
+        frame.extend_from_slice(&unknown);
+        bytes[end..end + frame.len()].copy_from_slice(&frame);
+        std::fs::write(&path, &bytes).unwrap();
+        let err = EmbeddedQueue::open(&path, 3, Arc::new(clock.clone()))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("cannot read"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing cut off");
     }
 
     /// A send wakes one waiting receiver, and a receiver that leaves

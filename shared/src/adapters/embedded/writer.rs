@@ -128,7 +128,17 @@ impl Embedded {
                     return Err(EmbeddedError::Stopped);
                 }
             };
-            let out = match f(tables) {
+            // A write that panics answers its caller with the panic, and
+            // fails its group as a storage error does (it may have written
+            // part of itself into the transaction).
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(tables)))
+                .unwrap_or_else(|p| {
+                    Err(EmbeddedError::Db(format!(
+                        "a write panicked: {}",
+                        crate::transforms::pool::panic_message(&*p)
+                    )))
+                });
+            let out = match ran {
                 Ok(out) => out,
                 Err(e) => {
                     let msg = e.to_string();
@@ -331,7 +341,8 @@ mod tests {
                 panic!("a bug in a write")
             })
             .await;
-        assert!(failed.is_err());
+        let err = failed.err().expect("the write failed").to_string();
+        assert!(err.contains("a write panicked: a bug in a write"), "{err}");
         let store = EmbeddedStore::new(db);
         store
             .put(Put::new(
