@@ -341,7 +341,7 @@ mod tests {
                 panic!("a bug in a write")
             })
             .await;
-        let err = failed.err().expect("the write failed").to_string();
+        let err = failed.expect_err("the write failed").to_string();
         assert!(err.contains("a write panicked: a bug in a write"), "{err}");
         let store = EmbeddedStore::new(db);
         store
