@@ -151,6 +151,10 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
             ))
         })
         .collect();
+    let sweeper = apply_runtime.spawn(hookline::work::sweep_forever(
+        platform.store.clone(),
+        stopped.clone(),
+    ));
     let drainer = apply_runtime.spawn(hookline::work::drain_dead_forever(
         platform.apply_queue.clone(),
         handler.clone(),
@@ -180,6 +184,7 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
         let _ = worker.await;
     }
     let _ = drainer.await;
+    let _ = sweeper.await;
     drop(handler);
     drop(platform);
     println!("hookline stopped");

@@ -56,6 +56,27 @@ pub async fn drain_dead(queue: &dyn Queue, handler: &dyn Handler) -> Result<usiz
     }
 }
 
+/// Removes expired items from `store` every minute until `shutdown` turns
+/// true, so that a steady load reaches a steady size (one machine).
+pub async fn sweep_forever(
+    store: Arc<dyn crate::ports::Store>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = shutdown.changed() => return,
+        }
+        match store.sweep_expired().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "expired items swept"),
+            Err(error) => {
+                tracing::warn!(%error, "expired items could not be swept; will try again")
+            }
+        }
+    }
+}
+
 /// `drain_dead` every few seconds until `shutdown` turns true (one machine;
 /// on AWS the dead-letter queue is an event source of the function).
 pub async fn drain_dead_forever(

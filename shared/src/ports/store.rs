@@ -158,6 +158,12 @@ pub trait Store: Send + Sync {
     async fn sync(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Removes items whose expiry has passed, so that their space is
+    /// reused; answers how many. Readers never see expired items anyway.
+    /// Nothing to do where the store expires items itself (DynamoDB's TTL).
+    async fn sweep_expired(&self) -> Result<usize, StoreError> {
+        Ok(0)
+    }
 }
 
 /// Cursors are the last sort key returned, encoded so that users treat them as

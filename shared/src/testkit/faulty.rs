@@ -83,4 +83,8 @@ impl Store for Faulty {
         self.fails(Fault::Syncs)?;
         self.0.sync().await
     }
+    async fn sweep_expired(&self) -> Result<usize, StoreError> {
+        self.fails(Fault::Everything)?;
+        self.0.sweep_expired().await
+    }
 }

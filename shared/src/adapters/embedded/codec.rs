@@ -6,6 +6,26 @@ use super::EmbeddedError;
 
 /// (pk, sk) as `pk 0x00 sk`: byte order sorts by pk, then sk.
 pub const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
+/// Items that expire, by when: `expires_at (i64, big endian) ++ item key`.
+/// Lets a sweep find what has expired without reading every item; an entry
+/// may be stale (the item rewritten or deleted since): the item decides.
+pub const EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("expiry");
+
+/// `expires_at` first, so that the table is in expiry order (a negative
+/// time sorts first once its sign bit is flipped).
+pub fn expiry_key(expires_at: i64, item_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + item_key.len());
+    k.extend_from_slice(&((expires_at as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(item_key);
+    k
+}
+
+/// The item key of an expiry entry, and when it was to expire.
+pub fn decode_expiry_key(k: &[u8]) -> (i64, &[u8]) {
+    let at = u64::from_be_bytes(k[..8].try_into().expect("8 bytes")) ^ (1 << 63);
+    (at as i64, &k[8..])
+}
+
 /// Counters, kept apart from items so that `add` never decodes a document.
 pub const COUNTERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("counters");
 /// Where versions before the queue log kept queued messages
@@ -18,6 +38,7 @@ pub fn create_tables(db: &Database) -> Result<(), EmbeddedError> {
     let txn = db.begin_write()?;
     txn.open_table(ITEMS)?;
     txn.open_table(COUNTERS)?;
+    txn.open_table(EXPIRY)?;
     txn.commit()?;
     Ok(())
 }
@@ -28,6 +49,7 @@ pub fn create_tables(db: &Database) -> Result<(), EmbeddedError> {
 pub struct Tables<'t> {
     pub items: Table<'t, &'static [u8], &'static [u8]>,
     pub counters: Table<'t, &'static [u8], &'static [u8]>,
+    pub expiry: Table<'t, &'static [u8], ()>,
 }
 
 impl<'t> Tables<'t> {
@@ -35,6 +57,7 @@ impl<'t> Tables<'t> {
         Ok(Self {
             items: txn.open_table(ITEMS)?,
             counters: txn.open_table(COUNTERS)?,
+            expiry: txn.open_table(EXPIRY)?,
         })
     }
 }

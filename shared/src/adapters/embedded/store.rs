@@ -135,14 +135,18 @@ fn apply(
         }
         versions.push(cur.map_or(0, |(v, _)| v) + 1);
     }
-    let table = &mut t.items;
     for (w, version) in writes.iter().zip(versions.iter_mut()) {
+        let table = &mut t.items;
         match &w.op {
             PreparedOp::Put { body, expires_at } => {
                 table.insert(
                     w.key.as_slice(),
                     codec::encode_item(*version, *expires_at, body).as_slice(),
                 )?;
+                if let Some(at) = expires_at {
+                    t.expiry
+                        .insert(codec::expiry_key(*at, &w.key).as_slice(), ())?;
+                }
             }
             PreparedOp::Delete => {
                 table.remove(w.key.as_slice())?;
@@ -151,6 +155,57 @@ fn apply(
         }
     }
     Ok(Ok(versions))
+}
+
+/// Expired items a sweep removes in one commit at most: small enough that
+/// the writes waiting behind it wait little.
+const SWEEP_BATCH: usize = 500;
+
+impl EmbeddedStore {
+    async fn sweep(&self) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        loop {
+            let now = self.db.clock.now().timestamp();
+            let (gone, more) = self.db.write(true, move |t| sweep_batch(t, now)).await??;
+            removed += gone;
+            if !more {
+                return Ok(removed);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// One batch of `sweep_expired`: answers how many items went, and whether
+/// more expired entries remain.
+fn sweep_batch(
+    t: &mut Tables<'_>,
+    now: i64,
+) -> Result<Result<(usize, bool), StoreError>, EmbeddedError> {
+    // Entries strictly before `now + 1` in time: expired at `now` or earlier.
+    let end = codec::expiry_key(now.saturating_add(1), &[]);
+    let due: Vec<Vec<u8>> = t
+        .expiry
+        .range::<&[u8]>(..end.as_slice())?
+        .take(SWEEP_BATCH + 1)
+        .map(|e| e.map(|(k, _)| k.value().to_vec()))
+        .collect::<Result<_, _>>()?;
+    let more = due.len() > SWEEP_BATCH;
+    let mut gone = 0;
+    for entry in due.iter().take(SWEEP_BATCH) {
+        let (at, item) = codec::decode_expiry_key(entry);
+        // The item may have been rewritten with a later expiry, or none.
+        let expired = t
+            .items
+            .get(item)?
+            .is_some_and(|v| codec::decode_item(v.value()).expires_at == Some(at));
+        if expired {
+            t.items.remove(item)?;
+            gone += 1;
+        }
+        t.expiry.remove(entry.as_slice())?;
+    }
+    Ok(Ok((gone, more)))
 }
 
 #[async_trait]
@@ -298,6 +353,11 @@ impl Store for EmbeddedStore {
         Ok(())
     }
 
+    /// A batch per commit, so that the writes waiting behind it wait little.
+    async fn sweep_expired(&self) -> Result<usize, StoreError> {
+        self.sweep().await
+    }
+
     fn deferred(&self) -> Option<Arc<dyn Store>> {
         Some(Arc::new(Self {
             db: self.db.clone(),
@@ -309,5 +369,110 @@ impl Store for EmbeddedStore {
     /// too; the writer makes one when it runs out of work, or soon after.
     async fn sync(&self) -> Result<(), StoreError> {
         Ok(self.db.sync().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{Clock, TestClock};
+    use std::time::Duration;
+
+    /// Twelve simulated days of a steady load whose items expire after two:
+    /// swept, the file stops growing once the first items expire; unswept,
+    /// it grows all along. Answers the file's size at the end of each day.
+    async fn days_of_load(sweep: bool) -> Vec<u64> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let clock = TestClock::at(chrono::Utc::now());
+        let db = Embedded::open(&path, Arc::new(clock.clone())).unwrap();
+        let store = EmbeddedStore::new(db);
+        let body = serde_json::json!({"payload": "x".repeat(1000)});
+        let mut sizes = Vec::new();
+        for day in 0..12 {
+            for quarter in 0..4 {
+                let expires = clock.now() + chrono::Duration::days(2);
+                let writes: Vec<_> = (0..100)
+                    .map(|i| {
+                        Write::Put(
+                            Put::new(
+                                Key::new("log", format!("d{day:02}q{quarter}i{i:03}")),
+                                body.clone(),
+                            )
+                            .expires(expires),
+                        )
+                    })
+                    .collect();
+                for chunk in writes.chunks(25) {
+                    store.write_all(chunk.to_vec()).await.unwrap();
+                }
+                clock.advance(Duration::from_secs(6 * 3600));
+                if sweep {
+                    store.sweep_expired().await.unwrap();
+                }
+            }
+            sizes.push(std::fs::metadata(&path).unwrap().len());
+        }
+        sizes
+    }
+
+    #[tokio::test]
+    async fn a_steady_load_reaches_a_steady_size_once_expired_items_are_swept() {
+        let swept = days_of_load(true).await;
+        let kept = days_of_load(false).await;
+        // redb grows its file in doubling steps. Two days of items are live
+        // at once: swept, the file has its size by day 4 and keeps it;
+        // unswept, it has grown past that size by the end.
+        assert_eq!(
+            swept[11], swept[4],
+            "swept, the file still grows: {swept:?}"
+        );
+        assert!(
+            kept[11] >= swept[11] * 3,
+            "unswept it should grow well past it (or the test shows nothing): {kept:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sweep_removes_only_what_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = TestClock::at(chrono::Utc::now());
+        let db = Embedded::open(&dir.path().join("db.redb"), Arc::new(clock.clone())).unwrap();
+        let store = EmbeddedStore::new(db);
+        let soon = clock.now() + chrono::Duration::seconds(10);
+        let later = clock.now() + chrono::Duration::seconds(100);
+        store
+            .put(Put::new(Key::new("p", "soon"), serde_json::json!(1)).expires(soon))
+            .await
+            .unwrap();
+        store
+            .put(Put::new(Key::new("p", "kept"), serde_json::json!(2)))
+            .await
+            .unwrap();
+        // Written to expire soon, then rewritten to expire later: kept.
+        store
+            .put(Put::new(Key::new("p", "moved"), serde_json::json!(3)).expires(soon))
+            .await
+            .unwrap();
+        store
+            .put(Put::new(Key::new("p", "moved"), serde_json::json!(4)).expires(later))
+            .await
+            .unwrap();
+        assert_eq!(store.sweep_expired().await.unwrap(), 0);
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(store.sweep_expired().await.unwrap(), 1);
+        let raw = |k: &str| {
+            let txn = store.db.db.begin_read().unwrap();
+            let table = txn.open_table(ITEMS).unwrap();
+            table
+                .get(item_key(&Key::new("p", k)).unwrap().as_slice())
+                .unwrap()
+                .is_some()
+        };
+        assert!(!raw("soon"), "the expired item is gone from the file");
+        assert!(raw("kept") && raw("moved"));
+        clock.advance(Duration::from_secs(100));
+        assert_eq!(store.sweep_expired().await.unwrap(), 1);
+        assert!(!raw("moved"));
     }
 }
