@@ -37,10 +37,7 @@ fn finish(routes: Router<Arc<Platform>>, platform: Arc<Platform>) -> Router {
             "/openapi.json",
             axum::routing::get(|| async { axum::Json(openapi::document()) }),
         )
-        .route(
-            "/health",
-            axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/health", axum::routing::get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -181,6 +178,21 @@ fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
     ))
 }
 
+/// `{"status": "ok"}`, or 503 saying what is wrong: a queue that cannot
+/// take messages (its disk full, say) refuses every request it would queue.
+async fn health(
+    axum::extract::State(p): axum::extract::State<Arc<Platform>>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    match p.apply_queue.trouble() {
+        None => Ok(axum::Json(serde_json::json!({"status": "ok"}))),
+        Some(why) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            why,
+        )),
+    }
+}
+
 async fn not_found(uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -229,5 +241,52 @@ mod tests {
         assert!(!body.to_string().contains("hunter2"), "{body}");
         let answer = app.oneshot(get("/health")).await.unwrap();
         assert_eq!(answer.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn health_says_when_the_queue_cannot_take_messages() {
+        let (store, queue) = (
+            crate::testkit::power::Disk::new(),
+            crate::testkit::power::Disk::new(),
+        );
+        let platform = Platform::on_disks(
+            &store,
+            &queue,
+            crate::config::Settings::default(),
+            Arc::new(crate::ports::SystemClock),
+        )
+        .unwrap();
+        let app = router(platform.clone());
+        let health = || {
+            axum::http::Request::get("/health")
+                .body(Body::empty())
+                .expect("request")
+        };
+        assert_eq!(
+            app.clone().oneshot(health()).await.unwrap().status(),
+            StatusCode::OK
+        );
+        queue.cut(); // its log can no longer be written
+        assert!(
+            platform
+                .apply_queue
+                .send("x".into(), std::time::Duration::ZERO)
+                .await
+                .is_err()
+        );
+        let answer = app.oneshot(health()).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.headers()["retry-after"], "5");
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "storage_unavailable", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("queue log")
+        );
     }
 }

@@ -73,4 +73,9 @@ pub trait Queue: Send + Sync {
     async fn redrive(&self, max: usize) -> Result<usize, QueueError>;
     /// How many receives a message gets before it is dead-lettered.
     fn max_receives(&self) -> u32;
+    /// Why the queue cannot take messages now (its log cannot be written,
+    /// say), if it cannot.
+    fn trouble(&self) -> Option<String> {
+        None
+    }
 }

@@ -962,6 +962,14 @@ impl Queue for EmbeddedQueue {
     fn max_receives(&self) -> u32 {
         self.max_receives
     }
+
+    fn trouble(&self) -> Option<String> {
+        self.shared
+            .lock()
+            .failed
+            .as_ref()
+            .map(|e| format!("the queue log cannot be written: {e}"))
+    }
 }
 
 /// Moves the messages that versions before the queue log kept in the
