@@ -50,6 +50,17 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// The store or a queue cannot answer now (a full disk, an outage):
+    /// logged in full, answered as a 503 to retry (with `Retry-After`).
+    pub fn storage(context: &str, error: impl std::fmt::Display) -> Self {
+        tracing::error!(context, %error, "storage unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "the service cannot store this now; retry shortly",
+        )
+    }
+
     /// A failure of ours, not the caller's: logged in full, answered vaguely.
     pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
         tracing::error!(context, %error, "internal error");
@@ -99,7 +110,7 @@ impl From<StoreError> for ApiError {
                 "conflict",
                 "the resource changed meanwhile; retry",
             ),
-            StoreError::Backend(m) => ApiError::internal("store", m),
+            StoreError::Backend(m) => ApiError::storage("store", m),
         }
     }
 }
@@ -112,7 +123,7 @@ impl From<QueueError> for ApiError {
                 "too_large",
                 format!("{n} bytes is too large to queue"),
             ),
-            other => ApiError::internal("queue", other),
+            other => ApiError::storage("queue", other),
         }
     }
 }

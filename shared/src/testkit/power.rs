@@ -19,6 +19,8 @@ struct State {
     generation: u64,
     /// False: syncs do nothing, as if a sync were removed from the code.
     syncs: bool,
+    /// Writes fail as on a full disk.
+    full: bool,
 }
 
 /// One disk (one file's worth of bytes).
@@ -48,6 +50,11 @@ impl Disk {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes fail as on a full disk (until `set_full(false)`).
+    pub fn set_full(&self, full: bool) {
+        self.lock().full = full;
     }
 
     /// The power goes: unsynced writes are gone, open handles dead.
@@ -90,6 +97,19 @@ impl Handle {
             return Err(io::Error::other("the power is off"));
         }
         f(&mut s)
+    }
+
+    /// `with`, for a write: refused while the disk is full.
+    fn write<R>(&self, f: impl FnOnce(&mut State) -> io::Result<R>) -> io::Result<R> {
+        self.with(|s| {
+            if s.full {
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "no space left on device",
+                ));
+            }
+            f(s)
+        })
     }
 }
 
@@ -135,21 +155,21 @@ impl redb::StorageBackend for DiskBackend {
     }
 
     fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
-        self.0.with(|s| {
+        self.0.write(|s| {
             s.volatile.resize(len as usize, 0);
             Ok(())
         })
     }
 
     fn sync_data(&self) -> Result<(), std::io::Error> {
-        self.0.with(|s| {
+        self.0.write(|s| {
             sync(s);
             Ok(())
         })
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
-        self.0.with(|s| {
+        self.0.write(|s| {
             write_at(&mut s.volatile, offset as usize, data);
             Ok(())
         })
@@ -179,7 +199,7 @@ impl LogMedium for DiskMedium {
 
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
         let at = self.at;
-        self.handle.with(|s| {
+        self.handle.write(|s| {
             write_at(&mut s.volatile, at, buf);
             Ok(())
         })?;
@@ -188,7 +208,7 @@ impl LogMedium for DiskMedium {
     }
 
     fn allocate(&mut self, len: u64) -> io::Result<()> {
-        self.handle.with(|s| {
+        self.handle.write(|s| {
             if s.volatile.len() < len as usize {
                 s.volatile.resize(len as usize, 0);
             }
@@ -197,7 +217,7 @@ impl LogMedium for DiskMedium {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.handle.with(|s| {
+        self.handle.write(|s| {
             sync(s);
             Ok(())
         })
@@ -205,7 +225,7 @@ impl LogMedium for DiskMedium {
 
     /// Atomic and durable, as the file's rename is.
     fn replace(&mut self, snapshot: &[u8]) -> io::Result<()> {
-        self.handle.with(|s| {
+        self.handle.write(|s| {
             s.volatile = snapshot.to_vec();
             s.durable = snapshot.to_vec();
             Ok(())

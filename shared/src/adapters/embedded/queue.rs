@@ -462,7 +462,12 @@ fn write_loop(shared: Arc<Shared>, mut log: Log) {
         let sync = durable || closing;
         if !buf.is_empty() || closing {
             if let Err(e) = log.write(&buf, sync) {
-                return shared.fail(&e);
+                buf.clear();
+                shared.fail(&e);
+                if closing || !recover(shared, &mut log) {
+                    return;
+                }
+                continue;
             }
             if sync {
                 shared.synced.send_modify(|s| s.seq = seq);
@@ -476,7 +481,46 @@ fn write_loop(shared: Arc<Shared>, mut log: Log) {
             && log.len >= live.saturating_mul(4)
             && let Err(e) = compact(shared, &mut log)
         {
-            return shared.fail(&e);
+            shared.fail(&e);
+            if !recover(shared, &mut log) {
+                return;
+            }
+        }
+    }
+}
+
+/// Waits out a log that cannot be written (its disk full, say): every
+/// second it tries to write the live messages as a new log, and once that
+/// works the queue takes messages again, by itself. Meanwhile every call
+/// is refused, so nothing changes; what was accepted before is in memory
+/// and in the snapshot. Answers false if the queue closes first.
+fn recover(shared: &Shared, log: &mut Log) -> bool {
+    loop {
+        {
+            let s = shared.lock();
+            if s.closing {
+                return false;
+            }
+            let (s, _) = shared
+                .work
+                .wait_timeout(s, Duration::from_secs(1))
+                .unwrap_or_else(PoisonError::into_inner);
+            if s.closing {
+                return false;
+            }
+        }
+        if compact(shared, log).is_ok() {
+            let seq = {
+                let mut s = shared.lock();
+                s.failed = None;
+                s.appended
+            };
+            shared.synced.send_modify(|s| {
+                s.failed = None;
+                s.seq = s.seq.max(seq);
+            });
+            tracing::info!("the queue log can be written again");
+            return true;
         }
     }
 }
@@ -623,7 +667,7 @@ impl EmbeddedQueue {
         let s = self.shared.lock();
         match &s.failed {
             Some(e) => Err(QueueError::Backend(format!(
-                "the queue log cannot be written ({e}); restart hookline once the disk is fixed"
+                "the queue log cannot be written ({e}); the queue takes messages again by itself once it can"
             ))),
             None => Ok(s),
         }
@@ -1151,6 +1195,45 @@ mod tests {
         );
         clock.advance(LONG + Duration::from_secs(1));
         assert!(bodies(&q).await.contains(&"delayed".to_string()));
+    }
+
+    /// A full disk: sends are refused and the queue says why; once there is
+    /// space again it takes messages by itself (no restart), and what was
+    /// accepted before is all there, on disk too.
+    #[tokio::test]
+    async fn a_full_disk_refuses_then_the_queue_recovers_by_itself() {
+        let disk = crate::testkit::power::Disk::new();
+        let open = || {
+            EmbeddedQueue::open_on(
+                Box::new(disk.medium()),
+                3,
+                Arc::new(SystemClock),
+                COMPACT_MIN_BYTES,
+            )
+            .unwrap()
+        };
+        let q = open();
+        q.send("before".into(), Duration::ZERO).await.unwrap();
+        disk.set_full(true);
+        assert!(q.send("during".into(), Duration::ZERO).await.is_err());
+        assert!(q.trouble().unwrap().contains("no space left"));
+        assert!(q.send("refused".into(), Duration::ZERO).await.is_err());
+        disk.set_full(false);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while q.send("after".into(), Duration::ZERO).await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "never recovered");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(q.trouble().is_none());
+        drop(q);
+        disk.cut(); // only what is on disk
+        let q = open();
+        let got = bodies(&q).await;
+        assert!(
+            got.contains(&"before".to_string()) && got.contains(&"after".to_string()),
+            "{got:?}"
+        );
+        assert!(!got.contains(&"refused".to_string()), "{got:?}");
     }
 
     /// A record whose checksum holds but that this build cannot read (a
