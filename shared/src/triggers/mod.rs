@@ -600,7 +600,10 @@ mod tests {
         let list = crate::ids::new_id(Kind::List.id_prefix());
         let raw = [json!({"type": "add_to_list", "list_id": list})];
         let err = parse_actions(&platform, "acct", &raw).await.unwrap_err();
-        assert_eq!((err.status.as_u16(), err.code), (503, "storage_unavailable"));
+        assert_eq!(
+            (err.status.as_u16(), err.code),
+            (503, "storage_unavailable")
+        );
         assert!(!err.message.contains("injected"));
         // A list that is not there is the request's fault.
         let err = parse_actions(&healthy, "acct", &raw).await.unwrap_err();
