@@ -85,9 +85,19 @@ async fn bounded(
     }
     // Read here, in full and in time, so that no handler waits on a client.
     let (parts, body) = request.into_parts();
-    let body = match tokio::time::timeout(timeout, read_body(body, limit)).await {
+    // Held until the answer is made: what this request's body keeps in memory.
+    let mut held = Held(0);
+    let body = match tokio::time::timeout(timeout, read_body(body, limit, &mut held)).await {
         Ok(Read::Body(bytes)) => bytes,
         Ok(Read::TooLarge) => return too_large(),
+        Ok(Read::Busy) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the server holds too many request bodies at once; retry shortly",
+            )
+            .into_response();
+        }
         Ok(Read::Failed(e)) => {
             return ApiError::bad_request(
                 "invalid_body",
@@ -128,15 +138,39 @@ async fn bounded(
 /// Bytes of an oversized body read and dropped before answering 413.
 const DRAIN_MAX: usize = 8 << 20;
 
+/// Bytes of request bodies held in memory at once, all requests together:
+/// thousands of connections times a body limit must not be gigabytes.
+const MAX_BUFFERED: usize = 256 << 20;
+static BUFFERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One request's share of `BUFFERED`, given back when dropped.
+struct Held(usize);
+
+impl Held {
+    /// Counts `n` more bytes; false once all requests hold too many.
+    fn take(&mut self, n: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        self.0 += n;
+        BUFFERED.fetch_add(n, Ordering::SeqCst) + n <= MAX_BUFFERED
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        BUFFERED.fetch_sub(self.0, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 enum Read {
     Body(bytes::Bytes),
     TooLarge,
+    Busy,
     Failed(String),
 }
 
 /// The body when it is within `limit`; past it, the rest is read and
 /// dropped up to `DRAIN_MAX` (then the answer is sent regardless).
-async fn read_body(body: axum::body::Body, limit: usize) -> Read {
+async fn read_body(body: axum::body::Body, limit: usize, held: &mut Held) -> Read {
     use futures::StreamExt;
     let mut stream = body.into_data_stream();
     let mut chunks: Vec<bytes::Bytes> = Vec::new();
@@ -151,6 +185,9 @@ async fn read_body(body: axum::body::Body, limit: usize) -> Read {
             return Read::TooLarge;
         }
         if total <= limit {
+            if !held.take(chunk.len()) {
+                return Read::Busy;
+            }
             chunks.push(chunk);
         } else {
             chunks.clear();

@@ -35,10 +35,27 @@ pub const LEGACY_MESSAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new(
 pub const LEGACY_READY: TableDefinition<&[u8], ()> = TableDefinition::new("queue_ready");
 
 pub fn create_tables(db: &Database) -> Result<(), EmbeddedError> {
+    use redb::{ReadableDatabase, ReadableTable, TableHandle};
+    let had_expiry = db
+        .begin_read()?
+        .list_tables()?
+        .any(|t| t.name() == EXPIRY.name());
     let txn = db.begin_write()?;
-    txn.open_table(ITEMS)?;
-    txn.open_table(COUNTERS)?;
-    txn.open_table(EXPIRY)?;
+    {
+        let items = txn.open_table(ITEMS)?;
+        txn.open_table(COUNTERS)?;
+        let mut expiry = txn.open_table(EXPIRY)?;
+        // A file from before the index: index what it holds, once, so that
+        // its expiring items are swept too.
+        if !had_expiry {
+            for entry in items.iter()? {
+                let (k, v) = entry?;
+                if let Some(at) = decode_item(v.value()).expires_at {
+                    expiry.insert(expiry_key(at, k.value()).as_slice(), ())?;
+                }
+            }
+        }
+    }
     txn.commit()?;
     Ok(())
 }

@@ -93,15 +93,22 @@ impl LogMedium for FileMedium {
     /// the directory synced.
     fn replace(&mut self, snapshot: &[u8]) -> std::io::Result<()> {
         let tmp = self.path.with_extension("compacting");
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        file.write_all(snapshot)?;
-        file.sync_all()?;
-        file.try_lock().map_err(std::io::Error::other)?;
-        std::fs::rename(&tmp, &self.path)?;
+        let written = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            file.write_all(snapshot)?;
+            file.sync_all()?;
+            file.try_lock().map_err(std::io::Error::other)?;
+            std::fs::rename(&tmp, &self.path)?;
+            Ok::<_, std::io::Error>(file)
+        })();
+        // A snapshot cut short (a full disk) must not keep the space it took.
+        let file = written.inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })?;
         if let Some(dir) = self.path.parent() {
             File::open(dir)?.sync_all()?;
         }

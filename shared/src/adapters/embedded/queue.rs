@@ -510,15 +510,18 @@ fn recover(shared: &Shared, log: &mut Log) -> bool {
             }
         }
         if compact(shared, log).is_ok() {
-            let seq = {
+            // Under the state's lock, so that no call appends between the
+            // two flags and is told of a failure that is over.
+            {
                 let mut s = shared.lock();
+                let seq = s.appended;
+                shared.synced.send_modify(|x| {
+                    x.failed = None;
+                    x.seq = x.seq.max(seq);
+                });
                 s.failed = None;
-                s.appended
-            };
-            shared.synced.send_modify(|s| {
-                s.failed = None;
-                s.seq = s.seq.max(seq);
-            });
+            }
+            shared.visible.notify_one();
             tracing::info!("the queue log can be written again");
             return true;
         }

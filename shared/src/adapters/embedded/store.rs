@@ -433,6 +433,32 @@ mod tests {
         );
     }
 
+    /// A file written before the expiry index gets one when it is opened, so
+    /// that what it holds is swept too.
+    #[tokio::test]
+    async fn a_file_from_before_the_index_is_indexed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let clock = TestClock::at(chrono::Utc::now());
+        let at = (clock.now() + chrono::Duration::seconds(10)).timestamp();
+        {
+            let db = redb::Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut items = txn.open_table(ITEMS).unwrap();
+                let k = item_key(&Key::new("p", "old")).unwrap();
+                let v = codec::encode_item(1, Some(at), b"{}");
+                items.insert(k.as_slice(), v.as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let db = Embedded::open(&path, Arc::new(clock.clone())).unwrap();
+        let store = EmbeddedStore::new(db);
+        assert!(store.get(&Key::new("p", "old")).await.unwrap().is_some());
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(store.sweep_expired().await.unwrap(), 1);
+    }
+
     #[tokio::test]
     async fn a_sweep_removes_only_what_expired() {
         let dir = tempfile::tempdir().unwrap();
