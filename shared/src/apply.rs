@@ -205,7 +205,6 @@ impl ApplyHandler {
 mod tests {
     use super::*;
     use crate::config::Settings;
-    use crate::ports::SystemClock;
     use crate::testkit::faulty::{Fault, Faulty};
     use chrono::Utc;
 
@@ -246,9 +245,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_is_done_only_once_its_writes_are_synced() {
-        let dir = tempfile::tempdir().unwrap();
-        let platform =
-            Platform::embedded(dir.path(), Settings::default(), Arc::new(SystemClock)).unwrap();
+        let (platform, _dir) = Platform::for_tests().await;
         let handler = ApplyHandler::new(platform.clone());
         let t = trigger(&platform).await;
         let batch = [message(&t, "req_a"), message(&t, "req_b")];
@@ -273,9 +270,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_given_up_on_is_logged_as_failed_and_dead_lettered() {
-        let dir = tempfile::tempdir().unwrap();
-        let platform =
-            Platform::embedded(dir.path(), Settings::default(), Arc::new(SystemClock)).unwrap();
+        let (platform, _dir) = Platform::for_tests().await;
         let failing = Platform::new(
             Arc::new(Faulty(platform.store.clone(), Fault::DeferredPuts)),
             platform.apply_queue.clone(),
@@ -316,9 +311,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_to_a_deleted_trigger_leaves_no_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let platform =
-            Platform::embedded(dir.path(), Settings::default(), Arc::new(SystemClock)).unwrap();
+        let (platform, _dir) = Platform::for_tests().await;
         let t = trigger(&platform).await;
         crate::triggers::delete(&platform, "acc_test", &t)
             .await
@@ -334,9 +327,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_that_panics_fails_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let platform =
-            Platform::embedded(dir.path(), Settings::default(), Arc::new(SystemClock)).unwrap();
+        let (platform, _dir) = Platform::for_tests().await;
         let t = trigger(&platform).await;
         let panicking = Platform::new(
             Arc::new(Faulty(
@@ -377,9 +368,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_whose_worker_stopped_every_time_is_kept_as_a_dead_letter() {
-        let dir = tempfile::tempdir().unwrap();
-        let platform =
-            Platform::embedded(dir.path(), Settings::default(), Arc::new(SystemClock)).unwrap();
+        let (platform, _dir) = Platform::for_tests().await;
         let t = trigger(&platform).await;
         let queue = platform.apply_queue.clone();
         let sent = message(&t, "req_crash").body;

@@ -138,6 +138,14 @@ pub async fn keep_apply(
 
 type P = State<Arc<Platform>>;
 
+fn decode(items: Vec<crate::ports::Item>) -> Result<Vec<DeadLetter>, ApiError> {
+    items
+        .into_iter()
+        .map(|i| serde_json::from_value(i.body))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::internal("decode dead letter", e))
+}
+
 pub fn router() -> Router<Arc<Platform>> {
     Router::new()
         .route("/v1/dead-letters", get(list).delete(purge))
@@ -155,12 +163,7 @@ async fn list(
     query.cursor = q.cursor;
     query.reverse = true;
     let page = p.store.query(query).await?;
-    let data = page
-        .items
-        .into_iter()
-        .map(|i| serde_json::from_value::<DeadLetter>(i.body))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::internal("decode dead letter", e))?;
+    let data = decode(page.items)?;
     Ok(axum::Json(
         json!({"data": data, "next_cursor": page.next_cursor}),
     ))
@@ -215,26 +218,16 @@ async fn redrive(
                     return Err(ApiError::not_found(&format!("dead letter {id}")));
                 }
                 match p.store.get(&keys::dead_letter(&a, &id)).await? {
-                    Some(item) => found.push(
-                        serde_json::from_value(item.body)
-                            .map_err(|e| ApiError::internal("decode dead letter", e))?,
-                    ),
+                    Some(item) => found.push(item),
                     None => return Err(ApiError::not_found(&format!("dead letter {id}"))),
                 }
             }
-            found
+            decode(found)?
         }
         None => {
             let mut query = StoreQuery::new(keys::dead_letters(&a), "");
             query.limit = MAX_REDRIVE;
-            p.store
-                .query(query)
-                .await?
-                .items
-                .into_iter()
-                .map(|i| serde_json::from_value(i.body))
-                .collect::<Result<_, _>>()
-                .map_err(|e| ApiError::internal("decode dead letter", e))?
+            decode(p.store.query(query).await?.items)?
         }
     };
     let mut results = Vec::new();

@@ -246,18 +246,19 @@ pub const MAX_DEPTH: usize = 32;
 pub const MAX_PK_BYTES: usize = 2048;
 pub const MAX_SK_BYTES: usize = 1024;
 
-/// A number DynamoDB cannot store (its numbers run from 1e-130 to 9.99e125
-/// in magnitude, and 0), wherever it is in `v`.
+/// Whether DynamoDB can store the number: magnitudes from 1e-130 to
+/// 9.99e125, and 0.
+fn storable(n: &serde_json::Number) -> bool {
+    let f = n.as_f64().unwrap_or(f64::INFINITY).abs();
+    f == 0.0 || (1e-130..1e126).contains(&f)
+}
+
+/// A number DynamoDB cannot store, wherever it is in `v`.
 pub fn number_out_of_range(v: &Value) -> Option<&serde_json::Number> {
     let mut stack = vec![v];
     while let Some(v) = stack.pop() {
         match v {
-            Value::Number(n) => {
-                let f = n.as_f64().unwrap_or(f64::INFINITY).abs();
-                if f != 0.0 && !(1e-130..1e126).contains(&f) {
-                    return Some(n);
-                }
-            }
+            Value::Number(n) if !storable(n) => return Some(n),
             Value::Array(items) => stack.extend(items.iter().rev()),
             Value::Object(map) => stack.extend(map.values().rev()),
             _ => {}
@@ -268,11 +269,16 @@ pub fn number_out_of_range(v: &Value) -> Option<&serde_json::Number> {
 
 /// What DynamoDB refuses in a document, refused by both adapters alike
 /// before writing: nesting past `MAX_DEPTH`, numbers out of its range.
-/// Walks without recursion, so no document can exhaust the stack.
+/// One walk, without recursion, so no document can exhaust the stack.
 pub fn check_shape(body: &Value) -> Result<(), StoreError> {
     let mut stack: Vec<(&Value, usize)> = vec![(body, 0)];
     while let Some((v, depth)) = stack.pop() {
         let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Number(n) if !storable(n) => {
+                return Err(StoreError::TooLarge(format!(
+                    "the number {n} is outside what can be stored: magnitudes from 1e-130 to 9.99e125, or 0"
+                )));
+            }
             Value::Array(items) => Box::new(items.iter()),
             Value::Object(map) => Box::new(map.values()),
             _ => continue,
@@ -284,11 +290,6 @@ pub fn check_shape(body: &Value) -> Result<(), StoreError> {
             )));
         }
         stack.extend(children.map(|c| (c, depth + 1)));
-    }
-    if let Some(n) = number_out_of_range(body) {
-        return Err(StoreError::TooLarge(format!(
-            "the number {n} is outside what can be stored: magnitudes from 1e-130 to 9.99e125, or 0"
-        )));
     }
     Ok(())
 }

@@ -112,7 +112,8 @@ pub fn shape(e: &IdedExpr) -> (usize, usize) {
     (depth + 1, nodes)
 }
 
-fn children(e: &IdedExpr) -> Vec<&IdedExpr> {
+/// The expressions directly under `e`.
+pub fn children(e: &IdedExpr) -> Vec<&IdedExpr> {
     use cel::common::ast::EntryExpr;
     match &e.expr {
         Expr::Call(c) => c.target.iter().map(|t| &**t).chain(&c.args).collect(),

@@ -428,26 +428,16 @@ pub use crate::ports::store::number_out_of_range;
 /// result run once, so a chain (`a.filter(...).map(...)`) adds, not
 /// multiplies, and is depth 1.
 fn comprehension_depth(e: &cel::IdedExpr) -> usize {
-    use cel::common::ast::{EntryExpr, Expr, MapExpr, StructExpr};
     let deepest = |es: &mut dyn Iterator<Item = &cel::IdedExpr>| {
         es.map(comprehension_depth).max().unwrap_or(0)
     };
     match &e.expr {
-        Expr::Comprehension(c) => {
+        cel::common::ast::Expr::Comprehension(c) => {
             let once = deepest(&mut [&c.iter_range, &c.accu_init, &c.result].into_iter());
             let each = 1 + deepest(&mut [&c.loop_cond, &c.loop_step].into_iter());
             once.max(each)
         }
-        Expr::Call(c) => deepest(&mut c.target.iter().map(|t| &**t).chain(&c.args)),
-        Expr::List(l) => deepest(&mut l.elements.iter()),
-        Expr::Select(s) => comprehension_depth(&s.operand),
-        Expr::Map(MapExpr { entries }) | Expr::Struct(StructExpr { entries, .. }) => {
-            deepest(&mut entries.iter().flat_map(|entry| match &entry.expr {
-                EntryExpr::MapEntry(m) => vec![&m.key, &m.value],
-                EntryExpr::StructField(f) => vec![&f.value],
-            }))
-        }
-        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => 0,
+        _ => deepest(&mut budget::children(e).into_iter()),
     }
 }
 
