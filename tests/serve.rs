@@ -249,6 +249,10 @@ fn bad_settings_stop_the_start_with_a_message() {
         .err()
         .expect("refused");
     assert!(err.contains("HOOKLINE_RETRY_SCHEDULE"), "{err}");
+    let err = Server::try_start(dir.path(), &[("HOOKLINE_MAX_CONNECTIONS", "lots")])
+        .err()
+        .expect("refused");
+    assert!(err.contains("HOOKLINE_MAX_CONNECTIONS"), "{err}");
     let err = Server::try_start(dir.path(), &[("HOOKLINE_ADMIN_KEY", "letmein")])
         .err()
         .expect("a short admin key refused");

@@ -162,19 +162,11 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
     ));
     let app = hookline::http::router(platform.clone());
     let mut limits = server::Limits::for_open_files(server::open_files());
-    if let Ok(text) = std::env::var("HOOKLINE_HEADER_TIMEOUT") {
-        limits.header_timeout = hookline::config::parse_duration(&text)
-            .map_err(|e| format!("HOOKLINE_HEADER_TIMEOUT: {e}"))?;
-    }
-    // The write timeout follows the request timeout: an answer takes as long
-    // to be read as a body to be sent.
+    limits.header_timeout = platform.settings.header_timeout;
+    // An answer may take as long to be read as a body to be sent.
     limits.write_timeout = platform.settings.request_timeout;
-    if let Ok(text) = std::env::var("HOOKLINE_MAX_CONNECTIONS") {
-        limits.max_connections = text
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or("HOOKLINE_MAX_CONNECTIONS: a number of connections, 1 or more")?;
+    if let Some(n) = platform.settings.max_connections {
+        limits.max_connections = n;
     }
     server::serve(listener, app, limits, shutdown_signal()).await;
     // Requests are answered; let the worker finish the batch in hand, then

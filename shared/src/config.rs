@@ -71,6 +71,10 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// How long a trigger's request log keeps a request, from its receipt.
     pub request_log_retention: Duration,
+    /// One machine: time to send a request's headers.
+    pub header_timeout: Duration,
+    /// One machine: connections open at once (`None`: from the open-files limit).
+    pub max_connections: Option<usize>,
 }
 
 impl Default for Settings {
@@ -86,6 +90,8 @@ impl Default for Settings {
             public_url: None,
             request_timeout: Duration::from_secs(30),
             request_log_retention: Duration::from_secs(30 * 24 * 3600),
+            header_timeout: Duration::from_secs(10),
+            max_connections: None,
         }
     }
 }
@@ -144,6 +150,19 @@ impl Settings {
             if s.request_log_retention.is_zero() {
                 return Err("HOOKLINE_REQUEST_LOG_RETENTION: must be longer than 0s".into());
             }
+        }
+        if let Some(v) = get("HOOKLINE_HEADER_TIMEOUT") {
+            s.header_timeout =
+                parse_duration(&v).map_err(|e| format!("HOOKLINE_HEADER_TIMEOUT: {e}"))?;
+            if s.header_timeout.is_zero() {
+                return Err("HOOKLINE_HEADER_TIMEOUT: must be longer than 0s".into());
+            }
+        }
+        if let Some(v) = get("HOOKLINE_MAX_CONNECTIONS") {
+            let n = v.trim().parse().ok().filter(|n: &usize| *n > 0);
+            s.max_connections = Some(n.ok_or_else(|| {
+                format!("HOOKLINE_MAX_CONNECTIONS: {v:?} is not a number of connections, 1 or more")
+            })?);
         }
         if let Some(v) = get("HOOKLINE_PUBLIC_URL").filter(|v| !v.trim().is_empty()) {
             let url = url::Url::parse(v.trim()).map_err(|e| format!("HOOKLINE_PUBLIC_URL: {e}"))?;

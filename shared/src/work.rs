@@ -56,17 +56,25 @@ pub async fn drain_dead(queue: &dyn Queue, handler: &dyn Handler) -> Result<usiz
     }
 }
 
-/// Removes expired items from `store` every minute until `shutdown` turns
-/// true, so that a steady load reaches a steady size (one machine).
-pub async fn sweep_forever(
-    store: Arc<dyn crate::ports::Store>,
+/// Runs `task` every `period` until `shutdown` turns true.
+async fn every<F: std::future::Future<Output = ()>>(
+    period: Duration,
     mut shutdown: watch::Receiver<bool>,
+    mut task: impl FnMut() -> F,
 ) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = tokio::time::sleep(period) => {}
             _ = shutdown.changed() => return,
         }
+        task().await;
+    }
+}
+
+/// Removes expired items from `store` every minute until `shutdown` turns
+/// true, so that a steady load reaches a steady size (one machine).
+pub async fn sweep_forever(store: Arc<dyn crate::ports::Store>, shutdown: watch::Receiver<bool>) {
+    every(Duration::from_secs(60), shutdown, || async {
         match store.sweep_expired().await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(removed = n, "expired items swept"),
@@ -74,7 +82,8 @@ pub async fn sweep_forever(
                 tracing::warn!(%error, "expired items could not be swept; will try again")
             }
         }
-    }
+    })
+    .await
 }
 
 /// `drain_dead` every few seconds until `shutdown` turns true (one machine;
@@ -82,9 +91,9 @@ pub async fn sweep_forever(
 pub async fn drain_dead_forever(
     queue: Arc<dyn Queue>,
     handler: Arc<dyn Handler>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
+    every(Duration::from_secs(5), shutdown, || async {
         match drain_dead(&*queue, &*handler).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(
@@ -93,11 +102,8 @@ pub async fn drain_dead_forever(
             ),
             Err(error) => tracing::error!(%error, "dead letters could not be kept; will try again"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
+    })
+    .await
 }
 
 /// Exponential backoff for internal work: 2 s, 8 s, 32 s ... up to an hour,
