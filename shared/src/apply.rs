@@ -57,6 +57,9 @@ pub struct ApplyHandler {
     purge_budget: std::time::Duration,
 }
 
+/// How long a message waits while the store cannot be written.
+pub const POSTPONE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How long one purge message works before it queues the rest: a third of
 /// the apply function's 30 s timeout.
 pub const PURGE_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
@@ -112,15 +115,26 @@ impl Handler for ApplyHandler {
     /// done: a crash before it loses writes whose messages are still queued,
     /// and applying a message again has the effect of once.
     async fn handle(&self, messages: &[QueueMessage]) -> Vec<Outcome> {
+        let store = &self.deferred.store;
+        let generation = store.generation();
         let mut outcomes: Vec<Outcome> =
             futures::future::join_all(messages.iter().map(|m| self.one(m))).await;
-        if outcomes.contains(&Outcome::Done)
-            && let Err(e) = self.deferred.store.sync().await
-        {
-            tracing::warn!(error = %e, "applied writes could not be made durable; will retry");
-            for (outcome, m) in outcomes.iter_mut().zip(messages) {
-                if *outcome == Outcome::Done {
-                    *outcome = Outcome::Retry(backoff(m.receive_count));
+        if outcomes.contains(&Outcome::Done) {
+            // Writes answered before a reopen of the store may be gone, even
+            // when the sync itself works.
+            let synced = store.sync().await.and_then(|()| {
+                if store.generation() == generation {
+                    Ok(())
+                } else {
+                    Err(StoreError::Backend("the store was reopened".into()))
+                }
+            });
+            if let Err(e) = synced {
+                tracing::warn!(error = %e, "applied writes could not be made durable; will retry");
+                for (outcome, m) in outcomes.iter_mut().zip(messages) {
+                    if *outcome == Outcome::Done {
+                        *outcome = self.retry(m);
+                    }
                 }
             }
         }
@@ -167,9 +181,19 @@ impl ApplyHandler {
                     .await
         {
             tracing::error!(message_id = %m.id, error = %e, "the dead letter could not be kept; will retry");
-            return Outcome::Retry(backoff(m.receive_count));
+            return self.retry(m);
         }
         outcome
+    }
+
+    /// A retry, postponed without using an attempt while the store says it
+    /// cannot be written.
+    fn retry(&self, m: &QueueMessage) -> Outcome {
+        if self.platform.store.trouble().is_some() {
+            Outcome::Postpone(POSTPONE)
+        } else {
+            Outcome::Retry(backoff(m.receive_count))
+        }
     }
 
     async fn decide(&self, m: &QueueMessage) -> Outcome {
@@ -177,6 +201,8 @@ impl ApplyHandler {
             Err(e) => Outcome::Dead(format!("not an apply message: {e}")),
             Ok(message) => match self.apply_caught(&message).await {
                 Ok(()) => Outcome::Done,
+                // The store, not the message: its attempts are not used up.
+                Err(_) if self.platform.store.trouble().is_some() => self.retry(m),
                 Err(e) if m.receive_count >= APPLY_MAX_RECEIVES => {
                     tracing::error!(message_id = %m.id, error = %e, "apply failed on the last attempt; dead-lettered");
                     // Not lost from sight: the request log says it failed. If
@@ -188,13 +214,13 @@ impl ApplyHandler {
                             inbound::give_up(&self.platform, inbound, m.receive_count).await
                     {
                         tracing::error!(message_id = %m.id, error = %e, "the failed request could not be logged; will retry");
-                        return Outcome::Retry(backoff(m.receive_count));
+                        return self.retry(m);
                     }
                     Outcome::Dead(format!("not applied after {} attempts", m.receive_count))
                 }
                 Err(e) => {
                     tracing::warn!(message_id = %m.id, error = %e, "apply failed; will retry");
-                    Outcome::Retry(backoff(m.receive_count))
+                    self.retry(m)
                 }
             },
         }
@@ -266,6 +292,46 @@ mod tests {
         // The writes were made (visible), only not known to be durable.
         let record = crate::keys::trigger_request("acc_test", &t, "req_c");
         assert!(platform.store.get(&record).await.unwrap().is_some());
+    }
+
+    /// While the store cannot be written (its disk full), even a message on
+    /// its last attempt is postponed, not dead-lettered; once the store is
+    /// back it is applied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_outage_postpones_instead_of_using_up_attempts() {
+        let (store_disk, queue_disk) = (
+            crate::testkit::power::Disk::new(),
+            crate::testkit::power::Disk::new(),
+        );
+        let platform = Platform::on_disks(
+            &store_disk,
+            &queue_disk,
+            Settings::default(),
+            Arc::new(crate::ports::SystemClock),
+        )
+        .unwrap();
+        let t = trigger(&platform).await;
+        let handler = ApplyHandler::new(platform.clone());
+        let mut last = message(&t, "req_full");
+        last.receive_count = APPLY_MAX_RECEIVES;
+
+        store_disk.set_full(true);
+        for _ in 0..3 {
+            let outcome = handler.handle(std::slice::from_ref(&last)).await;
+            assert_eq!(outcome, vec![Outcome::Postpone(POSTPONE)]);
+        }
+        assert!(platform.store.trouble().is_some());
+
+        store_disk.set_full(false);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while platform.store.trouble().is_some() {
+            assert!(std::time::Instant::now() < deadline, "the store reopened");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(handler.handle(&[last]).await, vec![Outcome::Done]);
+        let record = crate::keys::trigger_request("acc_test", &t, "req_full");
+        let item = platform.store.get(&record).await.unwrap().unwrap();
+        assert_eq!(item.body["status"], "applied", "{}", item.body);
     }
 
     #[tokio::test]

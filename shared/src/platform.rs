@@ -94,7 +94,13 @@ impl Platform {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, EmbeddedError> {
-        let db = Embedded::open_on(store.backend(), clock.clone())?;
+        let db = Embedded::open_on(
+            {
+                let store = store.clone();
+                move || store.backend()
+            },
+            clock.clone(),
+        )?;
         let apply = EmbeddedQueue::open_on(
             Box::new(queue.medium()),
             APPLY_MAX_RECEIVES,

@@ -17,6 +17,11 @@ pub enum Outcome {
     Done,
     /// Failed for now: deliver again after this long.
     Retry(Duration),
+    /// Not the message's fault: the storage it needs is unavailable (a full
+    /// disk, say). Deliver again after this long without counting this
+    /// receive where the queue can (one machine), so that an outage does not
+    /// use up its attempts; the worker that got it pauses meanwhile.
+    Postpone(Duration),
     /// Can never succeed: the handler has kept it as a dead letter in the
     /// store (`dead_letters`), with the reason, so the queue lets it go.
     Dead(String),
@@ -131,6 +136,7 @@ pub async fn settle(queue: &dyn Queue, messages: &[QueueMessage], outcomes: &[Ou
         let result = match &outcome {
             Outcome::Done => queue.delete(&message.receipt).await,
             Outcome::Retry(after) => queue.retry_after(&message.receipt, *after).await,
+            Outcome::Postpone(after) => queue.postpone(&message.receipt, *after).await,
             Outcome::Dead(reason) => {
                 tracing::warn!(message_id = %message.id, reason, "dead letter kept");
                 queue.delete(&message.receipt).await
@@ -159,13 +165,19 @@ pub async fn handle_caught(handler: &dyn Handler, messages: &[QueueMessage]) -> 
         })
 }
 
+/// How long a worker pauses after a batch postponed for want of storage:
+/// doubling from 1 s up to a minute while it lasts.
+const PAUSE_MAX: Duration = Duration::from_secs(60);
+
 /// Feeds `handler` from `queue` until `shutdown` turns true; the batch in hand
-/// is finished first.
+/// is finished first. While the handler postpones work (its storage is
+/// unavailable), the worker pauses longer and longer instead of spinning.
 pub async fn drive(
     queue: Arc<dyn Queue>,
     handler: Arc<dyn Handler>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut pause = Duration::ZERO;
     loop {
         if *shutdown.borrow() {
             return;
@@ -179,6 +191,18 @@ pub async fn drive(
             Ok(messages) => {
                 let outcomes = handle_caught(&*handler, &messages).await;
                 settle(&*queue, &messages, &outcomes).await;
+                if outcomes.iter().any(|o| matches!(o, Outcome::Postpone(_))) {
+                    if pause.is_zero() {
+                        tracing::warn!("storage unavailable; the worker pauses until it is back");
+                    }
+                    pause = (pause * 2).clamp(Duration::from_secs(1), PAUSE_MAX);
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                } else {
+                    pause = Duration::ZERO;
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "queue receive failed");

@@ -145,7 +145,7 @@ pub struct Admin {
     pub server: Server,
     pub key: String,
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789";
@@ -153,12 +153,19 @@ pub const ADMIN_KEY: &str = "e2e-admin-key-0123456789";
 impl Admin {
     pub fn start() -> Admin {
         let dir = tempfile::tempdir().unwrap();
-        let server = Server::start(dir.path(), &[("HOOKLINE_ADMIN_KEY", ADMIN_KEY)]);
+        let mut admin = Self::start_in(dir.path());
+        admin._dir = Some(dir);
+        admin
+    }
+
+    /// A server keeping its data in `data_dir`.
+    pub fn start_in(data_dir: &Path) -> Admin {
+        let server = Server::start(data_dir, &[("HOOKLINE_ADMIN_KEY", ADMIN_KEY)]);
         Admin {
             server,
             key: ADMIN_KEY.into(),
             http: client(),
-            _dir: dir,
+            _dir: None,
         }
     }
 

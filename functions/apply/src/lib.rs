@@ -69,7 +69,8 @@ pub async fn process(
     for (i, m) in messages.iter().enumerate() {
         let failed = match outcomes.get(i) {
             Some(Outcome::Done) => false,
-            Some(Outcome::Retry(after)) => {
+            // SQS counts every receive: a postponed message uses an attempt.
+            Some(Outcome::Retry(after) | Outcome::Postpone(after)) => {
                 if let Err(e) = queue.retry_after(&m.receipt, *after).await {
                     // It still comes back, after the queue's visibility timeout.
                     tracing::warn!(message_id = %m.id, error = %e, "could not set the retry delay");

@@ -220,7 +220,7 @@ fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
 async fn health(
     axum::extract::State(p): axum::extract::State<Arc<Platform>>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    match p.apply_queue.trouble() {
+    match p.apply_queue.trouble().or_else(|| p.store.trouble()) {
         None => Ok(axum::Json(serde_json::json!({"status": "ok"}))),
         Some(why) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -58,6 +58,11 @@ pub trait Queue: Send + Sync {
     async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
     /// Makes a received message visible again after `after` (at most [`MAX_VISIBILITY`]).
     async fn retry_after(&self, receipt: &str, after: Duration) -> Result<(), QueueError>;
+    /// `retry_after`, without counting the receive that got the message
+    /// where the queue can (the embedded one; SQS cannot).
+    async fn postpone(&self, receipt: &str, after: Duration) -> Result<(), QueueError> {
+        self.retry_after(receipt, after).await
+    }
     /// Moves a received message to the dead-letter queue now.
     async fn dead_letter(&self, message: &QueueMessage) -> Result<(), QueueError>;
     /// Receives from the dead-letter queue, hiding what it answers for `visibility`.

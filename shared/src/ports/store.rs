@@ -158,6 +158,18 @@ pub trait Store: Send + Sync {
     async fn sync(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Why writes fail now, when the store knows (the embedded store after
+    /// a failed disk write, until it has reopened its file).
+    fn trouble(&self) -> Option<String> {
+        None
+    }
+    /// Changes whenever writes answered but not yet durable may have been
+    /// lost (the embedded store reopened its file after a failed write): a
+    /// caller that defers writes reads it before its first and compares
+    /// after its `sync`.
+    fn generation(&self) -> u64 {
+        0
+    }
     /// Removes items whose expiry has passed, so that their space is
     /// reused; answers how many. Readers never see expired items anyway.
     /// Nothing to do where the store expires items itself (DynamoDB's TTL).

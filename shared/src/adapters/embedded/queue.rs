@@ -753,6 +753,28 @@ impl EmbeddedQueue {
         Ok(ids)
     }
 
+    /// Makes a received message visible again after `after`; `uncount`
+    /// takes back the receive that got it.
+    async fn hide(&self, receipt: &str, after: Duration, uncount: bool) -> Result<(), QueueError> {
+        let (id, count) = parse_receipt(receipt)?;
+        let at = self.now().saturating_add(micros(after.min(MAX_VISIBILITY)));
+        let seq = {
+            let mut s = self.lock()?;
+            match s.messages.by_id.get(&id) {
+                Some(m) if m.lane == Lane::Main && m.receive_count == count => {}
+                _ => return Err(QueueError::StaleReceipt),
+            }
+            let count = if uncount {
+                count.saturating_sub(1)
+            } else {
+                count
+            };
+            s.messages.set(id, Lane::Main, at, count, false);
+            s.append(&self.shared.work, set(id, Lane::Main, at, count), true)
+        };
+        self.settle(seq).await
+    }
+
     /// Moves message `id` to `lane`, visible at once and never received, if
     /// it is in lane `from` (and received `count` times, when given).
     async fn move_message(
@@ -937,18 +959,11 @@ impl Queue for EmbeddedQueue {
     }
 
     async fn retry_after(&self, receipt: &str, after: Duration) -> Result<(), QueueError> {
-        let (id, count) = parse_receipt(receipt)?;
-        let at = self.now().saturating_add(micros(after.min(MAX_VISIBILITY)));
-        let seq = {
-            let mut s = self.lock()?;
-            match s.messages.by_id.get(&id) {
-                Some(m) if m.lane == Lane::Main && m.receive_count == count => {}
-                _ => return Err(QueueError::StaleReceipt),
-            }
-            s.messages.set(id, Lane::Main, at, count, false);
-            s.append(&self.shared.work, set(id, Lane::Main, at, count), true)
-        };
-        self.settle(seq).await
+        self.hide(receipt, after, false).await
+    }
+
+    async fn postpone(&self, receipt: &str, after: Duration) -> Result<(), QueueError> {
+        self.hide(receipt, after, true).await
     }
 
     async fn dead_letter(&self, message: &QueueMessage) -> Result<(), QueueError> {
@@ -1025,8 +1040,8 @@ impl Queue for EmbeddedQueue {
 /// moved. Stopped part-way, it moves the same messages again next time, and
 /// replaying a message twice keeps it once.
 pub fn import_legacy(db: &Embedded, name: &str, log: &Path) -> Result<usize, EmbeddedError> {
-    use redb::{ReadableDatabase, ReadableTableMetadata, TableError};
-    let read = db.db.begin_read()?;
+    use redb::{ReadableTableMetadata, TableError};
+    let read = db.begin_read()?;
     let table = match read.open_table(codec::LEGACY_MESSAGES) {
         Ok(table) => table,
         Err(TableError::TableDoesNotExist(_)) => return Ok(0),
@@ -1091,7 +1106,7 @@ pub fn import_legacy(db: &Embedded, name: &str, log: &Path) -> Result<usize, Emb
             file.sync_all()
         })
         .map_err(|e| io_error(log, e))?;
-    let txn = db.db.begin_write()?;
+    let txn = db.database()?.begin_write()?;
     {
         let mut messages = txn.open_table(codec::LEGACY_MESSAGES)?;
         for k in &keys {
@@ -1241,6 +1256,40 @@ mod tests {
 
     /// A record whose checksum holds but that this build cannot read (a
     /// newer build's) stops the open; it is not cut off as a torn write.
+    /// A postponed message comes back without the receive that got it
+    /// counted, across a reopen too; a retried one keeps it.
+    #[tokio::test]
+    async fn a_postponed_receive_is_not_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.log");
+        let clock = TestClock::default();
+        let q = open(&path, &clock);
+        q.send("a".into(), Duration::ZERO).await.unwrap();
+        for _ in 0..5 {
+            let got = q
+                .receive(1, Duration::from_secs(30), Duration::ZERO)
+                .await
+                .unwrap();
+            assert_eq!(got[0].receive_count, 1);
+            q.postpone(&got[0].receipt, Duration::ZERO).await.unwrap();
+        }
+        drop(q);
+        let q = open(&path, &clock);
+        let got = q
+            .receive(1, Duration::from_secs(30), Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(got[0].receive_count, 1);
+        q.retry_after(&got[0].receipt, Duration::ZERO)
+            .await
+            .unwrap();
+        let got = q
+            .receive(1, Duration::from_secs(30), Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(got[0].receive_count, 2);
+    }
+
     #[tokio::test]
     async fn a_record_this_build_cannot_read_is_not_cut_off() {
         let dir = tempfile::tempdir().unwrap();
@@ -1449,7 +1498,7 @@ mod tests {
         assert!(std::fs::metadata(&log).unwrap().len() > GROW_BYTES);
         let (live, dead) = (Ulid::new(), Ulid::new());
         {
-            let txn = db.db.begin_write().unwrap();
+            let txn = db.database().unwrap().begin_write().unwrap();
             let mut t = txn.open_table(codec::LEGACY_MESSAGES).unwrap();
             let now = chrono::Utc::now().timestamp_micros();
             for (queue, id, body) in [("apply", live, "queued"), ("apply.dead", dead, "dead")] {

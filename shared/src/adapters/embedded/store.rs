@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -212,7 +212,7 @@ fn sweep_batch(
 impl Store for EmbeddedStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let k = item_key(key)?;
-        let txn = self.db.db.begin_read().map_err(EmbeddedError::from)?;
+        let txn = self.db.begin_read()?;
         let table = txn.open_table(ITEMS).map_err(EmbeddedError::from)?;
         let Some(v) = table.get(k.as_slice())? else {
             return Ok(None);
@@ -308,7 +308,7 @@ impl Store for EmbeddedStore {
             ),
         };
         let now = self.db.clock.now();
-        let txn = self.db.db.begin_read().map_err(EmbeddedError::from)?;
+        let txn = self.db.begin_read()?;
         let table = txn.open_table(ITEMS).map_err(EmbeddedError::from)?;
         let range = table.range::<&[u8]>((lo, hi))?;
         let iter: Box<dyn Iterator<Item = _>> = if q.reverse {
@@ -367,6 +367,14 @@ impl Store for EmbeddedStore {
 
     /// The next durable commit makes the deferred commits before it durable
     /// too; the writer makes one when it runs out of work, or soon after.
+    fn trouble(&self) -> Option<String> {
+        self.db.trouble()
+    }
+
+    fn generation(&self) -> u64 {
+        self.db.generation()
+    }
+
     async fn sync(&self) -> Result<(), StoreError> {
         Ok(self.db.sync().await?)
     }
@@ -488,7 +496,7 @@ mod tests {
         clock.advance(Duration::from_secs(11));
         assert_eq!(store.sweep_expired().await.unwrap(), 1);
         let raw = |k: &str| {
-            let txn = store.db.db.begin_read().unwrap();
+            let txn = store.db.begin_read().unwrap();
             let table = txn.open_table(ITEMS).unwrap();
             table
                 .get(item_key(&Key::new("p", k)).unwrap().as_slice())

@@ -1,9 +1,10 @@
-use redb::{Database, Durability};
+use redb::{Database, Durability, ReadableDatabase};
 
 use super::codec::Tables;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -64,9 +65,28 @@ enum Request {
 /// busy writer is not stopped by one for every batch the apply queue syncs.
 const SYNC_WINDOW: Duration = Duration::from_millis(5);
 
+/// Opens the database file again (after a write failed: redb then fails
+/// every later call until it is reopened).
+type Opener = Box<dyn FnMut() -> Result<Database, redb::DatabaseError> + Send>;
+
+/// How often a database that failed a write is tried again.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+/// What the writer and the readers share.
+#[derive(Default)]
+struct Current {
+    /// The open database; none while the writer reopens it.
+    db: RwLock<Option<Arc<Database>>>,
+    /// Why writes fail, while they do.
+    trouble: Mutex<Option<String>>,
+    /// Bumped by each reopen: writes answered but not yet durable before it
+    /// may be gone.
+    generation: AtomicU64,
+}
+
 /// One open database file, shared by the store and every queue on it.
 pub struct Embedded {
-    pub(super) db: Arc<Database>,
+    current: Arc<Current>,
     pub(super) clock: Arc<dyn Clock>,
     tx: Option<SyncSender<Request>>,
     thread: Option<JoinHandle<()>>,
@@ -77,32 +97,78 @@ impl Embedded {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| EmbeddedError::Db(e.to_string()))?;
         }
-        Self::on(Database::create(path)?, clock)
+        let path = path.to_path_buf();
+        Self::on(Box::new(move || Database::create(&path)), clock)
     }
 
-    /// The database on `backend` (a test's disk that can lose power, say).
-    pub fn open_on(
-        backend: impl redb::StorageBackend,
+    /// The database on the backends `backend` makes (a test's disk that can
+    /// lose power or fill up, say).
+    pub fn open_on<B: redb::StorageBackend>(
+        mut backend: impl FnMut() -> B + Send + 'static,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, EmbeddedError> {
-        Self::on(redb::Builder::new().create_with_backend(backend)?, clock)
+        Self::on(
+            Box::new(move || redb::Builder::new().create_with_backend(backend())),
+            clock,
+        )
     }
 
-    fn on(db: Database, clock: Arc<dyn Clock>) -> Result<Arc<Self>, EmbeddedError> {
-        let db = Arc::new(db);
+    fn on(mut open: Opener, clock: Arc<dyn Clock>) -> Result<Arc<Self>, EmbeddedError> {
+        let db = Arc::new(open()?);
         super::codec::create_tables(&db)?;
+        let current = Arc::new(Current::default());
+        *current.db.write().unwrap_or_else(PoisonError::into_inner) = Some(db.clone());
         let (tx, rx) = sync_channel::<Request>(MAX_GROUP * 4);
-        let writer_db = db.clone();
+        let writer = Writer {
+            open,
+            current: current.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("hookline-writer".into())
-            .spawn(move || write_loop(&writer_db, rx))
+            .spawn(move || write_loop(writer, db, rx))
             .map_err(|e| EmbeddedError::Db(e.to_string()))?;
         Ok(Arc::new(Self {
-            db,
+            current,
             clock,
             tx: Some(tx),
             thread: Some(thread),
         }))
+    }
+
+    /// The open database, unless it is being reopened after a failed write.
+    pub(super) fn database(&self) -> Result<Arc<Database>, EmbeddedError> {
+        let db = self
+            .current
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        db.ok_or_else(|| {
+            EmbeddedError::Db(format!(
+                "the store failed a write ({}); it is opened again by itself once it can be written",
+                self.trouble().unwrap_or_default()
+            ))
+        })
+    }
+
+    /// A snapshot to read from.
+    pub(super) fn begin_read(&self) -> Result<redb::ReadTransaction, EmbeddedError> {
+        Ok(self.database()?.begin_read()?)
+    }
+
+    /// Why writes fail now, if they do.
+    pub fn trouble(&self) -> Option<String> {
+        self.current
+            .trouble
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Changes whenever writes answered but not yet durable may have been
+    /// lost (the database was reopened after a write failed).
+    pub fn generation(&self) -> u64 {
+        self.current.generation.load(Ordering::Acquire)
     }
 
     /// Runs `f` in the next group commit and answers its result once the
@@ -191,8 +257,113 @@ impl Drop for Embedded {
     }
 }
 
-fn write_loop(db: &Database, rx: Receiver<Request>) {
-    let mut syncs: Vec<oneshot::Sender<Result<(), EmbeddedError>>> = Vec::new();
+/// How the writer thread opens its database again.
+struct Writer {
+    open: Opener,
+    current: Arc<Current>,
+}
+
+type SyncDone = oneshot::Sender<Result<(), EmbeddedError>>;
+
+impl Writer {
+    fn set_trouble(&self, why: Option<String>) {
+        *self
+            .current
+            .trouble
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = why;
+    }
+
+    fn troubled(&self) -> bool {
+        self.current
+            .trouble
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// Whether the database still takes writes after a group failed: a
+    /// failed disk write makes redb refuse every later one until reopened.
+    fn healthy(db: &Database) -> bool {
+        let probe = || -> Result<(), String> {
+            let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(|e| e.to_string())?;
+            txn.commit().map_err(|e| e.to_string())
+        };
+        probe().is_ok()
+    }
+
+    /// Closes the database that failed and opens it again, every second
+    /// until that works (space is back on a full disk, say); meanwhile every
+    /// request is refused. Writes not yet durable are gone: each sync waiting
+    /// is failed, and the generation bumped for callers that synced later.
+    /// Answers the database opened again, or none if the store closes first.
+    fn reopen(
+        &mut self,
+        mut db: Arc<Database>,
+        why: &str,
+        rx: &Receiver<Request>,
+        syncs: &mut Vec<SyncDone>,
+    ) -> Option<Arc<Database>> {
+        tracing::error!(error = why, "the store failed a write; reopening it");
+        let refuse = || EmbeddedError::Db(format!("the store failed a write ({why})"));
+        for done in syncs.drain(..) {
+            let _ = done.send(Err(refuse()));
+        }
+        self.current
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // Readers hold the database only to begin a read: it is soon ours
+        // alone, to close (the file lock goes with it).
+        loop {
+            match Arc::try_unwrap(db) {
+                Ok(alone) => {
+                    let _ = alone.close();
+                    break;
+                }
+                Err(shared) => {
+                    db = shared;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        loop {
+            match rx.recv_timeout(REOPEN_EVERY) {
+                Ok(Request::Write { job, .. }) => {
+                    let _ = job(Err(refuse().to_string()));
+                    continue;
+                }
+                Ok(Request::Sync(done)) => {
+                    let _ = done.send(Err(refuse()));
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            match (self.open)() {
+                Ok(db) => {
+                    let db = Arc::new(db);
+                    self.current.generation.fetch_add(1, Ordering::AcqRel);
+                    *self
+                        .current
+                        .db
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(db.clone());
+                    self.set_trouble(None);
+                    tracing::info!("the store takes writes again");
+                    return Some(db);
+                }
+                Err(error) => tracing::debug!(%error, "the store cannot be opened yet"),
+            }
+        }
+    }
+}
+
+fn write_loop(mut writer: Writer, mut db: Arc<Database>, rx: Receiver<Request>) {
+    let mut syncs: Vec<SyncDone> = Vec::new();
     // When the oldest of `syncs` arrived.
     let mut since = Instant::now();
     // Whether a commit since the last durable one is not durable yet.
@@ -239,25 +410,48 @@ fn write_loop(db: &Database, rx: Receiver<Request>) {
         if jobs.is_empty() && !durable {
             continue;
         }
-        let committed = commit_group(db, jobs, durable);
+        let committed = commit_group(&db, jobs, durable, &|why| {
+            if !Writer::healthy(&db) {
+                writer.set_trouble(Some(why.to_string()));
+            }
+        });
         if durable {
             for done in syncs.drain(..) {
                 let _ = done.send(committed.clone().map_err(EmbeddedError::Db));
             }
         }
         unsynced = !durable || committed.is_err();
+        if let Err(why) = committed
+            && writer.troubled()
+        {
+            match writer.reopen(db, &why, &rx, &mut syncs) {
+                Some(again) => db = again,
+                None => return,
+            }
+            unsynced = false;
+        }
     }
     // Closing makes what was left unsynced durable.
     if unsynced {
-        let _ = commit_group(db, Vec::new(), true);
+        let _ = commit_group(&db, Vec::new(), true, &|_| {});
     }
 }
 
-/// Runs the jobs in one transaction and answers how its commit went.
-fn commit_group(db: &Database, group: Vec<Job>, durable: bool) -> Result<(), String> {
+/// Runs the jobs in one transaction and answers how its commit went. On a
+/// failure, `failed` is told before any job is answered (so that the store's
+/// trouble is known to a caller by the time it hears of its failed write).
+fn commit_group(
+    db: &Database,
+    group: Vec<Job>,
+    durable: bool,
+    failed: &dyn Fn(&str),
+) -> Result<(), String> {
     let mut txn = match db.begin_write() {
         Ok(txn) => txn,
-        Err(e) => return Err(fail_all(group.into_iter(), &e.to_string())),
+        Err(e) => {
+            failed(&e.to_string());
+            return Err(fail_all(group.into_iter(), &e.to_string()));
+        }
     };
     // Writes that need no sync (receipts, deferred writes) are made durable by
     // the next durable commit.
@@ -267,6 +461,8 @@ fn commit_group(db: &Database, group: Vec<Job>, durable: bool) -> Result<(), Str
         Durability::None
     };
     if let Err(e) = txn.set_durability(durability) {
+        drop(txn);
+        failed(&e.to_string());
         return Err(fail_all(group.into_iter(), &e.to_string()));
     }
     let mut completions = Vec::with_capacity(group.len());
@@ -302,12 +498,16 @@ fn commit_group(db: &Database, group: Vec<Job>, durable: bool) -> Result<(), Str
         // A storage error part-way leaves the transaction in an unknown
         // state: abort it and fail every write of the group.
         let _ = txn.abort();
+        failed(&msg);
         for c in completions {
             c(Err(EmbeddedError::Db(msg.clone())));
         }
         return Err(fail_all(jobs, &msg));
     }
     let committed = txn.commit().map_err(|e| e.to_string());
+    if let Err(e) = &committed {
+        failed(e);
+    }
     for c in completions {
         c(committed.clone().map_err(EmbeddedError::Db));
     }
@@ -352,6 +552,55 @@ mod tests {
             .await
             .unwrap();
         assert!(store.get(&Key::new("p", "s")).await.unwrap().is_some());
+    }
+
+    /// A disk that fills up fails the store's writes and makes it say why;
+    /// once space is back the store reopens its file by itself, keeps what
+    /// was durable, and a caller whose deferred write was lost can tell.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_full_disk_the_store_reopens_by_itself() {
+        let disk = crate::testkit::power::Disk::new();
+        let opener = disk.clone();
+        let db =
+            Embedded::open_on(move || opener.backend(), Arc::new(TestClock::default())).unwrap();
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::new(db));
+        let deferred = store.deferred().unwrap();
+        let put = |sk: &str| Put::new(Key::new("p", sk), serde_json::json!({"sk": sk}));
+        store.put(put("before")).await.unwrap();
+        assert_eq!(store.trouble(), None);
+        let generation = store.generation();
+
+        disk.set_full(true);
+        deferred.put(put("deferred")).await.unwrap();
+        let synced = deferred.sync().await;
+        assert!(store.put(put("while full")).await.is_err());
+        let why = store.trouble().expect("the store says why it fails");
+        assert!(why.contains("space"), "{why}");
+
+        disk.set_full(false);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while store.trouble().is_some() {
+            assert!(std::time::Instant::now() < deadline, "the store reopened");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        store.put(put("after")).await.unwrap();
+        for sk in ["before", "after"] {
+            assert!(
+                store.get(&Key::new("p", sk)).await.unwrap().is_some(),
+                "{sk}"
+            );
+        }
+        assert!(
+            store
+                .get(&Key::new("p", "while full"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_ne!(store.generation(), generation, "a reopen changes it");
+        // The deferred write is durable, or its writer was told it may not be.
+        let kept = store.get(&Key::new("p", "deferred")).await.unwrap();
+        assert!(kept.is_some() || synced.is_err(), "{synced:?}");
     }
 
     /// A writer kept busy by deferred writes still answers every sync, each
