@@ -3,8 +3,10 @@
 
 use clap::{Args, Parser, Subcommand};
 use hookline::Platform;
+use hookline::adapters::embedded::DataDir;
 use hookline::apply::ApplyHandler;
 use hookline::config::Settings;
+use hookline::platform::APPLY_MAX_RECEIVES;
 use hookline::ports::SystemClock;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::sync::watch;
 
+mod control;
 mod server;
 
 // glibc's allocator was a quarter of the ingest path's CPU (frees on other
@@ -36,6 +39,19 @@ struct Cli {
 enum Command {
     /// Run the whole platform: HTTP faces, queue workers, embedded store.
     Serve(ServeArgs),
+    /// Copy a data directory (store and queues) into DIR, consistently, while
+    /// its server runs (or when none does); `hookline serve --data-dir DIR`
+    /// starts from the copy.
+    Backup(BackupArgs),
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// Where the copy goes: a new or empty directory.
+    dir: PathBuf,
+    /// The data directory to copy.
+    #[arg(long, env = "HOOKLINE_DATA_DIR", default_value = "./.hookline")]
+    data_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -79,14 +95,18 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match cli.command {
-        Command::Serve(args) => match runtime.block_on(serve(args, apply_runtime.handle())) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hookline: {e}");
-                ExitCode::FAILURE
-            }
-        },
+    let done = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args, apply_runtime.handle())),
+        Command::Backup(args) => control::backup(&args.data_dir, &args.dir).map(|done| {
+            println!("{done}");
+        }),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hookline: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -110,13 +130,15 @@ fn lower_priority() {
 async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Result<(), String> {
     let mut settings = Settings::from_env()?;
     settings.allow_private_targets |= args.allow_private_targets;
-    let platform =
-        Platform::embedded(&args.data_dir, settings, Arc::new(SystemClock)).map_err(|e| {
-            format!(
-                "cannot open the data directory {}: {e}",
-                args.data_dir.display()
-            )
-        })?;
+    let clock = Arc::new(SystemClock);
+    let data = DataDir::open(&args.data_dir, APPLY_MAX_RECEIVES, clock.clone()).map_err(|e| {
+        format!(
+            "cannot open the data directory {}: {e}",
+            args.data_dir.display()
+        )
+    })?;
+    let data = Arc::new(data);
+    let platform = Platform::on_data_dir(&data, settings, clock);
     let configured = std::env::var("HOOKLINE_ADMIN_KEY")
         .ok()
         .filter(|k| !k.trim().is_empty());
@@ -160,6 +182,17 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
         handler.clone(),
         stopped.clone(),
     ));
+    let control = match control::listen(&args.data_dir) {
+        Ok(listener) => Some(tokio::spawn(control::serve(
+            listener,
+            data.clone(),
+            stopped.clone(),
+        ))),
+        Err(error) => {
+            tracing::warn!(%error, "no control socket: `hookline backup` needs this server stopped");
+            None
+        }
+    };
     let app = hookline::http::router(platform.clone());
     let mut limits = server::Limits::for_open_files(server::open_files());
     limits.header_timeout = platform.settings.header_timeout;
@@ -177,8 +210,13 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
     }
     let _ = drainer.await;
     let _ = sweeper.await;
+    if let Some(control) = control {
+        let _ = control.await;
+        let _ = std::fs::remove_file(args.data_dir.join(control::SOCKET));
+    }
     drop(handler);
     drop(platform);
+    drop(data);
     println!("hookline stopped");
     Ok(())
 }

@@ -5,9 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::adapters::embedded::{
-    Embedded, EmbeddedError, EmbeddedQueue, EmbeddedStore, import_legacy,
-};
+use crate::adapters::embedded::{DataDir, EmbeddedError, EmbeddedStore};
 use crate::config::Settings;
 use crate::egress::Egress;
 use crate::ports::{Clock, Queue, Store};
@@ -74,16 +72,14 @@ impl Platform {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, EmbeddedError> {
-        let db = Embedded::open(&data_dir.join("hookline.redb"), clock.clone())?;
-        let apply_log = data_dir.join("queues").join("apply.log");
-        import_legacy(&db, "apply", &apply_log)?;
-        let store = Arc::new(EmbeddedStore::new(db));
-        let apply = Arc::new(EmbeddedQueue::open(
-            &apply_log,
-            APPLY_MAX_RECEIVES,
-            clock.clone(),
-        )?);
-        Ok(Self::new(store, apply, clock, settings))
+        let data = DataDir::open(data_dir, APPLY_MAX_RECEIVES, clock.clone())?;
+        Ok(Self::on_data_dir(&data, settings, clock))
+    }
+
+    /// The platform on an open data directory.
+    pub fn on_data_dir(data: &DataDir, settings: Settings, clock: Arc<dyn Clock>) -> Arc<Self> {
+        let store = Arc::new(EmbeddedStore::new(data.db.clone()));
+        Self::new(store, data.apply.clone(), clock, settings)
     }
 
     /// An embedded platform on disks that can lose power (`testkit::power`).
@@ -94,6 +90,7 @@ impl Platform {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, EmbeddedError> {
+        use crate::adapters::embedded::{Embedded, EmbeddedQueue};
         let db = Embedded::open_on(
             {
                 let store = store.clone();

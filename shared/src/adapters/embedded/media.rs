@@ -6,6 +6,29 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+/// Writes `bytes` as the new file `path` (refused if it exists), durably:
+/// the file and its directory entry are synced. A file cut short is removed.
+pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let written = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    })();
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e);
+    }
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 pub trait LogMedium: Send + 'static {
     /// Everything the medium holds, from the start.
     fn read_all(&mut self) -> std::io::Result<Vec<u8>>;

@@ -7,11 +7,13 @@
 //! the writer. Queues do the same with appends to their log (`queue`).
 
 mod codec;
+mod data_dir;
 pub mod media;
 mod queue;
 mod store;
 mod writer;
 
+pub use data_dir::{APPLY_LOG, Copied, DataDir, STORE_FILE};
 pub use queue::{EmbeddedQueue, import_legacy, replay_image};
 pub use store::EmbeddedStore;
 pub use writer::{Embedded, EmbeddedError};

@@ -77,6 +77,11 @@ struct Messages {
 }
 
 impl Messages {
+    /// A copy of every message (bodies shared).
+    fn live(&self) -> Vec<(u128, Message)> {
+        self.by_id.iter().map(|(id, m)| (*id, m.clone())).collect()
+    }
+
     fn put(&mut self, id: u128, m: Message) {
         let (lane, at, len) = (m.lane, m.visible_at, put_len(&m.body));
         // One search of the tree: a send's id is new, a replayed one may not be.
@@ -528,6 +533,15 @@ fn recover(shared: &Shared, log: &mut Log) -> bool {
     }
 }
 
+/// A log that holds `live` and nothing else.
+fn snapshot(live: Vec<(u128, Message)>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (id, m) in live {
+        Record::Put { id, m }.encode(&mut bytes);
+    }
+    bytes
+}
+
 /// Rewrites the log as the live messages. Records appended meanwhile wait in
 /// `pending` and go to the new log after the snapshot.
 fn compact(shared: &Shared, log: &mut Log) -> std::io::Result<()> {
@@ -536,20 +550,10 @@ fn compact(shared: &Shared, log: &mut Log) -> std::io::Result<()> {
         // What is pending is in the snapshot already.
         s.pending.clear();
         let durable = std::mem::take(&mut s.pending_durable);
-        let live: Vec<(u128, Message)> = s
-            .messages
-            .by_id
-            .iter()
-            .map(|(id, m)| (*id, m.clone()))
-            .collect();
-        (live, s.appended, durable)
+        (s.messages.live(), s.appended, durable)
     };
     let before = log.len;
-    let mut snapshot = Vec::new();
-    for (id, m) in live {
-        Record::Put { id, m }.encode(&mut snapshot);
-    }
-    log.replace(&snapshot)?;
+    log.replace(&snapshot(live))?;
     tracing::info!(before, after = log.len, "queue log compacted");
     if durable {
         shared.synced.send_modify(|s| s.seq = seq);
@@ -663,6 +667,17 @@ impl EmbeddedQueue {
             max_receives: max_receives.max(1),
             writer: Some(writer),
         })
+    }
+
+    /// Writes every message the queue holds now (both lanes) as a log of
+    /// its own at `path`, a new file, durably: a backup, which `open`
+    /// takes as it takes its own log (messages received meanwhile are
+    /// visible again at once). Answers how many messages it holds.
+    pub fn copy_to(&self, path: &Path) -> std::io::Result<usize> {
+        let live = self.shared.lock().messages.live();
+        let count = live.len();
+        super::media::write_new(path, &snapshot(live))?;
+        Ok(count)
     }
 
     /// The state, unless the log has failed.

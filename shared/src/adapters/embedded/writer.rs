@@ -37,7 +37,8 @@ db_error_from!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::SetDurabilityError
 );
 
 /// A write to run inside the group's transaction. It must check its own

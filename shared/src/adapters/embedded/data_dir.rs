@@ -1,0 +1,155 @@
+//! A data directory: the store's file and the apply queue's log, opened
+//! together by one process, and copied together by a backup.
+
+use redb::{Database, Durability, ReadableTable, TableDefinition};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::codec::{COUNTERS, EXPIRY, ITEMS};
+use super::{Embedded, EmbeddedError, EmbeddedQueue, import_legacy};
+use crate::ports::Clock;
+
+/// The store's file in a data directory.
+pub const STORE_FILE: &str = "hookline.redb";
+/// The apply queue's log in a data directory.
+pub const APPLY_LOG: &str = "queues/apply.log";
+
+pub struct DataDir {
+    pub path: PathBuf,
+    pub db: Arc<Embedded>,
+    pub apply: Arc<EmbeddedQueue>,
+}
+
+/// What a backup copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Copied {
+    /// Items, counters and index entries of the store.
+    pub entries: u64,
+    /// Messages of the apply queue (and its dead letters).
+    pub messages: usize,
+}
+
+/// Entries a backup writes per transaction of the copy.
+const COPY_BATCH: usize = 10_000;
+
+impl DataDir {
+    /// Opens (or creates) the data directory at `path`; one process at a
+    /// time. An apply message is dead-lettered after `max_receives`.
+    pub fn open(
+        path: &Path,
+        max_receives: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, EmbeddedError> {
+        let db = Embedded::open(&path.join(STORE_FILE), clock.clone())?;
+        let apply_log = path.join(APPLY_LOG);
+        import_legacy(&db, "apply", &apply_log)?;
+        let apply = EmbeddedQueue::open(&apply_log, max_receives, clock)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            db,
+            apply: Arc::new(apply),
+        })
+    }
+
+    /// Copies the data directory, while it serves, into `to` (new, or an
+    /// empty directory), as a data directory `open` takes. The queue is
+    /// copied first, then the store as one snapshot: a request accepted
+    /// before the backup began is in the queue's copy, or was applied and
+    /// left the queue before it, its writes made durable first and so in
+    /// the store's later snapshot. One may be in both; applying a request
+    /// again has the effect of once. A failed backup removes what it wrote.
+    pub fn backup(&self, to: &Path) -> Result<Copied, String> {
+        match std::fs::read_dir(to) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(format!(
+                        "{} is not empty: a backup goes into a new or empty directory",
+                        to.display()
+                    ));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{}: {e}", to.display())),
+        }
+        std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+        let copied = (|| {
+            let messages = self
+                .apply
+                .copy_to(&to.join(APPLY_LOG))
+                .map_err(|e| format!("copying the apply queue: {e}"))?;
+            let entries = self
+                .db
+                .copy_to(&to.join(STORE_FILE))
+                .map_err(|e| format!("copying the store: {e}"))?;
+            Ok(Copied { entries, messages })
+        })();
+        if copied.is_err() {
+            let _ = std::fs::remove_file(to.join(STORE_FILE));
+            let _ = std::fs::remove_dir_all(to.join("queues"));
+        }
+        copied
+    }
+}
+
+impl Embedded {
+    /// Writes one snapshot of every table into a new database file at
+    /// `path`; answers how many entries it holds. Writes go on meanwhile.
+    pub fn copy_to(&self, path: &Path) -> Result<u64, EmbeddedError> {
+        if path.exists() {
+            return Err(EmbeddedError::Db(format!("{} exists", path.display())));
+        }
+        let read = self.begin_read()?;
+        let target = Database::create(path)?;
+        let mut copied = 0;
+        for table in [ITEMS, COUNTERS] {
+            copied += copy_table(&read, &target, table, |t, k, v: &[u8]| {
+                t.insert(k, v).map(drop)
+            })?;
+        }
+        copied += copy_table(&read, &target, EXPIRY, |t, k, _: ()| {
+            t.insert(k, ()).map(drop)
+        })?;
+        // The batches were committed without syncs: one durable commit.
+        let mut txn = target.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.commit()?;
+        Ok(copied)
+    }
+}
+
+/// Copies `table` from `read` into `target`, in batches.
+fn copy_table<V: redb::Value + 'static>(
+    read: &redb::ReadTransaction,
+    target: &Database,
+    table: TableDefinition<&'static [u8], V>,
+    insert: impl Fn(
+        &mut redb::Table<'_, &'static [u8], V>,
+        &[u8],
+        V::SelfType<'_>,
+    ) -> Result<(), redb::StorageError>,
+) -> Result<u64, EmbeddedError> {
+    let source = match read.open_table(table) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut entries = source.iter()?.peekable();
+    let mut copied = 0;
+    loop {
+        let mut txn = target.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        {
+            let mut out = txn.open_table(table)?;
+            for _ in 0..COPY_BATCH {
+                let Some(entry) = entries.next() else { break };
+                let (k, v) = entry?;
+                insert(&mut out, k.value(), v.value())?;
+                copied += 1;
+            }
+        }
+        txn.commit()?;
+        if entries.peek().is_none() {
+            return Ok(copied);
+        }
+    }
+}
