@@ -7,7 +7,7 @@ mod support;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::Admin;
 
 /// Runs `hookline backup <to> --data-dir <data>`; answers success and output.
@@ -27,25 +27,6 @@ async fn backup(data: &std::path::Path, to: &std::path::Path) -> (bool, String) 
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
-}
-
-async fn wait_applied(a: &Admin, trigger: &str, requests: &[String]) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    for request in requests {
-        loop {
-            let (status, v) = a
-                .get(&format!("/v1/triggers/{trigger}/requests/{request}"))
-                .await;
-            if status == 200 && v["status"] == "applied" {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "request {request} not applied: {status} {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +87,7 @@ async fn a_backup_taken_under_load_restores_every_request_answered_before_it() {
 
     // The copy serves, and applies what it holds queued.
     let restored = Admin::start_in(&copy);
-    wait_applied(&restored, &id, &before).await;
+    restored.all_applied(&id, &before).await;
     let (status, _) = restored.server.stop();
     assert!(status.success());
 
@@ -116,5 +97,5 @@ async fn a_backup_taken_under_load_restores_every_request_answered_before_it() {
     assert!(ok, "{out}");
     let a = Admin::start_in(&offline);
     let every: Vec<String> = accepted.lock().unwrap().clone();
-    wait_applied(&a, &id, &every).await;
+    a.all_applied(&id, &every).await;
 }

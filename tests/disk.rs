@@ -149,22 +149,7 @@ async fn a_full_disk_refuses_with_503_then_recovers_by_itself_losing_nothing() {
     }
 
     // Every request answered 200, before, during and after, is applied.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    for request in &accepted {
-        loop {
-            let (status, v) = a
-                .get(&format!("/v1/triggers/{id}/requests/{request}"))
-                .await;
-            if status == 200 && v["status"] == "applied" {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "request {request} not applied: {status} {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+    a.all_applied(&id, &accepted).await;
     let (dead, v) = a.get("/v1/dead-letters").await;
     assert_eq!(dead, 200, "{v}");
     assert_eq!(v["data"], json!([]), "nothing was dead-lettered: {v}");

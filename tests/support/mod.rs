@@ -233,6 +233,29 @@ impl Admin {
     }
 }
 
+impl Admin {
+    /// Waits until every one of `requests` to `trigger` is applied (two
+    /// minutes at most in all).
+    pub async fn all_applied(&self, trigger: &str, requests: &[String]) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        for request in requests {
+            loop {
+                let (status, v) = self
+                    .get(&format!("/v1/triggers/{trigger}/requests/{request}"))
+                    .await;
+                if status == 200 && v["status"] == "applied" {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "request {request} not applied: {status} {v}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 pub async fn answer(resp: reqwest::Response) -> (u16, serde_json::Value) {
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await.unwrap();
