@@ -142,12 +142,9 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
     let configured = std::env::var("HOOKLINE_ADMIN_KEY")
         .ok()
         .filter(|k| !k.trim().is_empty());
-    if let Some(key) = &configured {
-        hookline::accounts::check_configured_key(key)?;
-    }
     let generated = hookline::accounts::ensure_default(&platform, configured.as_deref())
         .await
-        .map_err(|e| format!("cannot set up the default account: {e}"))?;
+        .map_err(|e| e.to_string())?;
     if let Some(key) = generated {
         // Printed once, to the terminal only: it is stored hashed and cannot be shown again.
         println!("Admin key of the default account (shown once; keep it): {key}");

@@ -60,27 +60,32 @@ pub fn generate_key(prefix: &str) -> String {
 /// too long to guess.
 pub const MIN_CONFIGURED_KEY: usize = 16;
 
-/// Refuses a chosen admin key too short to be kept as a fast hash.
-pub fn check_configured_key(key: &str) -> Result<(), String> {
-    let len = key.trim().chars().count();
-    if len < MIN_CONFIGURED_KEY {
-        return Err(format!(
-            "HOOKLINE_ADMIN_KEY is {len} characters; use at least {MIN_CONFIGURED_KEY} (or leave it unset to have one generated)"
-        ));
-    }
-    Ok(())
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(
+        "HOOKLINE_ADMIN_KEY is {0} characters; use at least {MIN_CONFIGURED_KEY} (or leave it unset to have one generated)"
+    )]
+    KeyTooShort(usize),
+    #[error("cannot set up the default account: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// Makes sure the default account exists with an admin key, and answers the
 /// key when it was generated now (to be shown once). With `configured`, that
-/// key becomes the admin key, replacing an earlier one.
+/// key becomes the admin key, replacing an earlier one; a key too short to
+/// be kept as a fast hash is refused.
 pub async fn ensure_default(
     platform: &Platform,
     configured: Option<&str>,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<String>, SetupError> {
     // Clients' keys are read trimmed, so a configured key is too (one read
     // from a file often ends in a newline).
     let configured = configured.map(str::trim).filter(|k| !k.is_empty());
+    if let Some(key) = configured
+        && key.chars().count() < MIN_CONFIGURED_KEY
+    {
+        return Err(SetupError::KeyTooShort(key.chars().count()));
+    }
     let store = &platform.store;
     let existing = store.get(&keys::account(DEFAULT_ACCOUNT)).await?;
     let current: Option<Account> = existing
@@ -131,7 +136,7 @@ pub async fn ensure_default(
     match store.write_all(writes).await {
         Ok(()) => Ok(generated.then_some(key)),
         Err(StoreError::Conflict) => Ok(None),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -185,11 +190,19 @@ pub async fn authenticate(platform: &Platform, key: &str) -> Result<String, ApiE
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_chosen_key_must_be_long_enough() {
-        assert!(check_configured_key("dev-admin-key-change-me").is_ok());
-        let e = check_configured_key(" short-key-15-ch \n").unwrap_err();
+    #[tokio::test]
+    async fn a_chosen_key_must_be_long_enough() {
+        let (platform, _dir) = Platform::for_tests().await;
+        let e = ensure_default(&platform, Some(" short-key-15-ch \n"))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("15 characters") && e.contains("16"), "{e}");
+        assert!(
+            ensure_default(&platform, Some("dev-admin-key-change-me"))
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]

@@ -249,6 +249,8 @@ async fn send_again(p: &Platform, a: &str, letter: &DeadLetter) -> Result<&'stat
         match crate::triggers::routes::send_again(p, a.to_string(), trigger.clone(), request).await
         {
             Ok(_) => return Ok("queued"),
+            // The log lost its payload: the dead letter still has it, below.
+            Err(e) if e.code == "payload_not_kept" => {}
             // Applied since: nothing to do.
             Err(e) if e.status == StatusCode::CONFLICT => return Ok("dropped"),
             // No record (or no trigger): sent as it was, below; applying

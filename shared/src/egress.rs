@@ -49,16 +49,34 @@ impl Egress {
         self.allow_private
     }
 
-    /// A request to be sent with [`Egress::send`].
-    pub fn request(&self, method: reqwest::Method, url: reqwest::Url) -> reqwest::RequestBuilder {
-        self.client.request(method, url)
-    }
-
+    /// Sends a `method` request to `url`, shaped by `build` (headers, body,
+    /// query). The request is built and checked here: no caller holds a
+    /// plain `reqwest` builder whose own `send` would skip the URL check.
+    ///
+    /// ```no_run
+    /// # async fn call(egress: hookline::egress::Egress) {
+    /// let url = reqwest::Url::parse("https://example.com/hook").unwrap();
+    /// let answer = egress
+    ///     .send(reqwest::Method::POST, url, |b| b.body("{}"))
+    ///     .await;
+    /// # }
+    /// ```
+    ///
+    /// ```compile_fail
+    /// // There is no way to a raw builder: this does not compile.
+    /// let egress = hookline::egress::Egress::new(false, std::time::Duration::from_secs(1));
+    /// let url = reqwest::Url::parse("http://169.254.169.254/").unwrap();
+    /// let _unchecked = egress.request(reqwest::Method::GET, url).send();
+    /// ```
     pub async fn send(
         &self,
-        request: reqwest::RequestBuilder,
+        method: reqwest::Method,
+        url: reqwest::Url,
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, EgressError> {
-        let request = request.build()?;
+        self.check_url(&url)?;
+        let request = build(self.client.request(method, url)).build()?;
+        // `build` may not change where it goes.
         self.check_url(request.url())?;
         Ok(self.client.execute(request).await?)
     }
@@ -288,7 +306,7 @@ mod tests {
         };
 
         let err = strict
-            .send(strict.request(reqwest::Method::GET, url("127.0.0.1", "/")))
+            .send(reqwest::Method::GET, url("127.0.0.1", "/"), |b| b)
             .await
             .unwrap_err();
         assert!(
@@ -297,7 +315,7 @@ mod tests {
         );
         // A name that resolves to loopback is refused by the resolver.
         let err = strict
-            .send(strict.request(reqwest::Method::GET, url("localhost", "/")))
+            .send(reqwest::Method::GET, url("localhost", "/"), |b| b)
             .await
             .unwrap_err();
         assert!(
@@ -306,13 +324,15 @@ mod tests {
         );
 
         let ok = open
-            .send(open.request(reqwest::Method::GET, url("localhost", "/")))
+            .send(reqwest::Method::GET, url("localhost", "/"), |b| b)
             .await
             .unwrap();
         assert_eq!(ok.text().await.unwrap(), "hello");
         // Redirects are answered, not followed.
         let r = open
-            .send(open.request(reqwest::Method::GET, url("127.0.0.1", "/redirect")))
+            .send(reqwest::Method::GET, url("127.0.0.1", "/redirect"), |b| {
+                b.header("x-test", "1")
+            })
             .await
             .unwrap();
         assert_eq!(r.status(), 302);

@@ -16,7 +16,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         .ok()
         .filter(|k| !k.trim().is_empty())
         .ok_or("HOOKLINE_ADMIN_KEY is not set")?;
-    hookline::accounts::check_configured_key(&key)?;
     hookline::accounts::ensure_default(&platform, Some(&key)).await?;
     lambda_http::run(hookline::http::admin_router(platform)).await
 }

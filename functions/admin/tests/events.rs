@@ -11,7 +11,7 @@ fn event(json: &str) -> lambda_http::Request {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_events_create_and_list() {
     let platform = hookline::testkit::moto::aws::platform().await;
-    hookline::accounts::ensure_default(&platform, Some("test-admin-key"))
+    hookline::accounts::ensure_default(&platform, Some("test-admin-key-0123456789"))
         .await
         .unwrap();
     let router = hookline::http::admin_router(platform);
@@ -34,8 +34,8 @@ async fn admin_events_create_and_list() {
     assert_eq!(page["next_cursor"], Value::Null);
 
     // The same event with another key is refused.
-    let wrong =
-        include_str!("../../../events/admin-list-lists.json").replace("test-admin-key", "wrong");
+    let wrong = include_str!("../../../events/admin-list-lists.json")
+        .replace("test-admin-key-0123456789", "wrong-admin-key-0123456789");
     let (status, body) = call(&router, event(&wrong)).await;
     assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], "unauthorized");

@@ -42,7 +42,10 @@ pub trait Queue: Send + Sync {
     /// Sends one message, visible after `delay` (at most [`MAX_DELAY`]), and
     /// answers its id once it is durably queued.
     async fn send(&self, body: String, delay: Duration) -> Result<String, QueueError>;
-    /// Sends several messages; all are queued or the call fails.
+    /// Sends several messages; answers their ids, in order, once every one
+    /// is queued. On an error some may be queued already (SQS cannot take
+    /// a batch back; the embedded queue queues all or none): the caller
+    /// sends the whole again, so its messages must be safe to apply twice.
     async fn send_batch(
         &self,
         messages: Vec<(String, Duration)>,

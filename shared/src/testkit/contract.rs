@@ -571,8 +571,17 @@ pub async fn queue_dead_letter_after_max_receives(queue: Arc<dyn Queue>) {
     assert_eq!(queue.redrive(10).await.unwrap(), 0);
 }
 
+/// 25 messages, two of them 600 KB: more than one SQS batch takes by count
+/// (10) and by size (1 MiB).
 pub async fn queue_send_batch(queue: Arc<dyn Queue>) {
-    let bodies: Vec<_> = (0..25).map(|i| (format!("m{i}"), Duration::ZERO)).collect();
+    let body = |i: usize| {
+        if i == 3 || i == 4 {
+            format!("m{i}{}", "x".repeat(600_000))
+        } else {
+            format!("m{i}")
+        }
+    };
+    let bodies: Vec<_> = (0..25).map(|i| (body(i), Duration::ZERO)).collect();
     let ids = queue.send_batch(bodies).await.unwrap();
     assert_eq!(ids.len(), 25);
     let got = receive_n(
@@ -584,7 +593,7 @@ pub async fn queue_send_batch(queue: Arc<dyn Queue>) {
     .await;
     let bodies: HashSet<_> = got.iter().map(|m| m.body.clone()).collect();
     assert_eq!(got.len(), 25, "each message once");
-    assert_eq!(bodies, (0..25).map(|i| format!("m{i}")).collect());
+    assert_eq!(bodies, (0..25).map(body).collect());
     let too_big = "x".repeat(crate::ports::queue::MAX_MESSAGE_BYTES + 1);
     assert!(queue.send(too_big, Duration::ZERO).await.is_err());
 }

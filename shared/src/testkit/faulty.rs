@@ -33,6 +33,16 @@ impl Faulty {
         }
         Ok(())
     }
+
+    /// The faults of a put, alone or in a `write_all`.
+    fn putting(&self, put: &Put) -> Result<(), StoreError> {
+        if let Fault::Panics(marker) = self.1
+            && (put.key.pk.contains(marker) || put.key.sk.contains(marker))
+        {
+            panic!("injected panic writing {}", put.key.sk);
+        }
+        self.fails(Fault::Puts)
+    }
 }
 
 #[async_trait]
@@ -42,12 +52,7 @@ impl Store for Faulty {
         self.0.get(key).await
     }
     async fn put(&self, put: Put) -> Result<u64, StoreError> {
-        if let Fault::Panics(marker) = self.1
-            && (put.key.pk.contains(marker) || put.key.sk.contains(marker))
-        {
-            panic!("injected panic writing {}", put.key.sk);
-        }
-        self.fails(Fault::Puts)?;
+        self.putting(&put)?;
         self.0.put(put).await
     }
     async fn delete(&self, key: &Key, cond: Cond) -> Result<(), StoreError> {
@@ -69,6 +74,11 @@ impl Store for Faulty {
     }
     async fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         self.fails(Fault::Everything)?;
+        for write in &writes {
+            if let Write::Put(put) = write {
+                self.putting(put)?;
+            }
+        }
         self.0.write_all(writes).await
     }
     fn deferred(&self) -> Option<Arc<dyn Store>> {
@@ -86,5 +96,26 @@ impl Store for Faulty {
     async fn sweep_expired(&self) -> Result<usize, StoreError> {
         self.fails(Fault::Everything)?;
         self.0.sweep_expired().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::Cond;
+
+    /// A put fails alone and inside an all-or-nothing write; deletes do not.
+    #[tokio::test]
+    async fn failing_puts_fail_in_write_all_too() {
+        let (platform, _dir) = crate::Platform::for_tests().await;
+        let store = Faulty(platform.store.clone(), Fault::Puts);
+        let put = || Put::new(crate::ports::Key::new("p", "s"), serde_json::json!({}));
+        assert!(store.put(put()).await.is_err());
+        assert!(store.write_all(vec![Write::Put(put())]).await.is_err());
+        let delete = Write::Delete {
+            key: crate::ports::Key::new("p", "s"),
+            cond: Cond::Any,
+        };
+        store.write_all(vec![delete]).await.unwrap();
     }
 }

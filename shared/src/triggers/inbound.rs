@@ -62,6 +62,10 @@ pub struct RequestRecord {
     pub attempts: u32,
     pub idempotency_key: Option<String>,
     pub payload: Map<String, Value>,
+    /// The payload was too large to keep beside the rest of the record: it
+    /// cannot be replayed from the log (only sent again by its sender).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub payload_omitted: bool,
 }
 
 impl RequestRecord {
@@ -80,6 +84,7 @@ impl RequestRecord {
             attempts: m.attempt,
             idempotency_key: m.idempotency_key.clone(),
             payload: m.payload.clone(),
+            payload_omitted: false,
         }
     }
 }
@@ -147,7 +152,7 @@ pub async fn give_up(p: &Platform, m: &Inbound, attempts: u32) -> Result<(), Sto
 }
 
 /// Writes the request's record, without its payload should both not fit.
-async fn save(
+pub(super) async fn save(
     p: &Platform,
     record_key: crate::ports::Key,
     mut record: RequestRecord,
@@ -175,6 +180,7 @@ async fn save(
                 "omitted".to_string(),
                 json!("the payload is too large to keep in the log"),
             )]);
+            record.payload_omitted = true;
             let body = serde_json::to_value(&record).expect("serialisable");
             p.store
                 .put(Put::new(record_key, body).when(cond).expires(expires))
@@ -419,6 +425,47 @@ pub fn render(template: &str, c: &Contact) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failed request whose record was too large to keep its payload is
+    /// not replayed with the placeholder in its place.
+    #[tokio::test]
+    async fn a_request_logged_without_its_payload_is_not_replayed() {
+        let (p, _dir) = Platform::for_tests().await;
+        let input = crate::triggers::TriggerInput {
+            name: Some("T".into()),
+            ..Default::default()
+        };
+        let (trigger, _) = crate::triggers::create(&p, "acc_test", input)
+            .await
+            .unwrap();
+        let m = Inbound {
+            account: "acc_test".into(),
+            trigger_id: trigger.id.clone(),
+            request_id: crate::ids::new_id("req"),
+            received_at: p.clock.now(),
+            payload: Map::from_iter([("big".to_string(), json!("x".repeat(450_000)))]),
+            idempotency_key: None,
+            body_sha256: None,
+            attempt: 1,
+        };
+        let mut record = RequestRecord::new(&p, &m);
+        record.status = Status::Failed;
+        let key = crate::keys::trigger_request("acc_test", &trigger.id, &m.request_id);
+        save(&p, key.clone(), record, Cond::Any).await.unwrap();
+        let kept: RequestRecord =
+            serde_json::from_value(p.store.get(&key).await.unwrap().unwrap().body).unwrap();
+        assert!(kept.payload_omitted && !kept.payload.contains_key("big"));
+
+        let refused = super::super::routes::send_again(
+            &p,
+            "acc_test".into(),
+            trigger.id.clone(),
+            &m.request_id,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(refused.code, "payload_not_kept", "{}", refused.message);
+    }
 
     fn actions(v: Value) -> Vec<Action> {
         serde_json::from_value(v).unwrap()

@@ -294,6 +294,13 @@ pub(crate) async fn send_again(
             "only a failed request can be replayed; this one was applied",
         ));
     }
+    if record.payload_omitted {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "payload_not_kept",
+            "the payload was too large to keep in the request log, so it cannot be replayed; have its sender send it again",
+        ));
+    }
     let attempt = record.attempts + 1;
     let message = ApplyMessage::Inbound(Inbound {
         account: a,

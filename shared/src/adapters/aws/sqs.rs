@@ -19,7 +19,79 @@ pub struct SqsQueue {
     max_receives: u32,
 }
 
+/// SQS's ceilings on one `SendMessageBatch`: entries, and their bodies' bytes.
+const BATCH_ENTRIES: usize = 10;
+const BATCH_BYTES: usize = MAX_MESSAGE_BYTES;
+
+/// `messages` cut into batches SQS takes: at most 10 entries and 1 MiB each.
+fn batches(messages: &[(String, Duration)]) -> Vec<&[(String, Duration)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (body, _)) in messages.iter().enumerate() {
+        if i > start && (i - start == BATCH_ENTRIES || bytes + body.len() > BATCH_BYTES) {
+            out.push(&messages[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += body.len();
+    }
+    if start < messages.len() {
+        out.push(&messages[start..]);
+    }
+    out
+}
+
+/// Times the entries SQS failed on its side are sent again.
+const BATCH_RETRIES: usize = 3;
+
 impl SqsQueue {
+    /// Sends one batch; entries SQS fails on its side are sent again (up to
+    /// 3 times). Answers the ids in order.
+    async fn send_chunk(&self, chunk: &[(String, Duration)]) -> Result<Vec<String>, QueueError> {
+        let mut ids: Vec<Option<String>> = vec![None; chunk.len()];
+        for _ in 0..=BATCH_RETRIES {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| ids[*i].is_none())
+                .map(|(i, (body, delay))| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .delay_seconds(secs(*delay, MAX_DELAY))
+                        .build()
+                        .map_err(|e| QueueError::Backend(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(backend)?;
+            for sent in out.successful {
+                if let Some(slot) = sent.id.parse::<usize>().ok().and_then(|i| ids.get_mut(i)) {
+                    *slot = Some(sent.message_id);
+                }
+            }
+            if let Some(refused) = out.failed.iter().find(|f| f.sender_fault) {
+                return Err(QueueError::Backend(format!(
+                    "batch entry refused: {} {}",
+                    refused.code,
+                    refused.message.clone().unwrap_or_default()
+                )));
+            }
+            if ids.iter().all(Option::is_some) {
+                return Ok(ids.into_iter().flatten().collect());
+            }
+        }
+        Err(QueueError::Backend(format!(
+            "SQS failed part of a batch {} times",
+            BATCH_RETRIES + 1
+        )))
+    }
+
     pub fn new(client: Client, url: String, dead_url: String, max_receives: u32) -> Self {
         Self {
             client,
@@ -160,37 +232,8 @@ impl Queue for SqsQueue {
             check_size(body)?;
         }
         let mut ids = Vec::with_capacity(messages.len());
-        for chunk in messages.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, (body, delay))| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(body)
-                        .delay_seconds(secs(*delay, MAX_DELAY))
-                        .build()
-                        .map_err(|e| QueueError::Backend(e.to_string()))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let out = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(backend)?;
-            if let Some(failed) = out.failed.first() {
-                return Err(QueueError::Backend(format!(
-                    "batch entry refused: {} {}",
-                    failed.code,
-                    failed.message.clone().unwrap_or_default()
-                )));
-            }
-            let mut sent = out.successful;
-            sent.sort_by_key(|e| e.id.parse::<usize>().unwrap_or(usize::MAX));
-            ids.extend(sent.into_iter().map(|e| e.message_id));
+        for chunk in batches(&messages) {
+            ids.extend(self.send_chunk(chunk).await?);
         }
         Ok(ids)
     }
