@@ -125,29 +125,55 @@ pub fn backoff(receive_count: u32) -> Duration {
 /// How long a received message stays hidden while a handler works on it.
 pub const VISIBILITY: Duration = Duration::from_secs(60);
 
-/// Carries out the outcomes of one batch on the queue it came from.
-pub async fn settle(queue: &dyn Queue, messages: &[QueueMessage], outcomes: &[Outcome]) {
+/// Who removes a batch's messages from their queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// The worker that received them (`drive`, one machine).
+    ByWorker,
+    /// The event source that invoked the function (Lambda's SQS event
+    /// source: it deletes every message not reported failed).
+    BySource,
+}
+
+/// Carries out the outcomes of one batch on the queue it came from: the
+/// one settle routine of every queue on both hosts. A handler that answers
+/// too few outcomes gets the rest retried. Answers the ids of the messages
+/// that stay queued (for Lambda's partial batch failures).
+pub async fn settle(
+    queue: &dyn Queue,
+    messages: &[QueueMessage],
+    outcomes: &[Outcome],
+    removal: Removal,
+) -> Vec<String> {
     let settle_one = async |i: usize, message: &QueueMessage| {
-        // A handler that answers too few outcomes gets the rest retried.
         let outcome = outcomes
             .get(i)
             .cloned()
             .unwrap_or(Outcome::Retry(backoff(message.receive_count)));
-        let result = match &outcome {
-            Outcome::Done => queue.delete(&message.receipt).await,
-            Outcome::Retry(after) => queue.retry_after(&message.receipt, *after).await,
-            Outcome::Postpone(after) => queue.postpone(&message.receipt, *after).await,
-            Outcome::Dead(reason) => {
-                tracing::warn!(message_id = %message.id, reason, "dead letter kept");
-                queue.delete(&message.receipt).await
+        let (result, stays) = match &outcome {
+            Outcome::Done | Outcome::Dead(_) => {
+                if let Outcome::Dead(reason) = &outcome {
+                    tracing::warn!(message_id = %message.id, reason, "dead letter kept");
+                }
+                match removal {
+                    Removal::ByWorker => (queue.delete(&message.receipt).await, false),
+                    Removal::BySource => (Ok(()), false),
+                }
             }
+            Outcome::Retry(after) => (queue.retry_after(&message.receipt, *after).await, true),
+            Outcome::Postpone(after) => (queue.postpone(&message.receipt, *after).await, true),
         };
         if let Err(e) = result {
             // The message comes back after its visibility timeout: nothing is lost.
             tracing::warn!(message_id = %message.id, error = %e, ?outcome, "could not settle message");
         }
+        stays.then(|| message.id.clone())
     };
-    futures::future::join_all(messages.iter().enumerate().map(|(i, m)| settle_one(i, m))).await;
+    futures::future::join_all(messages.iter().enumerate().map(|(i, m)| settle_one(i, m)))
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// `handler.handle`, where a panic that escapes the handler's own care
@@ -190,7 +216,7 @@ pub async fn drive(
             Ok(messages) if messages.is_empty() => {}
             Ok(messages) => {
                 let outcomes = handle_caught(&*handler, &messages).await;
-                settle(&*queue, &messages, &outcomes).await;
+                settle(&*queue, &messages, &outcomes, Removal::ByWorker).await;
                 if outcomes.iter().any(|o| matches!(o, Outcome::Postpone(_))) {
                     if pause.is_zero() {
                         tracing::warn!("storage unavailable; the worker pauses until it is back");

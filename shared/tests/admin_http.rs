@@ -490,7 +490,7 @@ async fn deleting_a_list_purges_its_members_in_the_background() {
             .unwrap();
         assert_eq!(got.len(), 1, "one purge message at a time");
         let outcomes = eager.handle(&got).await;
-        hookline::work::settle(&**queue, &got, &outcomes).await;
+        hookline::work::settle(&**queue, &got, &outcomes, hookline::work::Removal::ByWorker).await;
         assert_eq!(count().await, left);
     }
     let (stop, worker) = start_worker(&a.platform);

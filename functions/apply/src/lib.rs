@@ -1,11 +1,12 @@
-//! SQS events in, partial batch failures out. Outcomes become what SQS
-//! understands: a retry changes the message's visibility to its backoff and
-//! reports it failed; a dead message, kept in the store as a dead letter by
-//! the handler, is done as far as SQS is concerned.
+//! SQS events in, partial batch failures out, through the same settle
+//! routine as the one-machine worker (`work::settle`): a retry changes the
+//! message's visibility to its backoff and reports it failed; a dead message,
+//! kept in the store as a dead letter by the handler, is done as far as SQS
+//! is concerned.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use hookline::ports::{Queue, QueueMessage};
-use hookline::work::{Handler, Outcome};
+use hookline::work::{Handler, Removal};
 
 pub fn messages(event: SqsEvent) -> Vec<QueueMessage> {
     event
@@ -42,16 +43,14 @@ pub fn from_dead_letter_queue(event: &SqsEvent, dead_queue_url: Option<&str>) ->
 /// Messages from the dead-letter queue are kept as dead letters (in the
 /// store); those that cannot be are reported failed, to come again.
 pub async fn keep_dead(event: SqsEvent, handler: &dyn Handler) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
+    let mut failed = Vec::new();
     for m in messages(event) {
         if let Err(error) = handler.keep_dead(&m).await {
             tracing::error!(message_id = %m.id, %error, "a dead letter could not be kept; will retry");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = m.id.clone();
-            response.batch_item_failures.push(failure);
+            failed.push(m.id);
         }
     }
-    response
+    failures(failed)
 }
 
 pub async fn process(
@@ -65,30 +64,17 @@ pub async fn process(
     }
     let messages = messages(event);
     let outcomes = hookline::work::handle_caught(handler, &messages).await;
+    let stay = hookline::work::settle(queue, &messages, &outcomes, Removal::BySource).await;
+    failures(stay)
+}
+
+/// Reports the messages `ids` failed: SQS keeps them (and deletes the rest).
+fn failures(ids: impl IntoIterator<Item = String>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
-    for (i, m) in messages.iter().enumerate() {
-        let failed = match outcomes.get(i) {
-            Some(Outcome::Done) => false,
-            // SQS counts every receive: a postponed message uses an attempt.
-            Some(Outcome::Retry(after) | Outcome::Postpone(after)) => {
-                if let Err(e) = queue.retry_after(&m.receipt, *after).await {
-                    // It still comes back, after the queue's visibility timeout.
-                    tracing::warn!(message_id = %m.id, error = %e, "could not set the retry delay");
-                }
-                true
-            }
-            // Kept in the store by the handler: SQS deletes it as done.
-            Some(Outcome::Dead(reason)) => {
-                tracing::warn!(message_id = %m.id, reason, "dead letter kept");
-                false
-            }
-            None => true,
-        };
-        if failed {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = m.id.clone();
-            response.batch_item_failures.push(failure);
-        }
+    for id in ids {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
     }
     response
 }
