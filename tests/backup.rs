@@ -98,4 +98,12 @@ async fn a_backup_taken_under_load_restores_every_request_answered_before_it() {
     let a = Admin::start_in(&offline);
     let every: Vec<String> = accepted.lock().unwrap().clone();
     a.all_applied(&id, &every).await;
+    let (status, _) = a.server.stop();
+    assert!(status.success());
+
+    // A backup cut short is never served as if it were whole.
+    let cut = dir.path().join("cut");
+    std::fs::create_dir_all(cut.join(".incomplete")).unwrap();
+    let refused = support::Server::try_start(&cut, &[]).err().unwrap();
+    assert!(refused.contains("a backup that did not finish"), "{refused}");
 }

@@ -153,6 +153,11 @@ async fn a_full_disk_refuses_with_503_then_recovers_by_itself_losing_nothing() {
     let (dead, v) = a.get("/v1/dead-letters").await;
     assert_eq!(dead, 200, "{v}");
     assert_eq!(v["data"], json!([]), "nothing was dead-lettered: {v}");
-    let (status, _) = a.server.stop();
+    let (status, out) = a.server.stop();
     assert!(status.success(), "{status}");
+    // Both failed and recovered: the queue log, and the store under it.
+    assert!(
+        out.iter().any(|l| l.contains("the store failed a write")),
+        "the store was never refused a write: {out:?}"
+    );
 }

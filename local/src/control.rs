@@ -4,7 +4,7 @@
 //! way: `{"backup": "/abs/dir"}` -> `{"ok": {"entries": .., "messages": ..}}`
 //! or `{"error": "..."}`.
 
-use hookline::adapters::embedded::{Copied, DataDir};
+use hookline::adapters::embedded::{Copied, DataDir, EmbeddedError};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -34,13 +34,15 @@ pub fn listen(data_dir: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Answers control requests until `shutdown` turns true; one backup at a time.
+/// Answers control requests until `shutdown` turns true, then waits for
+/// those under way; one backup at a time, for this user only.
 pub async fn serve(
     listener: UnixListener,
     data: Arc<DataDir>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let busy = Arc::new(tokio::sync::Mutex::new(()));
+    let mut running = tokio::task::JoinSet::new();
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -51,10 +53,21 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         };
+        // The socket's mode is set just after it is made: the peer decides.
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        match stream.peer_cred() {
+            Ok(peer) if peer.uid() == me || peer.uid() == 0 => {}
+            _ => {
+                tracing::warn!("control socket: a connection from another user refused");
+                continue;
+            }
+        }
+        while running.try_join_next().is_some() {}
         let (data, busy) = (data.clone(), busy.clone());
-        tokio::spawn(async move {
+        running.spawn(async move {
             let (read, mut write) = stream.into_split();
             let mut line = String::new();
             let mut reader =
@@ -76,6 +89,8 @@ pub async fn serve(
             let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
         });
     }
+    // A backup under way finishes, and its asker hears so.
+    while running.join_next().await.is_some() {}
 }
 
 async fn handle(line: &str, data: Arc<DataDir>) -> Result<Copied, String> {
@@ -104,31 +119,32 @@ async fn handle(line: &str, data: Arc<DataDir>) -> Result<Copied, String> {
 /// it here when no server runs there. Answers what was copied, as printed.
 pub fn backup(data_dir: &Path, to: &Path) -> Result<String, String> {
     let to = std::path::absolute(to).map_err(|e| format!("{}: {e}", to.display()))?;
-    match UnixStream::connect(data_dir.join(SOCKET)) {
-        Ok(stream) => ask(stream, &to),
-        // No server there (or one that is gone): the directory is ours.
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            if !data_dir
-                .join(hookline::adapters::embedded::STORE_FILE)
-                .exists()
-            {
-                return Err(format!("{} holds no Hookline data", data_dir.display()));
-            }
-            let data = DataDir::open(
-                data_dir,
-                hookline::platform::APPLY_MAX_RECEIVES,
-                Arc::new(hookline::ports::SystemClock),
-            )
-            .map_err(|e| format!("cannot open {}: {e}", data_dir.display()))?;
-            data.backup(&to).map(|c| describe(&c, &to))
-        }
-        Err(e) => Err(format!("the server's control socket: {e}")),
+    if let Ok(stream) = UnixStream::connect(data_dir.join(SOCKET)) {
+        return ask(stream, &to);
     }
+    // No server there (or one that is gone, or a path too long for a
+    // socket): the directory is ours, unless a server holds it anyway.
+    if !data_dir
+        .join(hookline::adapters::embedded::STORE_FILE)
+        .exists()
+    {
+        return Err(format!("{} holds no Hookline data", data_dir.display()));
+    }
+    let data = DataDir::open(
+        data_dir,
+        hookline::platform::APPLY_MAX_RECEIVES,
+        Arc::new(hookline::ports::SystemClock),
+    )
+    .map_err(|e| match e {
+        EmbeddedError::InUse => format!(
+            "a server has {} open but answers no backup on its control socket ({SOCKET}: \
+             its path may be too long for a socket, or the server is still starting); \
+             stop it and run the backup again",
+            data_dir.display()
+        ),
+        e => format!("cannot open {}: {e}", data_dir.display()),
+    })?;
+    data.backup(&to).map(|c| describe(&c, &to))
 }
 
 fn ask(mut stream: UnixStream, to: &Path) -> Result<String, String> {

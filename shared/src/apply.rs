@@ -122,18 +122,18 @@ impl Handler for ApplyHandler {
         if outcomes.contains(&Outcome::Done) {
             // Writes answered before a reopen of the store may be gone, even
             // when the sync itself works.
-            let synced = store.sync().await.and_then(|()| {
-                if store.generation() == generation {
-                    Ok(())
-                } else {
-                    Err(StoreError::Backend("the store was reopened".into()))
-                }
-            });
-            if let Err(e) = synced {
-                tracing::warn!(error = %e, "applied writes could not be made durable; will retry");
+            let synced = store.sync().await;
+            let reopened = store.generation() != generation;
+            if synced.is_err() || reopened {
+                tracing::warn!(error = ?synced.err(), reopened, "applied writes could not be made durable; will retry");
                 for (outcome, m) in outcomes.iter_mut().zip(messages) {
                     if *outcome == Outcome::Done {
-                        *outcome = self.retry(m);
+                        // A reopen is the store's doing, never the message's.
+                        *outcome = if reopened {
+                            Outcome::Postpone(POSTPONE)
+                        } else {
+                            self.retry(m)
+                        };
                     }
                 }
             }
@@ -332,6 +332,24 @@ mod tests {
         let record = crate::keys::trigger_request("acc_test", &t, "req_full");
         let item = platform.store.get(&record).await.unwrap().unwrap();
         assert_eq!(item.body["status"], "applied", "{}", item.body);
+    }
+
+    /// Applied, synced, but the store was reopened meanwhile (its writes
+    /// may be gone): postponed, even on the last attempt, never done.
+    #[tokio::test]
+    async fn a_batch_across_a_reopen_of_the_store_is_postponed() {
+        let (platform, _dir) = Platform::for_tests().await;
+        let t = trigger(&platform).await;
+        let reopening = Platform::new(
+            Arc::new(Faulty(platform.store.clone(), Fault::Reopens)),
+            platform.apply_queue.clone(),
+            platform.clock.clone(),
+            Settings::default(),
+        );
+        let mut last = message(&t, "req_reopen");
+        last.receive_count = APPLY_MAX_RECEIVES;
+        let outcome = ApplyHandler::new(reopening).handle(&[last]).await;
+        assert_eq!(outcome, vec![Outcome::Postpone(POSTPONE)]);
     }
 
     #[tokio::test]

@@ -192,8 +192,9 @@ pub async fn handle_caught(handler: &dyn Handler, messages: &[QueueMessage]) -> 
 }
 
 /// How long a worker pauses after a batch postponed for want of storage:
-/// doubling from 1 s up to a minute while it lasts.
-const PAUSE_MAX: Duration = Duration::from_secs(60);
+/// doubling from 1 s up to 10 s while it lasts (so that it is back to work
+/// within seconds of the storage).
+const PAUSE_MAX: Duration = Duration::from_secs(10);
 
 /// Feeds `handler` from `queue` until `shutdown` turns true; the batch in hand
 /// is finished first. While the handler postpones work (its storage is

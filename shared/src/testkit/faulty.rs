@@ -22,7 +22,13 @@ pub enum Fault {
     Panics(&'static str),
     /// `Panics`, through the deferred store only (as applying writes).
     DeferredPanics(&'static str),
+    /// The store is reopened between any two reads of its generation:
+    /// writes answered but not yet durable may be gone each time.
+    Reopens,
 }
+
+/// Reopens so far, for `Fault::Reopens`.
+static REOPENS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 pub struct Faulty(pub Arc<dyn Store>, pub Fault);
 
@@ -92,6 +98,17 @@ impl Store for Faulty {
     async fn sync(&self) -> Result<(), StoreError> {
         self.fails(Fault::Syncs)?;
         self.0.sync().await
+    }
+    fn trouble(&self) -> Option<String> {
+        self.0.trouble()
+    }
+    fn generation(&self) -> u64 {
+        let reopens = if self.1 == Fault::Reopens {
+            REOPENS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+        } else {
+            0
+        };
+        self.0.generation() + reopens
     }
     async fn sweep_expired(&self) -> Result<usize, StoreError> {
         self.fails(Fault::Everything)?;

@@ -13,6 +13,9 @@ use crate::ports::Clock;
 pub const STORE_FILE: &str = "hookline.redb";
 /// The apply queue's log in a data directory.
 pub const APPLY_LOG: &str = "queues/apply.log";
+/// Where a backup writes before it is whole; a data directory holding one
+/// is a backup that did not finish.
+const INCOMPLETE: &str = ".incomplete";
 
 pub struct DataDir {
     pub path: PathBuf,
@@ -40,6 +43,12 @@ impl DataDir {
         max_receives: u32,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, EmbeddedError> {
+        if path.join(INCOMPLETE).exists() {
+            return Err(EmbeddedError::Db(format!(
+                "{} holds a backup that did not finish; delete it and back up again",
+                path.display()
+            )));
+        }
         let db = Embedded::open(&path.join(STORE_FILE), clock.clone())?;
         let apply_log = path.join(APPLY_LOG);
         import_legacy(&db, "apply", &apply_log)?;
@@ -71,24 +80,40 @@ impl DataDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("{}: {e}", to.display())),
         }
-        std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+        // Written aside first: a backup cut short (the process stopped) is
+        // never taken for a whole one (`open` refuses the directory).
+        let partial = to.join(INCOMPLETE);
+        std::fs::create_dir_all(&partial).map_err(|e| format!("{}: {e}", partial.display()))?;
         let copied = (|| {
             let messages = self
                 .apply
-                .copy_to(&to.join(APPLY_LOG))
+                .copy_to(&partial.join(APPLY_LOG))
                 .map_err(|e| format!("copying the apply queue: {e}"))?;
             let entries = self
                 .db
-                .copy_to(&to.join(STORE_FILE))
+                .copy_to(&partial.join(STORE_FILE))
                 .map_err(|e| format!("copying the store: {e}"))?;
+            let io = |e: std::io::Error| format!("finishing the backup in {}: {e}", to.display());
+            std::fs::rename(partial.join(STORE_FILE), to.join(STORE_FILE)).map_err(io)?;
+            std::fs::rename(partial.join("queues"), to.join("queues")).map_err(io)?;
+            sync_dir(to).map_err(io)?;
+            std::fs::remove_dir(&partial).map_err(io)?;
+            sync_dir(to).map_err(io)?;
+            if let Some(parent) = to.parent() {
+                sync_dir(parent).map_err(io)?;
+            }
             Ok(Copied { entries, messages })
         })();
         if copied.is_err() {
-            let _ = std::fs::remove_file(to.join(STORE_FILE));
-            let _ = std::fs::remove_dir_all(to.join("queues"));
+            let _ = std::fs::remove_dir_all(&partial);
         }
         copied
     }
+}
+
+/// Makes a directory's entries durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 impl Embedded {

@@ -63,6 +63,10 @@ struct Message {
     /// Hidden by a receive that has not been settled: if the queue is
     /// opened again, the process that received it is gone.
     in_flight: bool,
+    /// The serial of its latest receive, which its receipt names (kept in
+    /// memory only: every receive before an open is over). Not the receive
+    /// count, which a postpone takes back: a receipt is never reused.
+    receipt: u64,
 }
 
 /// The live messages, by id and by when they become visible. B-trees, not
@@ -269,6 +273,7 @@ impl Record {
                     receive_count,
                     body: std::str::from_utf8(&p[FIELDS..]).ok()?.into(),
                     in_flight,
+                    receipt: 0,
                 },
             }),
             _ => None,
@@ -340,6 +345,8 @@ struct State {
     appended: u64,
     failed: Option<Arc<str>>,
     closing: bool,
+    /// Receives so far: the serial of the latest (receipts start at 1).
+    receipts: u64,
 }
 
 impl State {
@@ -576,11 +583,12 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> EmbeddedError {
     EmbeddedError::Db(format!("queue log {}: {e}", path.display()))
 }
 
-fn parse_receipt(receipt: &str) -> Result<(u128, u32), QueueError> {
-    let (id, count) = receipt.rsplit_once('.').ok_or(QueueError::StaleReceipt)?;
+/// A receipt's message id and receive serial (`id.serial`).
+fn parse_receipt(receipt: &str) -> Result<(u128, u64), QueueError> {
+    let (id, serial) = receipt.rsplit_once('.').ok_or(QueueError::StaleReceipt)?;
     let id = Ulid::from_string(id).map_err(|_| QueueError::StaleReceipt)?;
-    let count = count.parse().map_err(|_| QueueError::StaleReceipt)?;
-    Ok((id.0, count))
+    let serial = serial.parse().map_err(|_| QueueError::StaleReceipt)?;
+    Ok((id.0, serial))
 }
 
 impl EmbeddedQueue {
@@ -646,6 +654,7 @@ impl EmbeddedQueue {
                 appended: 0,
                 failed: None,
                 closing: false,
+                receipts: 0,
             }),
             work: Condvar::new(),
             synced: watch::Sender::new(Synced::default()),
@@ -743,6 +752,7 @@ impl EmbeddedQueue {
                     receive_count: 0,
                     body: body.into(),
                     in_flight: false,
+                    receipt: 0,
                 };
                 // A clone shares the body.
                 Record::Put {
@@ -771,14 +781,18 @@ impl EmbeddedQueue {
     /// Makes a received message visible again after `after`; `uncount`
     /// takes back the receive that got it.
     async fn hide(&self, receipt: &str, after: Duration, uncount: bool) -> Result<(), QueueError> {
-        let (id, count) = parse_receipt(receipt)?;
+        let (id, serial) = parse_receipt(receipt)?;
         let at = self.now().saturating_add(micros(after.min(MAX_VISIBILITY)));
         let seq = {
             let mut s = self.lock()?;
-            match s.messages.by_id.get(&id) {
-                Some(m) if m.lane == Lane::Main && m.receive_count == count => {}
+            let count = match s.messages.by_id.get_mut(&id) {
+                Some(m) if m.lane == Lane::Main && m.receipt == serial => {
+                    // Settled: its receipt is spent.
+                    m.receipt = 0;
+                    m.receive_count
+                }
                 _ => return Err(QueueError::StaleReceipt),
-            }
+            };
             let count = if uncount {
                 count.saturating_sub(1)
             } else {
@@ -791,19 +805,21 @@ impl EmbeddedQueue {
     }
 
     /// Moves message `id` to `lane`, visible at once and never received, if
-    /// it is in lane `from` (and received `count` times, when given).
+    /// it is in lane `from` (and its latest receive is `serial`, when given).
     async fn move_message(
         &self,
         id: u128,
         from: Lane,
         to: Lane,
-        count: Option<u32>,
+        serial: Option<u64>,
     ) -> Result<(), QueueError> {
         let now = self.now();
         let seq = {
             let mut s = self.lock()?;
-            match s.messages.by_id.get(&id) {
-                Some(m) if m.lane == from && count.is_none_or(|c| c == m.receive_count) => {}
+            match s.messages.by_id.get_mut(&id) {
+                Some(m) if m.lane == from && serial.is_none_or(|r| r == m.receipt) => {
+                    m.receipt = 0;
+                }
                 _ => return Err(QueueError::StaleReceipt),
             }
             s.messages.set(id, to, now, 0, false);
@@ -858,16 +874,21 @@ impl EmbeddedQueue {
             };
             s.append(&self.shared.work, record, false);
             if to == lane {
-                got.push((id, count, body));
+                s.receipts += 1;
+                let serial = s.receipts;
+                if let Some(m) = s.messages.by_id.get_mut(&id) {
+                    m.receipt = serial;
+                }
+                got.push((id, count, serial, body));
             }
         }
         drop(s);
         let got = got
             .into_iter()
-            .map(|(id, count, body)| {
+            .map(|(id, count, serial, body)| {
                 let id = Ulid(id);
                 QueueMessage {
-                    receipt: format!("{id}.{count}"),
+                    receipt: format!("{id}.{serial}"),
                     id: id.to_string(),
                     body: body.to_string(),
                     receive_count: count,
@@ -982,8 +1003,8 @@ impl Queue for EmbeddedQueue {
     }
 
     async fn dead_letter(&self, message: &QueueMessage) -> Result<(), QueueError> {
-        let (id, count) = parse_receipt(&message.receipt)?;
-        self.move_message(id, Lane::Main, Lane::Dead, Some(count))
+        let (id, serial) = parse_receipt(&message.receipt)?;
+        self.move_message(id, Lane::Main, Lane::Dead, Some(serial))
             .await
     }
 
@@ -1089,6 +1110,7 @@ pub fn import_legacy(db: &Embedded, name: &str, log: &Path) -> Result<usize, Emb
                     receive_count: m.receive_count,
                     body: String::from_utf8_lossy(m.body).into(),
                     in_flight: false,
+                    receipt: 0,
                 },
             }
             .encode(&mut records);
@@ -1269,8 +1291,6 @@ mod tests {
         assert!(!got.contains(&"refused".to_string()), "{got:?}");
     }
 
-    /// A record whose checksum holds but that this build cannot read (a
-    /// newer build's) stops the open; it is not cut off as a torn write.
     /// A postponed message comes back without the receive that got it
     /// counted, across a reopen too; a retried one keeps it.
     #[tokio::test]
@@ -1280,13 +1300,20 @@ mod tests {
         let clock = TestClock::default();
         let q = open(&path, &clock);
         q.send("a".into(), Duration::ZERO).await.unwrap();
+        let mut receipts = std::collections::HashSet::new();
         for _ in 0..5 {
             let got = q
                 .receive(1, Duration::from_secs(30), Duration::ZERO)
                 .await
                 .unwrap();
             assert_eq!(got[0].receive_count, 1);
+            assert!(
+                receipts.insert(got[0].receipt.clone()),
+                "a receipt is never reused"
+            );
             q.postpone(&got[0].receipt, Duration::ZERO).await.unwrap();
+            // Spent: it cannot take back a receive twice.
+            assert!(q.postpone(&got[0].receipt, Duration::ZERO).await.is_err());
         }
         drop(q);
         let q = open(&path, &clock);
@@ -1305,6 +1332,8 @@ mod tests {
         assert_eq!(got[0].receive_count, 2);
     }
 
+    /// A record whose checksum holds but that this build cannot read (a
+    /// newer build's) stops the open; it is not cut off as a torn write.
     #[tokio::test]
     async fn a_record_this_build_cannot_read_is_not_cut_off() {
         let dir = tempfile::tempdir().unwrap();
@@ -1404,6 +1433,7 @@ mod tests {
                 receive_count: 0,
                 body: "z".repeat(100).into(),
                 in_flight: false,
+                receipt: 0,
             },
         }
         .encode(&mut torn);

@@ -365,8 +365,6 @@ impl Store for EmbeddedStore {
         }))
     }
 
-    /// The next durable commit makes the deferred commits before it durable
-    /// too; the writer makes one when it runs out of work, or soon after.
     fn trouble(&self) -> Option<String> {
         self.db.trouble()
     }
@@ -375,6 +373,8 @@ impl Store for EmbeddedStore {
         self.db.generation()
     }
 
+    /// The next durable commit makes the deferred commits before it durable
+    /// too; the writer makes one when it runs out of work, or soon after.
     async fn sync(&self) -> Result<(), StoreError> {
         Ok(self.db.sync().await?)
     }

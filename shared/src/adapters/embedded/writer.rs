@@ -1,7 +1,7 @@
 use redb::{Database, Durability, ReadableDatabase};
 
 use super::codec::Tables;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -20,6 +20,17 @@ pub enum EmbeddedError {
     Db(String),
     #[error("the embedded database writer has stopped")]
     Stopped,
+    #[error("another process has the data directory open")]
+    InUse,
+}
+
+impl From<redb::DatabaseError> for EmbeddedError {
+    fn from(e: redb::DatabaseError) -> Self {
+        match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => EmbeddedError::InUse,
+            e => EmbeddedError::Db(e.to_string()),
+        }
+    }
 }
 
 macro_rules! db_error_from {
@@ -33,7 +44,6 @@ macro_rules! db_error_from {
 }
 db_error_from!(
     redb::Error,
-    redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
@@ -48,9 +58,17 @@ db_error_from!(
 /// (the group failed before it ran), it answers the caller with that error.
 type Completion = Box<dyn FnOnce(Result<(), EmbeddedError>) + Send>;
 type Job = Box<
-    dyn for<'a, 't> FnOnce(Result<&'a mut Tables<'t>, String>) -> Result<Completion, EmbeddedError>
+    dyn for<'a, 't> FnOnce(Result<&'a mut Tables<'t>, String>) -> Result<Completion, JobFailed>
         + Send,
 >;
+
+/// A job that failed: why, and how to answer its caller (once the group's
+/// failure has been noted, so that the caller hears of the store's trouble
+/// by the time it hears of its failed write).
+struct JobFailed {
+    error: String,
+    answer: Completion,
+}
 
 enum Request {
     Write {
@@ -66,9 +84,10 @@ enum Request {
 /// busy writer is not stopped by one for every batch the apply queue syncs.
 const SYNC_WINDOW: Duration = Duration::from_millis(5);
 
-/// Opens the database file again (after a write failed: redb then fails
-/// every later call until it is reopened).
-type Opener = Box<dyn FnMut() -> Result<Database, redb::DatabaseError> + Send>;
+/// Opens the database: creating it the first time (`true`), and again
+/// after a write failed (redb then fails every later call until it is
+/// reopened), when the file must still be there.
+type Opener = Box<dyn FnMut(bool) -> Result<Database, redb::DatabaseError> + Send>;
 
 /// How often a database that failed a write is tried again.
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
@@ -98,8 +117,15 @@ impl Embedded {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| EmbeddedError::Db(e.to_string()))?;
         }
-        let path = path.to_path_buf();
-        Self::on(Box::new(move || Database::create(&path)), clock)
+        let file = path.to_path_buf();
+        let open: Opener = Box::new(move |create| {
+            if create {
+                Database::create(&file)
+            } else {
+                Database::open(&file)
+            }
+        });
+        Self::on(open, path.parent().map(Path::to_path_buf), clock)
     }
 
     /// The database on the backends `backend` makes (a test's disk that can
@@ -109,19 +135,28 @@ impl Embedded {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, EmbeddedError> {
         Self::on(
-            Box::new(move || redb::Builder::new().create_with_backend(backend())),
+            Box::new(move |_| redb::Builder::new().create_with_backend(backend())),
+            None,
             clock,
         )
     }
 
-    fn on(mut open: Opener, clock: Arc<dyn Clock>) -> Result<Arc<Self>, EmbeddedError> {
-        let db = Arc::new(open()?);
+    /// The database `open` opens, on the filesystem of `room` (checked for
+    /// free space before a reopen), if it has one.
+    fn on(
+        mut open: Opener,
+        room: Option<PathBuf>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, EmbeddedError> {
+        let db = Arc::new(open(true)?);
         super::codec::create_tables(&db)?;
         let current = Arc::new(Current::default());
         *current.db.write().unwrap_or_else(PoisonError::into_inner) = Some(db.clone());
         let (tx, rx) = sync_channel::<Request>(MAX_GROUP * 4);
         let writer = Writer {
             open,
+            room,
+            noted: None,
             current: current.clone(),
         };
         let thread = std::thread::Builder::new()
@@ -191,8 +226,11 @@ impl Embedded {
             let tables = match txn {
                 Ok(tables) => tables,
                 Err(msg) => {
-                    let _ = done_tx.send(Err(EmbeddedError::Db(msg)));
-                    return Err(EmbeddedError::Stopped);
+                    let _ = done_tx.send(Err(EmbeddedError::Db(msg.clone())));
+                    return Err(JobFailed {
+                        error: msg,
+                        answer: Box::new(|_| {}),
+                    });
                 }
             };
             // A write that panics answers its caller with the panic, and
@@ -208,9 +246,12 @@ impl Embedded {
             let out = match ran {
                 Ok(out) => out,
                 Err(e) => {
-                    let msg = e.to_string();
-                    let _ = done_tx.send(Err(e));
-                    return Err(EmbeddedError::Db(msg));
+                    return Err(JobFailed {
+                        error: e.to_string(),
+                        answer: Box::new(move |_| {
+                            let _ = done_tx.send(Err(e));
+                        }),
+                    });
                 }
             };
             Ok(Box::new(move |committed: Result<(), EmbeddedError>| {
@@ -261,6 +302,10 @@ impl Drop for Embedded {
 /// How the writer thread opens its database again.
 struct Writer {
     open: Opener,
+    /// The directory whose filesystem holds the file.
+    room: Option<PathBuf>,
+    /// When the writer last said why it could not reopen.
+    noted: Option<Instant>,
     current: Arc<Current>,
 }
 
@@ -331,20 +376,34 @@ impl Writer {
                 }
             }
         }
+        let mut next_try = Instant::now() + REOPEN_EVERY;
         loop {
-            match rx.recv_timeout(REOPEN_EVERY) {
+            // Refuses what comes meanwhile, and tries every second however
+            // busy the callers are.
+            match rx.recv_timeout(next_try.saturating_duration_since(Instant::now())) {
                 Ok(Request::Write { job, .. }) => {
                     let _ = job(Err(refuse().to_string()));
-                    continue;
                 }
                 Ok(Request::Sync(done)) => {
                     let _ = done.send(Err(refuse()));
-                    continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return None,
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            match (self.open)() {
+            if Instant::now() < next_try {
+                continue;
+            }
+            next_try = Instant::now() + REOPEN_EVERY;
+            // Opening repairs the file in place, which a full disk allows:
+            // wait for room to write, so as not to reopen into the next failure.
+            if let Some(dir) = &self.room
+                && let Some(free) = free_bytes(dir)
+                && free < MIN_FREE
+            {
+                self.note_waiting(&format!("{free} bytes free, waiting for {MIN_FREE}"));
+                continue;
+            }
+            match (self.open)(false) {
                 Ok(db) => {
                     let db = Arc::new(db);
                     self.current.generation.fetch_add(1, Ordering::AcqRel);
@@ -357,10 +416,39 @@ impl Writer {
                     tracing::info!("the store takes writes again");
                     return Some(db);
                 }
-                Err(error) => tracing::debug!(%error, "the store cannot be opened yet"),
+                Err(error) => self.note_waiting(&error.to_string()),
             }
         }
     }
+
+    /// Says, once a minute at most, why the store is not open yet.
+    fn note_waiting(&mut self, why: &str) {
+        if self
+            .noted
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
+        {
+            tracing::warn!(
+                why,
+                "the store cannot be opened again yet; trying every second"
+            );
+            self.noted = Some(Instant::now());
+        }
+    }
+}
+
+/// Room the store's disk must have before it is opened again after a failure.
+const MIN_FREE: u64 = 16 << 20;
+
+/// Bytes free to this user on the filesystem holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a valid C string and a zeroed struct for statvfs to fill.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 fn write_loop(mut writer: Writer, mut db: Arc<Database>, rx: Receiver<Request>) {
@@ -479,8 +567,9 @@ fn commit_group(
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(&mut tables))));
                 match ran {
                     Ok(Ok(c)) => completions.push(c),
-                    Ok(Err(e)) => {
-                        failure = Some(e.to_string());
+                    Ok(Err(failed)) => {
+                        failure = Some(failed.error);
+                        completions.push(failed.answer);
                         break;
                     }
                     Err(p) => {
@@ -571,9 +660,9 @@ mod tests {
         assert_eq!(store.trouble(), None);
         let generation = store.generation();
 
-        disk.set_full(true);
+        // Answered, not yet durable when the disk fills.
         deferred.put(put("deferred")).await.unwrap();
-        let synced = deferred.sync().await;
+        disk.set_full(true);
         assert!(store.put(put("while full")).await.is_err());
         let why = store.trouble().expect("the store says why it fails");
         assert!(why.contains("space"), "{why}");
@@ -598,10 +687,10 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        // A sync after the reopen works, though the deferred write may be
+        // gone: its writer tells by the generation, which the reopen changed.
+        deferred.sync().await.unwrap();
         assert_ne!(store.generation(), generation, "a reopen changes it");
-        // The deferred write is durable, or its writer was told it may not be.
-        let kept = store.get(&Key::new("p", "deferred")).await.unwrap();
-        assert!(kept.is_some() || synced.is_err(), "{synced:?}");
     }
 
     /// A writer kept busy by deferred writes still answers every sync, each
