@@ -105,5 +105,8 @@ async fn a_backup_taken_under_load_restores_every_request_answered_before_it() {
     let cut = dir.path().join("cut");
     std::fs::create_dir_all(cut.join(".incomplete")).unwrap();
     let refused = support::Server::try_start(&cut, &[]).err().unwrap();
-    assert!(refused.contains("a backup that did not finish"), "{refused}");
+    assert!(
+        refused.contains("a backup that did not finish"),
+        "{refused}"
+    );
 }
