@@ -941,9 +941,12 @@ async fn hostile_transforms_are_refused_or_fail_and_the_server_keeps_answering()
     assert_eq!(status, 200, "{r}");
     let record = a.applied(id, r["request_id"].as_str().unwrap()).await;
     assert_eq!(record["status"], "failed", "{record}");
+    // Memory runs out first, unless the machine is so loaded that the time
+    // budget does: either way the budget stopped it.
+    let reason = record["reason"].as_str().unwrap();
     assert!(
-        record["reason"].as_str().unwrap().contains("memory"),
-        "{record}"
+        reason.starts_with("transform line 2") && reason.ends_with("(its budget)"),
+        "{reason}"
     );
     let (status, _) = a.get("/health").await;
     assert_eq!(status, 200);

@@ -30,7 +30,7 @@ fn world() -> &'static World {
             .build()
             .unwrap();
         let (platform, dir, key, list, trigger) = rt.block_on(async {
-            let (platform, dir) = Platform::for_tests().await;
+            let (platform, dir) = hookline::testkit::platform().await;
             let key = hookline::accounts::ensure_default(&platform, Some("fuzz-admin-key-0123456789"))
                 .await
                 .unwrap();

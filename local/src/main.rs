@@ -2,7 +2,6 @@
 //! and queue. `hookline serve` is the whole platform on one machine.
 
 use clap::{Args, Parser, Subcommand};
-use hookline::Platform;
 use hookline::adapters::embedded::DataDir;
 use hookline::apply::ApplyHandler;
 use hookline::config::Settings;
@@ -138,7 +137,7 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
         )
     })?;
     let data = Arc::new(data);
-    let platform = Platform::on_data_dir(&data, settings, clock);
+    let platform = data.platform(settings, clock);
     let configured = std::env::var("HOOKLINE_ADMIN_KEY")
         .ok()
         .filter(|k| !k.trim().is_empty());

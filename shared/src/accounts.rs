@@ -192,7 +192,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_chosen_key_must_be_long_enough() {
-        let (platform, _dir) = Platform::for_tests().await;
+        let (platform, _dir) = crate::testkit::platform().await;
         let e = ensure_default(&platform, Some(" short-key-15-ch \n"))
             .await
             .unwrap_err()
@@ -207,7 +207,7 @@ mod tests {
 
     #[tokio::test]
     async fn default_account_key_lifecycle() {
-        let (platform, _dir) = Platform::for_tests().await;
+        let (platform, _dir) = crate::testkit::platform().await;
         let key = ensure_default(&platform, None)
             .await
             .unwrap()

@@ -271,7 +271,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_is_done_only_once_its_writes_are_synced() {
-        let (platform, _dir) = Platform::for_tests().await;
+        let (platform, _dir) = crate::testkit::platform().await;
         let handler = ApplyHandler::new(platform.clone());
         let t = trigger(&platform).await;
         let batch = [message(&t, "req_a"), message(&t, "req_b")];
@@ -303,7 +303,7 @@ mod tests {
             crate::testkit::power::Disk::new(),
             crate::testkit::power::Disk::new(),
         );
-        let platform = Platform::on_disks(
+        let platform = crate::testkit::power::platform_on(
             &store_disk,
             &queue_disk,
             Settings::default(),
@@ -338,7 +338,7 @@ mod tests {
     /// may be gone): postponed, even on the last attempt, never done.
     #[tokio::test]
     async fn a_batch_across_a_reopen_of_the_store_is_postponed() {
-        let (platform, _dir) = Platform::for_tests().await;
+        let (platform, _dir) = crate::testkit::platform().await;
         let t = trigger(&platform).await;
         let reopening = Platform::new(
             Arc::new(Faulty(platform.store.clone(), Fault::Reopens)),
@@ -354,7 +354,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_given_up_on_is_logged_as_failed_and_dead_lettered() {
-        let (platform, _dir) = Platform::for_tests().await;
+        let (platform, _dir) = crate::testkit::platform().await;
         let failing = Platform::new(
             Arc::new(Faulty(platform.store.clone(), Fault::DeferredPuts)),
             platform.apply_queue.clone(),
@@ -395,7 +395,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_to_a_deleted_trigger_leaves_no_record() {
-        let (platform, _dir) = Platform::for_tests().await;
+        let (platform, _dir) = crate::testkit::platform().await;
         let t = trigger(&platform).await;
         crate::triggers::delete(&platform, "acc_test", &t)
             .await
@@ -411,7 +411,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_that_panics_fails_alone() {
-        let (platform, _dir) = Platform::for_tests().await;
+        let (platform, _dir) = crate::testkit::platform().await;
         let t = trigger(&platform).await;
         let panicking = Platform::new(
             Arc::new(Faulty(
@@ -452,7 +452,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_whose_worker_stopped_every_time_is_kept_as_a_dead_letter() {
-        let (platform, _dir) = Platform::for_tests().await;
+        let (platform, _dir) = crate::testkit::platform().await;
         let t = trigger(&platform).await;
         let queue = platform.apply_queue.clone();
         let sent = message(&t, "req_crash").body;
@@ -518,7 +518,9 @@ mod tests {
             request_log_retention: std::time::Duration::from_secs(3600),
             ..Settings::default()
         };
-        let platform = Platform::embedded(dir.path(), settings, Arc::new(clock.clone())).unwrap();
+        let platform =
+            crate::adapters::embedded::platform(dir.path(), settings, Arc::new(clock.clone()))
+                .unwrap();
         let t = trigger(&platform).await;
         let handler = ApplyHandler::new(platform.clone());
         assert_eq!(

@@ -1,11 +1,13 @@
-//! Everything a service needs, built once per process from the adapters of
-//! the host it runs on.
+//! The ports a service runs on (store, queues, clock, egress, settings),
+//! built once per process by its host from the adapters it uses
+//! (`adapters::embedded::DataDir::platform`, `adapters::aws::platform_from_env`).
+//! The domain receives this and nothing of the adapters.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use crate::adapters::embedded::{DataDir, EmbeddedError, EmbeddedStore};
 use crate::config::Settings;
 use crate::egress::Egress;
 use crate::ports::{Clock, Queue, Store};
@@ -22,10 +24,37 @@ pub struct Platform {
     pub clock: Arc<dyn Clock>,
     pub egress: Egress,
     pub settings: Settings,
-    /// Compiled trigger transforms, kept for the life of the process.
-    pub transforms: Arc<crate::triggers::TransformCache>,
-    /// Triggers as ingest last read them (see `triggers::TRIGGER_CACHE_TTL`).
-    pub triggers: Arc<crate::triggers::TriggerCache>,
+    /// What domain modules keep for the life of the process (their caches).
+    pub kept: Kept,
+}
+
+/// Per-process state of the domain modules, one value of each type, made
+/// on first use and shared by every copy of the platform (`deferred`): the
+/// platform holds a module's caches without knowing the module.
+#[derive(Clone, Default)]
+pub struct Kept(Arc<RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>);
+
+impl Kept {
+    /// The value of type `T`, made with `T::default()` the first time.
+    pub fn get<T: Any + Default + Send + Sync>(&self) -> Arc<T> {
+        let found = self
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&TypeId::of::<T>())
+            .cloned();
+        let value = match found {
+            Some(value) => value,
+            None => self
+                .0
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(TypeId::of::<T>())
+                .or_insert_with(|| Arc::new(T::default()))
+                .clone(),
+        };
+        value.downcast().expect("kept by its own type")
+    }
 }
 
 impl Platform {
@@ -41,8 +70,7 @@ impl Platform {
             apply_queue,
             clock,
             settings,
-            transforms: Default::default(),
-            triggers: Default::default(),
+            kept: Kept::default(),
         })
     }
 
@@ -60,112 +88,7 @@ impl Platform {
             clock: self.clock.clone(),
             egress: self.egress.clone(),
             settings: self.settings.clone(),
-            transforms: self.transforms.clone(),
-            triggers: self.triggers.clone(),
+            kept: self.kept.clone(),
         })
     }
-
-    /// Under `data_dir`: the items in `hookline.redb`, the apply queue in
-    /// `queues/apply.log`.
-    pub fn embedded(
-        data_dir: &Path,
-        settings: Settings,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Arc<Self>, EmbeddedError> {
-        let data = DataDir::open(data_dir, APPLY_MAX_RECEIVES, clock.clone())?;
-        Ok(Self::on_data_dir(&data, settings, clock))
-    }
-
-    /// The platform on an open data directory.
-    pub fn on_data_dir(data: &DataDir, settings: Settings, clock: Arc<dyn Clock>) -> Arc<Self> {
-        let store = Arc::new(EmbeddedStore::new(data.db.clone()));
-        Self::new(store, data.apply.clone(), clock, settings)
-    }
-
-    /// An embedded platform on disks that can lose power (`testkit::power`).
-    #[cfg(any(test, feature = "testkit"))]
-    pub fn on_disks(
-        store: &crate::testkit::power::Disk,
-        queue: &crate::testkit::power::Disk,
-        settings: Settings,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Arc<Self>, EmbeddedError> {
-        use crate::adapters::embedded::{Embedded, EmbeddedQueue};
-        let db = Embedded::open_on(
-            {
-                let store = store.clone();
-                move || store.backend()
-            },
-            clock.clone(),
-        )?;
-        let apply = EmbeddedQueue::open_on(
-            Box::new(queue.medium()),
-            APPLY_MAX_RECEIVES,
-            clock.clone(),
-            64 << 20,
-        )
-        .map_err(|e| EmbeddedError::Db(e.to_string()))?;
-        Ok(Self::new(
-            Arc::new(EmbeddedStore::new(db)),
-            Arc::new(apply),
-            clock,
-            settings,
-        ))
-    }
-
-    /// The DynamoDB table and SQS queues named by the environment that
-    /// `template.yaml` gives every function.
-    #[cfg(feature = "aws")]
-    pub async fn aws_from_env(settings: Settings) -> Result<Arc<Self>, String> {
-        use crate::adapters::aws::{DynamoStore, SqsQueue};
-        let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-        let config = aws_config::load_from_env().await;
-        let clock: Arc<dyn Clock> = Arc::new(crate::ports::SystemClock);
-        let store = DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            &var("HOOKLINE_TABLE")?,
-            clock.clone(),
-        );
-        let apply = SqsQueue::new(
-            aws_sdk_sqs::Client::new(&config),
-            var("HOOKLINE_APPLY_QUEUE_URL")?,
-            var("HOOKLINE_APPLY_DLQ_URL")?,
-            APPLY_MAX_RECEIVES,
-        );
-        Ok(Self::new(Arc::new(store), Arc::new(apply), clock, settings))
-    }
-
-    /// An embedded platform in a temporary directory, with private targets
-    /// allowed (tests talk to loopback receivers).
-    #[cfg(any(test, feature = "testkit"))]
-    pub async fn for_tests() -> (Arc<Self>, tempfile::TempDir) {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let settings = Settings {
-            allow_private_targets: true,
-            ..Settings::default()
-        };
-        let platform = Self::embedded(dir.path(), settings, Arc::new(crate::ports::SystemClock))
-            .expect("embedded platform opens");
-        (platform, dir)
-    }
-}
-
-/// JSON logs to stdout, as CloudWatch takes them; `RUST_LOG` filters.
-#[cfg(feature = "aws")]
-pub fn init_lambda_logs() {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_current_span(false)
-        .without_time() // CloudWatch stamps each line
-        .init();
-}
-
-/// The platform of a Lambda function, from the environment `template.yaml` sets.
-#[cfg(feature = "aws")]
-pub async fn lambda_platform() -> Result<Arc<Platform>, String> {
-    let settings = Settings::from_env()?;
-    Platform::aws_from_env(settings).await
 }

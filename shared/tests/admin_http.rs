@@ -17,7 +17,7 @@ struct Admin {
 
 impl Admin {
     async fn new() -> Self {
-        let (platform, dir) = Platform::for_tests().await;
+        let (platform, dir) = hookline::testkit::platform().await;
         let key = accounts::ensure_default(&platform, None)
             .await
             .unwrap()

@@ -44,7 +44,8 @@ async fn call(platform: &Arc<Platform>, method: &str, path: &str, body: Value) -
 }
 
 fn open(store: &Disk, queue: &Disk) -> Arc<Platform> {
-    Platform::on_disks(store, queue, Settings::default(), Arc::new(SystemClock)).unwrap()
+    hookline::testkit::power::platform_on(store, queue, Settings::default(), Arc::new(SystemClock))
+        .unwrap()
 }
 
 struct Workers {

@@ -8,8 +8,8 @@ static ALLOCATOR: hookline::alloc::Counting<std::alloc::System> =
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    hookline::platform::init_lambda_logs();
-    let platform = hookline::platform::lambda_platform().await?;
+    hookline::adapters::aws::init_lambda_logs();
+    let platform = hookline::adapters::aws::lambda_platform().await?;
     // On AWS the default account's key is a stack parameter: it is never
     // generated here, where printing it would put it in the logs.
     let key = std::env::var("HOOKLINE_ADMIN_KEY")

@@ -11,8 +11,8 @@ static ALLOCATOR: hookline::alloc::Counting<std::alloc::System> =
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hookline::platform::init_lambda_logs();
-    let platform = hookline::platform::lambda_platform().await?;
+    hookline::adapters::aws::init_lambda_logs();
+    let platform = hookline::adapters::aws::lambda_platform().await?;
     let handler = ApplyHandler::new(platform.clone());
     let handler = &handler;
     let queue = &*platform.apply_queue;

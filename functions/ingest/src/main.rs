@@ -8,7 +8,7 @@ static ALLOCATOR: hookline::alloc::Counting<std::alloc::System> =
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    hookline::platform::init_lambda_logs();
-    let platform = hookline::platform::lambda_platform().await?;
+    hookline::adapters::aws::init_lambda_logs();
+    let platform = hookline::adapters::aws::lambda_platform().await?;
     lambda_http::run(hookline::http::ingest_router(platform)).await
 }

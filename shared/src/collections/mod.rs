@@ -398,7 +398,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_older_request_does_not_undo_a_newer_sequence_change() {
-        let (p, _dir) = Platform::for_tests().await;
+        let (p, _dir) = crate::testkit::platform().await;
         let seq = create(&p, Kind::Sequence, "acct_x", "Onboarding")
             .await
             .unwrap();

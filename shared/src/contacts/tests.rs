@@ -13,7 +13,7 @@ fn changes(email: Option<&str>, phone: Option<&str>, name: Option<&str>) -> Chan
 
 #[tokio::test]
 async fn upsert_creates_then_updates_by_identifier() {
-    let (p, _dir) = Platform::for_tests().await;
+    let (p, _dir) = crate::testkit::platform().await;
     let (a, created) = upsert(
         &p,
         "acct_x",
@@ -71,7 +71,7 @@ async fn upsert_creates_then_updates_by_identifier() {
 
 #[tokio::test]
 async fn concurrent_upserts_make_one_contact() {
-    let (p, _dir) = Platform::for_tests().await;
+    let (p, _dir) = crate::testkit::platform().await;
     let tasks: Vec<_> = (0..12)
         .map(|i| {
             let p = p.clone();
@@ -130,7 +130,7 @@ fn names_come_from_first_and_last_when_absent() {
 
 #[tokio::test]
 async fn an_existing_contact_changes_only_when_asked() {
-    let (p, _dir) = Platform::for_tests().await;
+    let (p, _dir) = crate::testkit::platform().await;
     upsert(
         &p,
         "acct_x",
@@ -168,7 +168,7 @@ async fn an_existing_contact_changes_only_when_asked() {
 
 #[tokio::test]
 async fn an_older_request_does_not_overwrite_a_newer_one() {
-    let (p, _dir) = Platform::for_tests().await;
+    let (p, _dir) = crate::testkit::platform().await;
     let t0 = chrono::Utc::now();
     let later = t0 + chrono::TimeDelta::seconds(5);
     upsert(

@@ -257,7 +257,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_handler_that_panics_answers_500_and_the_next_request_is_served() {
-        let (platform, _dir) = Platform::for_tests().await;
+        let (platform, _dir) = crate::testkit::platform().await;
         async fn boom() -> &'static str {
             panic!("the secret is hunter2")
         }
@@ -286,7 +286,7 @@ mod tests {
             crate::testkit::power::Disk::new(),
             crate::testkit::power::Disk::new(),
         );
-        let platform = Platform::on_disks(
+        let platform = crate::testkit::power::platform_on(
             &store,
             &queue,
             crate::config::Settings::default(),

@@ -124,7 +124,7 @@ mod tests {
     /// A put fails alone and inside an all-or-nothing write; deletes do not.
     #[tokio::test]
     async fn failing_puts_fail_in_write_all_too() {
-        let (platform, _dir) = crate::Platform::for_tests().await;
+        let (platform, _dir) = crate::testkit::platform().await;
         let store = Faulty(platform.store.clone(), Fault::Puts);
         let put = || Put::new(crate::ports::Key::new("p", "s"), serde_json::json!({}));
         assert!(store.put(put()).await.is_err());

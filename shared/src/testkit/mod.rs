@@ -7,6 +7,26 @@ pub mod power;
 
 pub use moto::MotoServer;
 
+use crate::Platform;
+use std::sync::Arc;
+
+/// An embedded platform in a temporary directory, with private targets
+/// allowed (tests talk to loopback receivers).
+pub async fn platform() -> (Arc<Platform>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let settings = crate::config::Settings {
+        allow_private_targets: true,
+        ..Default::default()
+    };
+    let platform = crate::adapters::embedded::platform(
+        dir.path(),
+        settings,
+        Arc::new(crate::ports::SystemClock),
+    )
+    .expect("embedded platform opens");
+    (platform, dir)
+}
+
 /// Sends one request through a router and answers the status and JSON body
 /// (`null` when empty).
 pub async fn call<B>(router: &axum::Router, request: http::Request<B>) -> (u16, serde_json::Value)

@@ -234,3 +234,34 @@ impl LogMedium for DiskMedium {
         Ok(())
     }
 }
+
+/// An embedded platform whose store and apply queue are on these disks.
+pub fn platform_on(
+    store: &Disk,
+    queue: &Disk,
+    settings: crate::config::Settings,
+    clock: std::sync::Arc<dyn crate::ports::Clock>,
+) -> Result<std::sync::Arc<crate::Platform>, crate::adapters::embedded::EmbeddedError> {
+    use crate::adapters::embedded::{Embedded, EmbeddedError, EmbeddedQueue, EmbeddedStore};
+    use std::sync::Arc;
+    let db = Embedded::open_on(
+        {
+            let store = store.clone();
+            move || store.backend()
+        },
+        clock.clone(),
+    )?;
+    let apply = EmbeddedQueue::open_on(
+        Box::new(queue.medium()),
+        crate::platform::APPLY_MAX_RECEIVES,
+        clock.clone(),
+        64 << 20,
+    )
+    .map_err(|e| EmbeddedError::Db(e.to_string()))?;
+    Ok(crate::Platform::new(
+        Arc::new(EmbeddedStore::new(db)),
+        Arc::new(apply),
+        clock,
+        settings,
+    ))
+}

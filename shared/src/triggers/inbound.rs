@@ -210,7 +210,12 @@ async fn run(
     let fields = match &trigger.transform {
         // The transform threads busy or failing is no fault of the request:
         // retried, as a store error is.
-        Some(source) => match p.transforms.get(&trigger.id, source).await {
+        Some(source) => match p
+            .kept
+            .get::<super::TransformCache>()
+            .get(&trigger.id, source)
+            .await
+        {
             Ok(Ok(t)) => t.evaluate(&m.payload).await.map_err(not_now)?,
             Ok(Err(e)) => return Ok(Err(format!("the transform does not compile: {e}"))),
             Err(e) => return Err(not_now(e)),
@@ -430,7 +435,7 @@ mod tests {
     /// not replayed with the placeholder in its place.
     #[tokio::test]
     async fn a_request_logged_without_its_payload_is_not_replayed() {
-        let (p, _dir) = Platform::for_tests().await;
+        let (p, _dir) = crate::testkit::platform().await;
         let input = crate::triggers::TriggerInput {
             name: Some("T".into()),
             ..Default::default()

@@ -487,7 +487,7 @@ mod tests {
         use crate::ports::TestClock;
         let dir = tempfile::tempdir().unwrap();
         let clock = TestClock::at(chrono::Utc::now());
-        let p = Platform::embedded(
+        let p = crate::adapters::embedded::platform(
             dir.path(),
             crate::config::Settings::default(),
             Arc::new(clock.clone()),

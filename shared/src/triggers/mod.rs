@@ -320,7 +320,7 @@ async fn save(platform: &Platform, t: &Trigger, cond: Cond) -> Result<(), StoreE
         ])
         .await;
     // After the write, so that ingest cannot cache the old trigger meanwhile.
-    platform.triggers.drop_entry(&t.id);
+    platform.kept.get::<TriggerCache>().drop_entry(&t.id);
     written
 }
 
@@ -376,7 +376,7 @@ pub async fn find_for_ingest(
     platform: &Platform,
     id: &str,
 ) -> Result<Option<std::sync::Arc<Trigger>>, StoreError> {
-    let cache = &platform.triggers;
+    let cache = platform.kept.get::<TriggerCache>();
     if let Some((at, found)) = cache
         .entries
         .lock()
@@ -492,7 +492,7 @@ pub async fn delete(platform: &Platform, account: &str, id: &str) -> Result<(), 
             },
         ])
         .await?;
-    platform.triggers.drop_entry(&t.id);
+    platform.kept.get::<TriggerCache>().drop_entry(&t.id);
     Ok(())
 }
 
@@ -590,7 +590,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_store_that_cannot_answer_is_a_503_not_a_bad_action() {
-        let (healthy, _dir) = Platform::for_tests().await;
+        let (healthy, _dir) = crate::testkit::platform().await;
         let platform = Platform::new(
             Arc::new(Faulty(healthy.store.clone(), Fault::Everything)),
             healthy.apply_queue.clone(),

@@ -11,3 +11,52 @@ mod sqs;
 
 pub use dynamo::{DynamoStore, create_table};
 pub use sqs::{SqsQueue, create_queue};
+
+use std::sync::Arc;
+
+use crate::Platform;
+use crate::config::Settings;
+use crate::platform::APPLY_MAX_RECEIVES;
+use crate::ports::Clock;
+
+/// The platform on the DynamoDB table and SQS queues named by the
+/// environment that `template.yaml` gives every function.
+pub async fn platform_from_env(settings: Settings) -> Result<Arc<Platform>, String> {
+    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let config = aws_config::load_from_env().await;
+    let clock: Arc<dyn Clock> = Arc::new(crate::ports::SystemClock);
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        &var("HOOKLINE_TABLE")?,
+        clock.clone(),
+    );
+    let apply = SqsQueue::new(
+        aws_sdk_sqs::Client::new(&config),
+        var("HOOKLINE_APPLY_QUEUE_URL")?,
+        var("HOOKLINE_APPLY_DLQ_URL")?,
+        APPLY_MAX_RECEIVES,
+    );
+    Ok(Platform::new(
+        Arc::new(store),
+        Arc::new(apply),
+        clock,
+        settings,
+    ))
+}
+
+/// The platform of a Lambda function, from the environment `template.yaml` sets.
+pub async fn lambda_platform() -> Result<Arc<Platform>, String> {
+    platform_from_env(Settings::from_env()?).await
+}
+
+/// JSON logs to stdout, as CloudWatch takes them; `RUST_LOG` filters.
+pub fn init_lambda_logs() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_current_span(false)
+        .without_time() // CloudWatch stamps each line
+        .init();
+}

@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use super::codec::{COUNTERS, EXPIRY, ITEMS};
 use super::{Embedded, EmbeddedError, EmbeddedQueue, import_legacy};
+use crate::Platform;
+use crate::config::Settings;
+use crate::platform::APPLY_MAX_RECEIVES;
 use crate::ports::Clock;
 
 /// The store's file in a data directory.
@@ -35,7 +38,23 @@ pub struct Copied {
 /// Entries a backup writes per transaction of the copy.
 const COPY_BATCH: usize = 10_000;
 
+/// The platform on the data directory at `path` (opened, or created).
+pub fn platform(
+    path: &Path,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<Platform>, EmbeddedError> {
+    let data = DataDir::open(path, APPLY_MAX_RECEIVES, clock.clone())?;
+    Ok(data.platform(settings, clock))
+}
+
 impl DataDir {
+    /// The platform on this data directory.
+    pub fn platform(&self, settings: Settings, clock: Arc<dyn Clock>) -> Arc<Platform> {
+        let store = Arc::new(super::EmbeddedStore::new(self.db.clone()));
+        Platform::new(store, self.apply.clone(), clock, settings)
+    }
+
     /// Opens (or creates) the data directory at `path`; one process at a
     /// time. An apply message is dead-lettered after `max_receives`.
     pub fn open(

@@ -13,7 +13,7 @@ mod queue;
 mod store;
 mod writer;
 
-pub use data_dir::{APPLY_LOG, Copied, DataDir, STORE_FILE};
+pub use data_dir::{APPLY_LOG, Copied, DataDir, STORE_FILE, platform};
 pub use queue::{EmbeddedQueue, import_legacy, replay_image};
 pub use store::EmbeddedStore;
 pub use writer::{Embedded, EmbeddedError};
