@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::Platform;
-use crate::http::ApiError;
+use crate::error::Error;
 use crate::keys;
 use crate::ports::{Cond, Put, StoreError, Write};
 
@@ -176,13 +176,13 @@ pub async fn create(platform: &Platform, name: &str) -> Result<(Account, String)
 }
 
 /// The account whose admin key this is.
-pub async fn authenticate(platform: &Platform, key: &str) -> Result<String, ApiError> {
+pub async fn authenticate(platform: &Platform, key: &str) -> Result<String, Error> {
     let hash = digest(key);
     let item = platform.store.get(&keys::admin_key(&lookup(&hash))).await?;
     let stored: Option<StoredKey> = item.and_then(|i| serde_json::from_value(i.body).ok());
     match stored {
         Some(s) if bool::from(s.sha256.as_bytes().ct_eq(hex(&hash).as_bytes())) => Ok(s.account_id),
-        _ => Err(ApiError::unauthorized("the admin key is not valid")),
+        _ => Err(Error::unauthorized("the admin key is not valid")),
     }
 }
 

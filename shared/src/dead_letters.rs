@@ -7,21 +7,14 @@
 //! `{"ids": [...]}`), `DELETE /v1/dead-letters/{id}`, `DELETE
 //! /v1/dead-letters` (all).
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use std::sync::Arc;
 
 use crate::Platform;
 use crate::apply::ApplyMessage;
-use crate::http::ApiError;
-use crate::http::extract::{Account, PageParams, Path, Query};
+use crate::error::{Error, Result};
 use crate::keys;
-use crate::ports::{Cond, Put, Query as StoreQuery, StoreError};
+use crate::ports::{Cond, Page, Put, Query, StoreError};
 
 /// The most of a message's text kept when it cannot be read (for a look;
 /// such a message cannot be redriven into anything but the same failure).
@@ -136,126 +129,99 @@ pub async fn keep_apply(
     Ok(())
 }
 
-type P = State<Arc<Platform>>;
-
-fn decode(items: Vec<crate::ports::Item>) -> Result<Vec<DeadLetter>, ApiError> {
+fn decode(items: Vec<crate::ports::Item>) -> Result<Vec<DeadLetter>> {
     items
         .into_iter()
         .map(|i| serde_json::from_value(i.body))
         .collect::<Result<_, _>>()
-        .map_err(|e| ApiError::internal("decode dead letter", e))
+        .map_err(|e| Error::internal("decode dead letter", e))
 }
 
-pub fn router() -> Router<Arc<Platform>> {
-    Router::new()
-        .route("/v1/dead-letters", get(list).delete(purge))
-        .route("/v1/dead-letters/redrive", post(redrive))
-        .route("/v1/dead-letters/{id}", delete(remove))
-}
-
-async fn list(
-    State(p): P,
-    Account(a): Account,
-    Query(q): Query<PageParams>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let mut query = StoreQuery::new(keys::dead_letters(&a), "");
-    query.limit = q.limit()?;
-    query.cursor = q.cursor;
+/// The account's dead letters, newest first, and the cursor of the rest.
+pub async fn page(
+    p: &Platform,
+    account: &str,
+    limit: usize,
+    cursor: Option<String>,
+) -> Result<(Vec<DeadLetter>, Option<String>)> {
+    let mut query = Query::new(keys::dead_letters(account), "");
+    query.limit = limit;
+    query.cursor = cursor;
     query.reverse = true;
-    let page = p.store.query(query).await?;
-    let data = decode(page.items)?;
-    Ok(axum::Json(
-        json!({"data": data, "next_cursor": page.next_cursor}),
-    ))
+    let Page { items, next_cursor } = p.store.query(query).await?;
+    Ok((decode(items)?, next_cursor))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Redrive {
-    /// Which to redrive; all (the oldest `MAX_REDRIVE`) when absent.
-    #[serde(default)]
-    ids: Option<Vec<String>>,
+/// What became of one redriven dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Redriven {
+    Queued,
+    /// Nothing was left to apply: its request or trigger was deleted, or
+    /// the request was applied since.
+    Dropped,
 }
 
 /// Sends dead letters to be applied again and removes them: an inbound
-/// request is replayed from its request log (as `.../replay` does), other
-/// messages are queued again as they were. Answers what happened to each.
-async fn redrive(
-    State(p): P,
-    Account(a): Account,
-    body: axum::body::Bytes,
-) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
-    // No body, or `{}`, redrives all.
-    let ids = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        serde_json::from_slice::<Redrive>(&body)
-            .map_err(|e| match e.classify() {
-                serde_json::error::Category::Data => {
-                    ApiError::invalid("invalid_body", format!("invalid body: {e}"))
-                }
-                _ => ApiError::bad_request(
-                    "invalid_json",
-                    format!("the body is not valid JSON: {e}"),
-                ),
-            })?
-            .ids
-    };
+/// request is replayed from its request log (as a replay does), other
+/// messages are queued again as they were. `ids` names them (at most
+/// `MAX_REDRIVE`); without, the oldest `MAX_REDRIVE`. Answers what became
+/// of each.
+pub async fn redrive(
+    p: &Platform,
+    account: &str,
+    ids: Option<Vec<String>>,
+) -> Result<Vec<(String, Redriven)>> {
     let letters: Vec<DeadLetter> = match ids {
         Some(ids) if ids.len() > MAX_REDRIVE => {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "too_many_ids",
                 format!("redrive at most {MAX_REDRIVE} dead letters a call"),
             ));
         }
-        Some(ids) => {
+        Some(mut ids) => {
             let mut found = Vec::new();
-            let mut ids = ids;
             ids.sort();
             ids.dedup();
             for id in ids {
                 if !crate::ids::looks_like(&id, "dl") {
-                    return Err(ApiError::not_found(&format!("dead letter {id}")));
+                    return Err(Error::not_found(&format!("dead letter {id}")));
                 }
-                match p.store.get(&keys::dead_letter(&a, &id)).await? {
+                match p.store.get(&keys::dead_letter(account, &id)).await? {
                     Some(item) => found.push(item),
-                    None => return Err(ApiError::not_found(&format!("dead letter {id}"))),
+                    None => return Err(Error::not_found(&format!("dead letter {id}"))),
                 }
             }
             decode(found)?
         }
         None => {
-            let mut query = StoreQuery::new(keys::dead_letters(&a), "");
+            let mut query = Query::new(keys::dead_letters(account), "");
             query.limit = MAX_REDRIVE;
             decode(p.store.query(query).await?.items)?
         }
     };
     let mut results = Vec::new();
     for letter in letters {
-        let outcome = send_again(&p, &a, &letter).await?;
+        let outcome = send_again(p, account, &letter).await?;
         p.store
-            .delete(&keys::dead_letter(&a, &letter.id), Cond::Any)
+            .delete(&keys::dead_letter(account, &letter.id), Cond::Any)
             .await?;
-        results.push(json!({"id": letter.id, "outcome": outcome}));
+        results.push((letter.id, outcome));
     }
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({"data": results}))))
+    Ok(results)
 }
 
-/// What became of one redriven dead letter: `queued`, or `dropped` when
-/// there is nothing left to apply (its request or trigger was deleted, or
-/// the request was applied since).
-async fn send_again(p: &Platform, a: &str, letter: &DeadLetter) -> Result<&'static str, ApiError> {
+async fn send_again(p: &Platform, account: &str, letter: &DeadLetter) -> Result<Redriven> {
     if let (Some(trigger), Some(request)) = (&letter.trigger_id, &letter.request_id) {
-        match crate::triggers::routes::send_again(p, a.to_string(), trigger.clone(), request).await
-        {
-            Ok(_) => return Ok("queued"),
+        match crate::triggers::requests::replay(p, account, trigger, request).await {
+            Ok(_) => return Ok(Redriven::Queued),
             // The log lost its payload: the dead letter still has it, below.
-            Err(e) if e.code == "payload_not_kept" => {}
+            Err(e) if e.code() == "payload_not_kept" => {}
             // Applied since: nothing to do.
-            Err(e) if e.status == StatusCode::CONFLICT => return Ok("dropped"),
+            Err(Error::Conflict { .. }) => return Ok(Redriven::Dropped),
             // No record (or no trigger): sent as it was, below; applying
             // drops it if its trigger is gone.
-            Err(e) if e.status == StatusCode::NOT_FOUND => {}
+            Err(Error::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
     }
@@ -264,41 +230,28 @@ async fn send_again(p: &Platform, a: &str, letter: &DeadLetter) -> Result<&'stat
             p.apply_queue
                 .send(body.clone(), std::time::Duration::ZERO)
                 .await?;
-            Ok("queued")
+            Ok(Redriven::Queued)
         }
-        None => Ok("dropped"),
+        None => Ok(Redriven::Dropped),
     }
 }
 
-/// Deletes every dead letter of the account, page by page for up to 10 s;
-/// 204 when none is left, 202 when more remain (call again).
-async fn purge(State(p): P, Account(a): Account) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
-    let progress = crate::ports::store::clear_partition(
+/// Deletes the account's dead letters, page by page for up to 10 s.
+pub async fn purge(p: &Platform, account: &str) -> Result<crate::ports::store::Progress> {
+    Ok(crate::ports::store::clear_partition(
         &*p.store,
-        &keys::dead_letters(&a),
+        &keys::dead_letters(account),
         std::time::Duration::from_secs(10),
     )
-    .await?;
-    Ok(match progress {
-        crate::ports::store::Progress::Done => StatusCode::NO_CONTENT.into_response(),
-        crate::ports::store::Progress::More => (
-            StatusCode::ACCEPTED,
-            axum::Json(json!({"message": "more dead letters remain: call again"})),
-        )
-            .into_response(),
-    })
+    .await?)
 }
 
-async fn remove(
-    State(p): P,
-    Account(a): Account,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let key = keys::dead_letter(&a, &id);
-    if !crate::ids::looks_like(&id, "dl") || p.store.get(&key).await?.is_none() {
-        return Err(ApiError::not_found(&format!("dead letter {id}")));
+/// Deletes one dead letter of the account.
+pub async fn remove(p: &Platform, account: &str, id: &str) -> Result<()> {
+    let key = keys::dead_letter(account, id);
+    if !crate::ids::looks_like(id, "dl") || p.store.get(&key).await?.is_none() {
+        return Err(Error::not_found(&format!("dead letter {id}")));
     }
     p.store.delete(&key, Cond::Any).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

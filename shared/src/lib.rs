@@ -18,6 +18,7 @@ pub mod config;
 pub mod contacts;
 pub mod dead_letters;
 pub mod egress;
+pub mod error;
 pub mod http;
 pub mod ids;
 pub mod keys;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::Platform;
 use crate::apply::ApplyMessage;
-use crate::http::ApiError;
+use crate::error::Error;
 use crate::ids;
 use crate::keys;
 use crate::ports::store::{OPTIMISTIC_ATTEMPTS, contention_pause};
@@ -50,19 +50,19 @@ pub struct Collection {
 }
 
 /// A name: trimmed, not empty, at most 200 characters, no control characters.
-pub fn parse_name(name: &str) -> Result<String, ApiError> {
+pub fn parse_name(name: &str) -> Result<String, Error> {
     let name = name.trim();
     if name.is_empty() {
-        return Err(ApiError::invalid("invalid_name", "name must not be empty"));
+        return Err(Error::invalid("invalid_name", "name must not be empty"));
     }
     if name.chars().count() > MAX_NAME {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "invalid_name",
             format!("name is longer than {MAX_NAME} characters"),
         ));
     }
     if name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "invalid_name",
             "name must not contain control characters",
         ));
@@ -75,7 +75,7 @@ pub async fn create(
     kind: Kind,
     account: &str,
     name: &str,
-) -> Result<Collection, ApiError> {
+) -> Result<Collection, Error> {
     let c = Collection {
         id: ids::new_id(kind.id_prefix()),
         name: parse_name(name)?,
@@ -116,10 +116,10 @@ pub async fn get(
     kind: Kind,
     account: &str,
     id: &str,
-) -> Result<Collection, ApiError> {
+) -> Result<Collection, Error> {
     find(platform, kind, account, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(kind.word()))
+        .ok_or_else(|| Error::not_found(kind.word()))
 }
 
 pub async fn page(
@@ -128,7 +128,7 @@ pub async fn page(
     account: &str,
     limit: usize,
     cursor: Option<String>,
-) -> Result<(Vec<Collection>, Option<String>), ApiError> {
+) -> Result<(Vec<Collection>, Option<String>), Error> {
     let mut q = Query::new(keys::collections(kind, account), "");
     q.limit = limit;
     q.cursor = cursor;
@@ -137,7 +137,7 @@ pub async fn page(
         .into_iter()
         .map(|i| serde_json::from_value(i.body))
         .collect::<Result<Vec<Collection>, _>>()
-        .map_err(|e| ApiError::internal("decode collection", e))?;
+        .map_err(|e| Error::internal("decode collection", e))?;
     Ok((all, next_cursor))
 }
 
@@ -149,7 +149,7 @@ pub async fn members(
     id: &str,
     limit: usize,
     cursor: Option<String>,
-) -> Result<Page, ApiError> {
+) -> Result<Page, Error> {
     get(platform, kind, account, id).await?;
     let mut q = Query::new(keys::members(kind, account, id), "");
     q.limit = limit;
@@ -190,12 +190,7 @@ pub async fn update_member(
 
 /// Deletes the collection now; its members are removed by the apply queue,
 /// so that deleting a collection of a million contacts answers at once.
-pub async fn delete(
-    platform: &Platform,
-    kind: Kind,
-    account: &str,
-    id: &str,
-) -> Result<(), ApiError> {
+pub async fn delete(platform: &Platform, kind: Kind, account: &str, id: &str) -> Result<(), Error> {
     get(platform, kind, account, id).await?;
     let purge = ApplyMessage::Purge {
         kind,
@@ -387,8 +382,6 @@ pub async fn stop_sequence(
         None => Membership::NotEnrolled,
     })
 }
-
-pub mod routes;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,5 @@
 //! Contacts, found by email or phone number.
 
-pub mod routes;
 mod values;
 
 pub use values::{Email, PhoneNumber};
@@ -188,6 +187,20 @@ fn decode(item: Item) -> Result<(Contact, u64), StoreError> {
     serde_json::from_value(item.body)
         .map(|c| (c, version))
         .map_err(|e| StoreError::Backend(format!("corrupt contact: {e}")))
+}
+
+/// The account's contacts, in id order (stored documents), and the cursor
+/// of the rest.
+pub async fn page(
+    p: &Platform,
+    account: &str,
+    limit: usize,
+    cursor: Option<String>,
+) -> Result<crate::ports::Page, StoreError> {
+    let mut query = crate::ports::Query::new(keys::contacts(account), "");
+    query.limit = limit;
+    query.cursor = cursor;
+    p.store.query(query).await
 }
 
 pub async fn get(

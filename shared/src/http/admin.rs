@@ -11,14 +11,12 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 
 pub fn routes() -> Router<Arc<Platform>> {
     Router::new()
-        .merge(crate::collections::routes::router(
-            crate::collections::Kind::List,
-        ))
-        .merge(crate::collections::routes::router(
+        .merge(super::collections::router(crate::collections::Kind::List))
+        .merge(super::collections::router(
             crate::collections::Kind::Sequence,
         ))
-        .merge(crate::contacts::routes::router())
-        .merge(crate::triggers::routes::router())
-        .merge(crate::dead_letters::router())
+        .merge(super::contacts::router())
+        .merge(super::triggers::router())
+        .merge(super::dead_letters::router())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }

@@ -127,3 +127,27 @@ impl From<QueueError> for ApiError {
         }
     }
 }
+
+impl From<crate::error::Error> for ApiError {
+    fn from(e: crate::error::Error) -> Self {
+        use crate::error::Error;
+        match e {
+            Error::BadRequest { code, message } => ApiError::bad_request(code, message),
+            Error::Invalid {
+                code,
+                message,
+                details,
+            } => {
+                let mut answer = ApiError::invalid(code, message);
+                answer.details = details;
+                answer
+            }
+            Error::NotFound(what) => ApiError::not_found(&what),
+            Error::Unauthorized(message) => ApiError::unauthorized(message),
+            Error::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            Error::Store(e) => e.into(),
+            Error::Queue(e) => e.into(),
+            Error::Internal { context, message } => ApiError::internal(context, message),
+        }
+    }
+}

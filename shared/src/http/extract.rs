@@ -133,7 +133,7 @@ impl FromRequestParts<Arc<Platform>> for Account {
         platform: &Arc<Platform>,
     ) -> Result<Self, ApiError> {
         let key = bearer(&parts.headers)?;
-        accounts::authenticate(platform, key).await.map(Account)
+        Ok(Account(accounts::authenticate(platform, key).await?))
     }
 }
 

@@ -2,10 +2,14 @@
 //! and by `hookline serve` on one machine: the same code answers on both.
 
 pub mod admin;
+mod collections;
+mod contacts;
+mod dead_letters;
 pub mod error;
 pub mod extract;
 pub mod ingest;
 pub mod openapi;
+mod triggers;
 
 pub use error::ApiError;
 

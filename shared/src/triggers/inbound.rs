@@ -461,15 +461,10 @@ mod tests {
             serde_json::from_value(p.store.get(&key).await.unwrap().unwrap().body).unwrap();
         assert!(kept.payload_omitted && !kept.payload.contains_key("big"));
 
-        let refused = super::super::routes::send_again(
-            &p,
-            "acc_test".into(),
-            trigger.id.clone(),
-            &m.request_id,
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(refused.code, "payload_not_kept", "{}", refused.message);
+        let refused = super::super::requests::replay(&p, "acc_test", &trigger.id, &m.request_id)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), "payload_not_kept", "{refused}");
     }
 
     fn actions(v: Value) -> Vec<Action> {

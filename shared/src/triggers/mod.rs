@@ -9,7 +9,10 @@
 
 pub mod inbound;
 pub mod ingest;
-pub mod routes;
+mod preview;
+pub mod requests;
+
+pub use preview::preview;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,7 +24,7 @@ use std::sync::Mutex;
 use crate::Platform;
 use crate::collections::{self, Kind};
 use crate::contacts::Identifier;
-use crate::http::ApiError;
+use crate::error::Error;
 use crate::ids;
 use crate::keys;
 use crate::ports::{Cond, Put, StoreError, Write};
@@ -136,11 +139,11 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
-pub fn parse_identifier(text: &str) -> Result<Identifier, ApiError> {
+pub fn parse_identifier(text: &str) -> Result<Identifier, Error> {
     match text {
         "email" => Ok(Identifier::Email),
         "phone_number" => Ok(Identifier::PhoneNumber),
-        other => Err(ApiError::invalid(
+        other => Err(Error::invalid(
             "invalid_identifier",
             format!("identifier {other:?} is not email or phone_number"),
         )),
@@ -148,19 +151,19 @@ pub fn parse_identifier(text: &str) -> Result<Identifier, ApiError> {
 }
 
 /// Compiles a transform, answering a 422 that names the line and column.
-pub async fn compile(source: &str) -> Result<Transform, ApiError> {
+pub async fn compile(source: &str) -> Result<Transform, Error> {
     if source.len() > MAX_TRANSFORM {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "invalid_transform",
             format!("the transform is longer than {MAX_TRANSFORM} bytes"),
         ));
     }
     Transform::compile_bounded(source.to_string())
         .await
-        .map_err(|e| ApiError::internal("compile a transform", e))?
+        .map_err(|e| Error::internal("compile a transform", e))?
         .map(|(t, _)| t)
         .map_err(|e| {
-            ApiError::invalid("invalid_transform", format!("transform {e}"))
+            Error::invalid("invalid_transform", format!("transform {e}"))
                 .with_details(json!({"line": e.line, "column": e.column}))
         })
 }
@@ -211,16 +214,16 @@ pub async fn parse_actions(
     platform: &Platform,
     account: &str,
     raw: &[Value],
-) -> Result<Vec<Action>, ApiError> {
+) -> Result<Vec<Action>, Error> {
     if raw.len() > MAX_ACTIONS {
-        return Err(ApiError::invalid(
+        return Err(Error::invalid(
             "invalid_actions",
             format!("at most {MAX_ACTIONS} actions"),
         ));
     }
     let mut actions = Vec::with_capacity(raw.len());
     for (i, value) in raw.iter().enumerate() {
-        let fail = |m: String| ApiError::invalid("invalid_actions", format!("actions[{i}]: {m}"));
+        let fail = |m: String| Error::invalid("invalid_actions", format!("actions[{i}]: {m}"));
         let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
         const KINDS: &str = "add_to_list, add_to_sequence, stop_sequence, update_contact, send_message, publish_event";
         if !KINDS.split(", ").any(|k| k == kind) {
@@ -271,12 +274,12 @@ pub async fn create(
     platform: &Platform,
     account: &str,
     input: TriggerInput,
-) -> Result<(Trigger, Option<String>), ApiError> {
+) -> Result<(Trigger, Option<String>), Error> {
     let name = collections::parse_name(
         input
             .name
             .as_deref()
-            .ok_or_else(|| ApiError::invalid("invalid_body", "missing field `name`"))?,
+            .ok_or_else(|| Error::invalid("invalid_body", "missing field `name`"))?,
     )?;
     let identifier = parse_identifier(input.identifier.as_deref().unwrap_or("email"))?;
     let transform = input.transform.flatten().filter(|t| !t.trim().is_empty());
@@ -406,11 +409,31 @@ pub async fn find_for_ingest(
     Ok(found)
 }
 
+/// The account's triggers, in id order, and the cursor of the rest.
+pub async fn page(
+    platform: &Platform,
+    account: &str,
+    limit: usize,
+    cursor: Option<String>,
+) -> Result<(Vec<Trigger>, Option<String>), Error> {
+    let mut query = crate::ports::Query::new(keys::account_triggers(account), "");
+    query.limit = limit;
+    query.cursor = cursor;
+    let page = platform.store.query(query).await?;
+    let all = page
+        .items
+        .into_iter()
+        .map(|i| serde_json::from_value::<Trigger>(i.body))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::internal("decode trigger", e))?;
+    Ok((all, page.next_cursor))
+}
+
 /// The account's trigger, or 404 (another account's answers 404 too).
-pub async fn get(platform: &Platform, account: &str, id: &str) -> Result<(Trigger, u64), ApiError> {
+pub async fn get(platform: &Platform, account: &str, id: &str) -> Result<(Trigger, u64), Error> {
     match find(platform, id).await? {
         Some((t, v)) if t.account == account => Ok((t, v)),
-        _ => Err(ApiError::not_found("trigger")),
+        _ => Err(Error::not_found("trigger")),
     }
 }
 
@@ -420,7 +443,7 @@ pub async fn update(
     account: &str,
     id: &str,
     input: TriggerInput,
-) -> Result<Trigger, ApiError> {
+) -> Result<Trigger, Error> {
     let (mut t, version) = get(platform, account, id).await?;
     if let Some(name) = &input.name {
         t.name = collections::parse_name(name)?;
@@ -443,7 +466,7 @@ pub async fn update(
     }
     if let Some(require) = input.require_api_key {
         if require && t.api_key_sha256.is_none() {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 "api_key_needed",
                 "this trigger has no API key: POST /v1/triggers/{id}/rotate-key makes one and requires it",
             ));
@@ -460,7 +483,7 @@ pub async fn rotate_key(
     platform: &Platform,
     account: &str,
     id: &str,
-) -> Result<(Trigger, String), ApiError> {
+) -> Result<(Trigger, String), Error> {
     let (mut t, version) = get(platform, account, id).await?;
     let key = crate::accounts::generate_key("hl_trigger");
     t.api_key_sha256 = Some(sha256_hex(&key));
@@ -470,7 +493,7 @@ pub async fn rotate_key(
     Ok((t, key))
 }
 
-pub async fn delete(platform: &Platform, account: &str, id: &str) -> Result<(), ApiError> {
+pub async fn delete(platform: &Platform, account: &str, id: &str) -> Result<(), Error> {
     let (t, version) = get(platform, account, id).await?;
     // Queued first, so that no deleted trigger keeps its log for want of a
     // message; the purge waits until the trigger is gone.
@@ -599,14 +622,20 @@ mod tests {
         );
         let list = crate::ids::new_id(Kind::List.id_prefix());
         let raw = [json!({"type": "add_to_list", "list_id": list})];
-        let err = parse_actions(&platform, "acct", &raw).await.unwrap_err();
+        let err: crate::http::ApiError = parse_actions(&platform, "acct", &raw)
+            .await
+            .unwrap_err()
+            .into();
         assert_eq!(
             (err.status.as_u16(), err.code),
             (503, "storage_unavailable")
         );
         assert!(!err.message.contains("injected"));
         // A list that is not there is the request's fault.
-        let err = parse_actions(&healthy, "acct", &raw).await.unwrap_err();
+        let err: crate::http::ApiError = parse_actions(&healthy, "acct", &raw)
+            .await
+            .unwrap_err()
+            .into();
         assert_eq!((err.status.as_u16(), err.code), (422, "invalid_actions"));
     }
 

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-use super::Kind;
 use crate::Platform;
+use crate::collections::Kind;
 use crate::http::ApiError;
 use crate::http::extract::{Account, Json, PageParams, Path, Query};
 
@@ -27,28 +27,28 @@ pub fn router(kind: Kind) -> Router<Arc<Platform>> {
         .route(
             &base,
             get(move |State(p): P, Account(a): Account, Query(q): Query<PageParams>| async move {
-                let (all, next) = super::page(&p, kind, &a, q.limit()?, q.cursor).await?;
+                let (all, next) = crate::collections::page(&p, kind, &a, q.limit()?, q.cursor).await?;
                 Ok::<_, ApiError>(axum::Json(json!({"data": all, "next_cursor": next})))
             })
             .post(move |State(p): P, Account(a): Account, Json(body): Json<NewCollection>| async move {
-                let c = super::create(&p, kind, &a, &body.name).await?;
+                let c = crate::collections::create(&p, kind, &a, &body.name).await?;
                 Ok::<_, ApiError>((StatusCode::CREATED, axum::Json(c)))
             }),
         )
         .route(
             &format!("{base}/{{id}}"),
             get(move |State(p): P, Account(a): Account, Path(id): Path<String>| async move {
-                Ok::<_, ApiError>(axum::Json(super::get(&p, kind, &a, &id).await?))
+                Ok::<_, ApiError>(axum::Json(crate::collections::get(&p, kind, &a, &id).await?))
             })
             .delete(move |State(p): P, Account(a): Account, Path(id): Path<String>| async move {
-                super::delete(&p, kind, &a, &id).await?;
+                crate::collections::delete(&p, kind, &a, &id).await?;
                 Ok::<_, ApiError>(StatusCode::NO_CONTENT)
             }),
         )
         .route(
             &format!("{base}/{{id}}/contacts"),
             get(move |State(p): P, Account(a): Account, Path(id): Path<String>, Query(q): Query<PageParams>| async move {
-                let page = super::members(&p, kind, &a, &id, q.limit()?, q.cursor).await?;
+                let page = crate::collections::members(&p, kind, &a, &id, q.limit()?, q.cursor).await?;
                 let data = match kind {
                     Kind::List => contacts_of(&p, &a, page.items.iter().map(|i| i.key.sk.as_str())).await?,
                     // A sequence member carries its status: active or stopped.

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
-use super::{Email, Identifier, PhoneNumber};
 use crate::Platform;
+use crate::contacts::{Email, Identifier, PhoneNumber};
 use crate::http::ApiError;
 use crate::http::extract::{Account, Path, Query};
 
@@ -55,17 +55,14 @@ async fn lookup(
                 limit: q.limit,
                 cursor: q.cursor,
             };
-            let mut query = crate::ports::Query::new(crate::keys::contacts(&account), "");
-            query.limit = page.limit()?;
-            query.cursor = page.cursor;
-            let found = p.store.query(query).await?;
+            let found = crate::contacts::page(&p, &account, page.limit()?, page.cursor).await?;
             let data: Vec<_> = found.items.into_iter().map(|i| i.body).collect();
             return Ok(axum::Json(
                 json!({"data": data, "next_cursor": found.next_cursor}),
             ));
         }
     };
-    let (contact, _) = super::find(&p, &account, by, &value)
+    let (contact, _) = crate::contacts::find(&p, &account, by, &value)
         .await?
         .ok_or_else(|| ApiError::not_found("contact"))?;
     Ok(axum::Json(
@@ -77,8 +74,8 @@ async fn show(
     State(p): State<Arc<Platform>>,
     Account(account): Account,
     Path(id): Path<String>,
-) -> Result<axum::Json<super::Contact>, ApiError> {
-    let (contact, _) = super::get(&p, &account, &id)
+) -> Result<axum::Json<crate::contacts::Contact>, ApiError> {
+    let (contact, _) = crate::contacts::get(&p, &account, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("contact"))?;
     Ok(axum::Json(contact))

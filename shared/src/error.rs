@@ -1,0 +1,107 @@
+//! The domain's errors, in the contract's words (a code for programs, a
+//! message for people) and without HTTP: `http::error` alone turns them
+//! into answers, choosing the status from the kind.
+
+use crate::ports::{QueueError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed: it cannot be read as asked.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// The request reads well but asks for what cannot be: a field out of
+    /// its bounds, a transform that does not compile.
+    #[error("{message}")]
+    Invalid {
+        code: &'static str,
+        message: String,
+        /// More, for programs: where a transform failed, say.
+        details: Option<serde_json::Value>,
+    },
+    /// No such thing in the caller's account (another account's included).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The thing is in a state that refuses this now.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// A failure of ours, not the caller's: logged in full, answered vaguely.
+    #[error("{context}: {message}")]
+    Internal {
+        context: &'static str,
+        message: String,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// `what` is named as a person would: "trigger", "list lst_...".
+    pub fn not_found(what: &str) -> Self {
+        Self::NotFound(what.to_string())
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::Unauthorized(message.into())
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(context: &'static str, error: impl std::fmt::Display) -> Self {
+        Self::Internal {
+            context,
+            message: error.to_string(),
+        }
+    }
+
+    /// Adds details to an `Invalid` error (others have none).
+    pub fn with_details(mut self, more: serde_json::Value) -> Self {
+        if let Self::Invalid { details, .. } = &mut self {
+            *details = Some(more);
+        }
+        self
+    }
+
+    /// The contract's code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } | Self::Invalid { code, .. } => code,
+            Self::Conflict { code, .. } => code,
+            Self::NotFound(_) => "not_found",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Store(StoreError::Conflict) => "conflict",
+            Self::Store(StoreError::InvalidCursor) => "invalid_cursor",
+            Self::Store(StoreError::TooLarge(_)) | Self::Queue(QueueError::TooLarge(_)) => {
+                "too_large"
+            }
+            Self::Store(_) | Self::Queue(_) => "storage_unavailable",
+            Self::Internal { .. } => "unavailable",
+        }
+    }
+}
