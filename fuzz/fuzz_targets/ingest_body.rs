@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         "content-type",
         TYPES[kind as usize % TYPES.len()].parse().unwrap(),
     );
-    if let Ok(map) = hookline::triggers::ingest::parse_body(&headers, body) {
+    if let Ok(map) = hookline::http::body::parse_body(&headers, body) {
         let value = serde_json::Value::Object(map);
         assert!(depth(&value) <= 25, "accepted a body nested too deep");
         assert!(hookline::ports::store::check_shape(&value).is_ok());

@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut headers = http::HeaderMap::new();
     headers.insert("content-type", "application/json".parse().unwrap());
-    let Ok(payload) = hookline::triggers::ingest::parse_body(&headers, payload) else {
+    let Ok(payload) = hookline::http::body::parse_body(&headers, payload) else {
         return;
     };
     runtime().block_on(async {

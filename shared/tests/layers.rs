@@ -41,18 +41,12 @@ const KNOWN: &[(&str, &str)] = &[
     ("dead_letters", "apply"),
     ("dead_letters", "keys"),
     ("dead_letters", "triggers"),
-    ("http", "accounts"),
-    ("http", "collections"),
-    ("http", "contacts"),
-    ("http", "dead_letters"),
-    ("http", "triggers"),
     ("keys", "collections"),
     ("keys", "contacts"),
     ("triggers", "accounts"),
     ("triggers", "apply"),
     ("triggers", "collections"),
     ("triggers", "contacts"),
-    ("triggers", "http"),
     ("triggers", "keys"),
 ];
 

@@ -2,9 +2,9 @@
 //! fuzz targets in `fuzz/` drive for longer): bounded example counts, so
 //! they run in `cargo test`.
 
+use hookline::http::body::parse_body;
 use hookline::ports::store::cursor;
 use hookline::transforms::Transform;
-use hookline::triggers::ingest::parse_body;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 

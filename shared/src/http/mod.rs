@@ -2,6 +2,7 @@
 //! and by `hookline serve` on one machine: the same code answers on both.
 
 pub mod admin;
+pub mod body;
 mod collections;
 mod contacts;
 mod dead_letters;
@@ -64,7 +65,7 @@ async fn bounded(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let limit = if request.uri().path().starts_with("/hooks/") {
-        crate::triggers::ingest::BODY_LIMIT
+        ingest::BODY_LIMIT
     } else {
         admin::BODY_LIMIT
     };

@@ -96,7 +96,7 @@ pub async fn apply(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
     let Some((record_key, cond)) = unrecorded(p, m).await? else {
         return Ok(()); // delivered again: already applied (and its key settled)
     };
-    super::ingest::settle_key(p, m).await?;
+    super::idempotency::settle_key(p, m).await?;
     let mut record = RequestRecord::new(p, m);
     let Some((trigger, _)) = super::find(p, &m.trigger_id).await? else {
         // Deleted meanwhile, its request log with it: a record written now

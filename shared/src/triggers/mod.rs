@@ -7,8 +7,9 @@
 //! - `ingest.rs`: `POST /hooks/{id}`, which only accepts and queues;
 //! - `inbound.rs`: what the apply queue does with an accepted request.
 
+pub mod accept;
+mod idempotency;
 pub mod inbound;
-pub mod ingest;
 mod preview;
 pub mod requests;
 
