@@ -19,8 +19,6 @@
 //! Partitions are per account and per resource, so a list query reads one
 //! partition and accounts never share one.
 
-use crate::collections::Kind;
-use crate::contacts::Identifier;
 use crate::ports::Key;
 
 pub fn account(id: &str) -> Key {
@@ -31,16 +29,17 @@ pub fn admin_key(lookup: &str) -> Key {
     Key::new("admin_key", lookup)
 }
 
-pub fn collections(kind: Kind, account: &str) -> String {
-    format!("{account}#{}", kind.word())
+/// `kind`: a collection kind's word (`collections::Kind` converts).
+pub fn collections(kind: impl Into<&'static str>, account: &str) -> String {
+    format!("{account}#{}", kind.into())
 }
 
-pub fn collection(kind: Kind, account: &str, id: &str) -> Key {
+pub fn collection(kind: impl Into<&'static str>, account: &str, id: &str) -> Key {
     Key::new(collections(kind, account), id)
 }
 
-pub fn members(kind: Kind, account: &str, id: &str) -> String {
-    format!("{account}#{}#{id}", kind.word())
+pub fn members(kind: impl Into<&'static str>, account: &str, id: &str) -> String {
+    format!("{account}#{}#{id}", kind.into())
 }
 
 pub fn contacts(account: &str) -> String {
@@ -51,11 +50,9 @@ pub fn contact(account: &str, id: &str) -> Key {
     Key::new(contacts(account), id)
 }
 
-pub fn contact_by(account: &str, identifier: Identifier, value: &str) -> Key {
-    Key::new(
-        format!("{account}#contact_by#{}", identifier.as_str()),
-        value,
-    )
+/// `identifier`: a contact field's name (`contacts::Identifier` converts).
+pub fn contact_by(account: &str, identifier: impl Into<&'static str>, value: &str) -> Key {
+    Key::new(format!("{account}#contact_by#{}", identifier.into()), value)
 }
 
 pub fn trigger(id: &str) -> Key {

@@ -30,24 +30,14 @@ const EXEMPT: &[&str] = &["testkit"];
 
 /// Imports that break a rule today: (from, to).
 const KNOWN: &[(&str, &str)] = &[
-    ("accounts", "keys"),
     ("apply", "collections"),
     ("apply", "dead_letters"),
     ("apply", "triggers"),
     ("collections", "apply"),
-    ("collections", "contacts"),
-    ("collections", "keys"),
-    ("contacts", "keys"),
     ("dead_letters", "apply"),
-    ("dead_letters", "keys"),
     ("dead_letters", "triggers"),
-    ("keys", "collections"),
-    ("keys", "contacts"),
-    ("triggers", "accounts"),
     ("triggers", "apply"),
     ("triggers", "collections"),
-    ("triggers", "contacts"),
-    ("triggers", "keys"),
 ];
 
 fn src() -> PathBuf {

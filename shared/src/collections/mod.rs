@@ -40,6 +40,13 @@ impl Kind {
     }
 }
 
+/// Its word, as keys name it.
+impl From<Kind> for &'static str {
+    fn from(kind: Kind) -> Self {
+        kind.word()
+    }
+}
+
 const MAX_NAME: usize = 200;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

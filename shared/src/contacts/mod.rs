@@ -43,6 +43,13 @@ impl Identifier {
     }
 }
 
+/// Its field's name, as keys name it.
+impl From<Identifier> for &'static str {
+    fn from(identifier: Identifier) -> Self {
+        identifier.as_str()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Contact {
     pub id: String,
