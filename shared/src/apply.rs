@@ -1,54 +1,18 @@
-//! The apply queue: work accepted by the HTTP faces and done after answering.
+//! The apply queue's dispatcher: each message (`messages::ApplyMessage`)
+//! to the domain code that does its work, and the outcomes the queue
+//! settles.
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use crate::Platform;
-use crate::collections::{self, Kind};
+use crate::collections;
+pub use crate::messages::ApplyMessage;
 use crate::platform::APPLY_MAX_RECEIVES;
 use crate::ports::store::Progress;
 use crate::ports::{QueueMessage, StoreError};
-use crate::triggers::inbound::{self, Inbound};
+use crate::triggers::inbound;
 use crate::work::{Handler, Outcome, backoff};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ApplyMessage {
-    /// A request to a trigger URL, accepted and waiting to be applied.
-    Inbound(Inbound),
-    /// Remove the members of a deleted list or sequence.
-    Purge {
-        kind: Kind,
-        account: String,
-        id: String,
-    },
-    /// Remove the request log of a deleted trigger.
-    PurgeTriggerLog { account: String, trigger_id: String },
-}
-
-impl ApplyMessage {
-    /// The message as JSON that SQS takes: SQS refuses U+FFFE and U+FFFF,
-    /// which serde_json writes as they are, so they go escaped (they can
-    /// only be inside strings, where `\uffff` means the same).
-    pub fn encode(&self) -> String {
-        let json = serde_json::to_string(self).expect("apply messages serialise");
-        if json.contains(['\u{fffe}', '\u{ffff}']) {
-            json.replace('\u{fffe}', "\\ufffe")
-                .replace('\u{ffff}', "\\uffff")
-        } else {
-            json
-        }
-    }
-
-    /// Queues the message to be applied now.
-    pub async fn send(&self, platform: &Platform) -> Result<String, crate::ports::QueueError> {
-        platform
-            .apply_queue
-            .send(self.encode(), std::time::Duration::ZERO)
-            .await
-    }
-}
 
 pub struct ApplyHandler {
     platform: Arc<Platform>,
@@ -231,6 +195,7 @@ impl ApplyHandler {
 mod tests {
     use super::*;
     use crate::config::Settings;
+    use crate::messages::Inbound;
     use crate::testkit::faulty::{Fault, Faulty};
     use chrono::Utc;
 

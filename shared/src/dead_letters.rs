@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Platform;
-use crate::apply::ApplyMessage;
 use crate::error::{Error, Result};
 use crate::keys;
+use crate::messages::ApplyMessage;
 use crate::ports::{Cond, Page, Put, Query, StoreError};
 
 /// The most of a message's text kept when it cannot be read (for a look;

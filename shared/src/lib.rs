@@ -22,6 +22,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod messages;
 pub mod platform;
 pub mod ports;
 pub mod transforms;

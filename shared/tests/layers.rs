@@ -3,10 +3,6 @@
 //! edge nor an adapter (it gets the ports in `platform::Platform`, which
 //! the hosts build), and no two top-level modules import each other,
 //! directly or around a circle.
-//!
-//! `KNOWN` lists the imports that break these rules today. A new one fails
-//! the test; so does one that has gone (take it off the list, so that it
-//! stays gone). The list is to be emptied.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -27,18 +23,6 @@ const EDGES: &[&str] = &["http", "adapters"];
 /// Test support may import anything, and nothing of the product imports it
 /// but tests.
 const EXEMPT: &[&str] = &["testkit"];
-
-/// Imports that break a rule today: (from, to).
-const KNOWN: &[(&str, &str)] = &[
-    ("apply", "collections"),
-    ("apply", "dead_letters"),
-    ("apply", "triggers"),
-    ("collections", "apply"),
-    ("dead_letters", "apply"),
-    ("dead_letters", "triggers"),
-    ("triggers", "apply"),
-    ("triggers", "collections"),
-];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -219,19 +203,11 @@ fn the_reader_finds_grouped_and_inline_imports() {
 }
 
 #[test]
-fn no_new_layer_violations_and_none_that_went_unnoticed() {
+fn the_domain_sees_no_edge_and_no_modules_import_each_other() {
     let found = violations();
-    let known: BTreeSet<(String, String)> = KNOWN
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    let new: Vec<_> = found.difference(&known).collect();
-    let gone: Vec<_> = known.difference(&found).collect();
-    println!("layer violations: {} (known {})", found.len(), known.len());
     assert!(
-        new.is_empty(),
+        found.is_empty(),
         "imports that break the layers (the domain importing http or adapters, \
-         or modules importing each other around a circle): {new:?}"
+         or modules importing each other around a circle): {found:?}"
     );
-    assert!(gone.is_empty(), "fixed, so take them off KNOWN: {gone:?}");
 }

@@ -7,21 +7,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Platform;
-use crate::apply::ApplyMessage;
 use crate::error::Error;
 use crate::ids;
 use crate::keys;
+use crate::messages::ApplyMessage;
 use crate::ports::store::{OPTIMISTIC_ATTEMPTS, contention_pause};
 use crate::ports::store::{Progress, delete_items, first_page};
 use crate::ports::{Cond, Key, Page, Put, Query, StoreError};
 
-/// Which collection: its id prefix, key word and name in messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    List,
-    Sequence,
-}
+/// Which collection: its id prefix, key word and name in messages (a
+/// plain type of the messages that name it).
+pub use crate::messages::CollectionKind as Kind;
 
 impl Kind {
     pub fn id_prefix(self) -> &'static str {

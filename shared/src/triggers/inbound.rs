@@ -14,22 +14,7 @@ use crate::keys;
 use crate::ports::{Cond, Put, StoreError};
 use crate::transforms;
 
-/// A request accepted by ingest, as queued.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Inbound {
-    pub account: String,
-    pub trigger_id: String,
-    pub request_id: String,
-    pub received_at: DateTime<Utc>,
-    pub payload: Map<String, Value>,
-    pub idempotency_key: Option<String>,
-    /// The body's SHA-256 when it came with an `Idempotency-Key`: applying
-    /// the request marks the key queued with it, should ingest not have.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_sha256: Option<String>,
-    /// 1, then one more for each replay.
-    pub attempt: u32,
-}
+pub use crate::messages::Inbound;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

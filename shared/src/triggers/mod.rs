@@ -498,7 +498,7 @@ pub async fn delete(platform: &Platform, account: &str, id: &str) -> Result<(), 
     let (t, version) = get(platform, account, id).await?;
     // Queued first, so that no deleted trigger keeps its log for want of a
     // message; the purge waits until the trigger is gone.
-    let purge = crate::apply::ApplyMessage::PurgeTriggerLog {
+    let purge = crate::messages::ApplyMessage::PurgeTriggerLog {
         account: account.to_string(),
         trigger_id: t.id.clone(),
     };

@@ -3,9 +3,9 @@
 
 use super::inbound::{Inbound, RequestRecord, Status};
 use crate::Platform;
-use crate::apply::ApplyMessage;
 use crate::error::{Error, Result};
 use crate::keys;
+use crate::messages::ApplyMessage;
 use crate::ports::{Page, Query};
 
 /// The account's trigger's requests, newest first.

@@ -1,0 +1,75 @@
+//! The messages of each queue: plain types, with no domain code. The
+//! domain sends them; one dispatcher per queue (`apply::ApplyHandler` for
+//! the apply queue) receives them and calls the domain.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::Platform;
+use crate::ports::QueueError;
+
+/// Which collection: a list or a sequence (`collections::Kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CollectionKind {
+    List,
+    Sequence,
+}
+
+/// A request accepted at a trigger URL, as queued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inbound {
+    pub account: String,
+    pub trigger_id: String,
+    pub request_id: String,
+    pub received_at: DateTime<Utc>,
+    pub payload: Map<String, Value>,
+    pub idempotency_key: Option<String>,
+    /// The body's SHA-256 when it came with an `Idempotency-Key`: applying
+    /// the request marks the key queued with it, should ingest not have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
+    /// 1, then one more for each replay.
+    pub attempt: u32,
+}
+
+/// The apply queue's messages: work accepted by the HTTP faces and done
+/// after answering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ApplyMessage {
+    /// A request to a trigger URL, accepted and waiting to be applied.
+    Inbound(Inbound),
+    /// Remove the members of a deleted list or sequence.
+    Purge {
+        kind: CollectionKind,
+        account: String,
+        id: String,
+    },
+    /// Remove the request log of a deleted trigger.
+    PurgeTriggerLog { account: String, trigger_id: String },
+}
+
+impl ApplyMessage {
+    /// The message as JSON that SQS takes: SQS refuses U+FFFE and U+FFFF,
+    /// which serde_json writes as they are, so they go escaped (they can
+    /// only be inside strings, where `\uffff` means the same).
+    pub fn encode(&self) -> String {
+        let json = serde_json::to_string(self).expect("apply messages serialise");
+        if json.contains(['\u{fffe}', '\u{ffff}']) {
+            json.replace('\u{fffe}', "\\ufffe")
+                .replace('\u{ffff}', "\\uffff")
+        } else {
+            json
+        }
+    }
+
+    /// Queues the message to be applied now.
+    pub async fn send(&self, platform: &Platform) -> Result<String, QueueError> {
+        platform
+            .apply_queue
+            .send(self.encode(), std::time::Duration::ZERO)
+            .await
+    }
+}
