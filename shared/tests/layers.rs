@@ -40,20 +40,49 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The code of a file without its tests (from `#[cfg(test)]` on) and
-/// without comments.
+/// The code of a file without comments and without its test items (each
+/// `#[cfg(test)]` item: to its `;`, or its braces' end).
 fn code(text: &str) -> String {
-    let text = match text.find("#[cfg(test)]") {
-        Some(at) => &text[..at],
-        None => text,
-    };
-    text.lines()
+    let text: String = text
+        .lines()
         .map(|l| match l.find("//") {
             Some(at) => &l[..at],
             None => l,
         })
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..at]);
+        let item = &rest[at..];
+        let end = match (item.find(';'), item.find('{')) {
+            (Some(semi), Some(brace)) if semi < brace => semi + 1,
+            (_, Some(brace)) => {
+                let mut depth = 0;
+                let mut end = item.len();
+                for (i, c) in item[brace..].char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                end = brace + i + 1;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                end
+            }
+            (Some(semi), None) => semi + 1,
+            (None, None) => item.len(),
+        };
+        rest = &item[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The top-level modules a piece of code names: `crate::x` inline or in a
@@ -188,6 +217,13 @@ fn violations() -> BTreeSet<(String, String)> {
 
 #[test]
 fn the_reader_finds_grouped_and_inline_imports() {
+    let tested = "use crate::ports;\n#[cfg(test)]\nmod tests {\n    use crate::http;\n    fn f() { if true { crate::adapters::x(); } }\n}\nuse crate::keys;";
+    let names: Vec<String> = named(&code(tested)).into_iter().collect();
+    assert_eq!(
+        names,
+        ["keys", "ports"],
+        "test items are skipped, what follows is not"
+    );
     let code = "use crate::{ports::{Store, Key}, keys, http::ApiError};\nfn f() { crate::ids::new_id(\"x\"); }";
     let names: Vec<String> = named(code).into_iter().collect();
     assert_eq!(names, ["http", "ids", "keys", "ports"]);
