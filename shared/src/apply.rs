@@ -11,7 +11,7 @@ pub use crate::messages::ApplyMessage;
 use crate::platform::APPLY_MAX_RECEIVES;
 use crate::ports::store::Progress;
 use crate::ports::{QueueMessage, StoreError};
-use crate::triggers::inbound;
+use crate::triggers::pipeline;
 use crate::work::{Handler, Outcome, backoff};
 
 pub struct ApplyHandler {
@@ -48,7 +48,7 @@ impl ApplyHandler {
         // the space freed. Past its budget it queues the rest as a new
         // message, so that no purge outlasts a Lambda's time limit.
         let progress = match message {
-            ApplyMessage::Inbound(m) => return inbound::apply(&self.deferred, m).await,
+            ApplyMessage::Inbound(m) => return pipeline::run(&self.deferred, m).await,
             ApplyMessage::Purge { kind, account, id } => {
                 collections::purge_members(&self.platform, *kind, account, id, self.purge_budget)
                     .await?
@@ -111,7 +111,7 @@ impl Handler for ApplyHandler {
             "received {attempts} times and never finished: its worker stopped with it (a crash or a time limit), or the store failed on its last attempt"
         );
         if let Ok(ApplyMessage::Inbound(inbound)) = serde_json::from_str(&m.body) {
-            inbound::give_up(&self.platform, &inbound, attempts)
+            pipeline::give_up(&self.platform, &inbound, attempts)
                 .await
                 .map_err(|e| format!("the failed request could not be logged: {e}"))?;
         }
@@ -175,7 +175,7 @@ impl ApplyHandler {
                     // (`keep_dead` logs it).
                     if let ApplyMessage::Inbound(inbound) = &message
                         && let Err(e) =
-                            inbound::give_up(&self.platform, inbound, m.receive_count).await
+                            pipeline::give_up(&self.platform, inbound, m.receive_count).await
                     {
                         tracing::error!(message_id = %m.id, error = %e, "the failed request could not be logged; will retry");
                         return self.retry(m);

@@ -1,13 +1,32 @@
 //! Hookline: the whole domain, its ports and its adapters.
 //!
-//! - `ports`: what the domain needs (store, queue, clock); `adapters`: the
-//!   embedded (redb) and AWS (DynamoDB, SQS) implementations of them.
-//! - `egress`: the one HTTP client allowed to call out, with its SSRF guard.
-//! - `keys`: the layout of every stored item.
-//! - `accounts`, `collections` (contact lists and sequences), `contacts`,
-//!   `transforms`, `triggers`: the product, one folder per resource.
-//! - `http`: the axum routers (admin and ingest faces); `work`: the queue
-//!   face; `apply`: the work done after a request is answered.
+//! Layers (checked by `tests/layers.rs`: no module imports another that
+//! imports it back, and the domain imports neither `http` nor `adapters`):
+//!
+//! - base: `ports` (store, queue, clock), `platform` (the ports a host
+//!   built, handed to the domain), `config`, `error` (the domain's errors),
+//!   `egress` (the one HTTP client allowed to call out), `keys` (the layout
+//!   of every stored item), `ids`, `messages` (each queue's messages, plain
+//!   types), `alloc`;
+//! - domain: `accounts`, `collections` (contact lists and sequences),
+//!   `contacts`, `transforms`, `triggers`, `dead_letters`;
+//! - edges: `http` (the admin and ingest routers: the only code that knows
+//!   HTTP), `apply` (the apply queue's dispatcher), `work` (feeding any
+//!   queue to a handler, and settling the outcomes), `adapters` (embedded:
+//!   redb and a log file; AWS: DynamoDB and SQS), `testkit`.
+//!
+//! Words, one per thing:
+//!
+//! - **ingest**: the HTTP face trigger URLs are on (`/hooks/{id}`, the
+//!   `ingest` function); **accept**: what it does before answering (the
+//!   trigger found, its API key checked, the request queued durably);
+//! - **apply**: the queue of work done after answering, and doing it; a
+//!   request is **run** through its trigger's **pipeline** (transform,
+//!   contact, actions) and its outcome written to the **request log**;
+//! - **dispatch**: one message to the domain code that does its work
+//!   (`apply::ApplyHandler`); **settle**: an outcome carried out on the queue;
+//! - **dead letter**: a message given up on, kept in the store until it is
+//!   redriven or deleted; **replay**: a failed request run again.
 
 pub mod accounts;
 pub mod adapters;

@@ -7,11 +7,11 @@ use subtle::ConstantTimeEq;
 
 use super::Trigger;
 use super::idempotency::{Claim, claim_key, mark_queued};
-use super::inbound::Inbound;
 use crate::Platform;
 use crate::error::{Error, Result};
 use crate::ids;
 use crate::messages::ApplyMessage;
+use crate::messages::Inbound;
 use crate::ports::Cond;
 use serde_json::{Map, Value};
 

@@ -5,10 +5,10 @@
 use serde_json::json;
 use std::time::Duration;
 
-use super::inbound::Inbound;
 use crate::Platform;
 use crate::error::Error;
 use crate::keys;
+use crate::messages::Inbound;
 use crate::ports::{Cond, Put, StoreError};
 
 /// How long an `Idempotency-Key` is remembered.
@@ -161,7 +161,7 @@ mod tests {
                 attempt: 1,
             };
             clock.advance(Duration::from_secs(applied_after));
-            crate::triggers::inbound::apply(&p, &inbound).await.unwrap();
+            crate::triggers::pipeline::run(&p, &inbound).await.unwrap();
             // Well past the pending window: a retry is still its repeat.
             clock.advance(Duration::from_secs(600));
             match claim_key(&p, trigger, k, &ids::new_id("req"), &hash).await {

@@ -2,14 +2,18 @@
 //! automations): a URL that external systems POST to, a transform that turns
 //! the payload into a contact, and actions run on that contact.
 //!
-//! - `mod.rs`: the trigger, its validation and storage;
-//! - `routes.rs`: the admin API (CRUD, preview, request log, replay);
-//! - `ingest.rs`: `POST /hooks/{id}`, which only accepts and queues;
-//! - `inbound.rs`: what the apply queue does with an accepted request.
+//! - `mod.rs`: the trigger, its validation and storage (and caches);
+//! - `accept.rs`: accepting a request at its URL (before answering), with
+//!   `idempotency.rs`, the `Idempotency-Key` protocol;
+//! - `pipeline.rs`: running an accepted request through the trigger (on the
+//!   apply queue);
+//! - `requests.rs`: the request log; `preview.rs`: a transform tried on a sample.
+//!
+//! The HTTP routes are in `http/triggers.rs` and `http/ingest.rs`.
 
 pub mod accept;
 mod idempotency;
-pub mod inbound;
+pub mod pipeline;
 mod preview;
 pub mod requests;
 

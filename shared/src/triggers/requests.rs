@@ -1,11 +1,12 @@
 //! A trigger's request log: every request accepted, with its outcome, for
 //! the retention; listing, reading, and replaying a failed one.
 
-use super::inbound::{Inbound, RequestRecord, Status};
+use super::pipeline::{RequestRecord, Status};
 use crate::Platform;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::messages::ApplyMessage;
+use crate::messages::Inbound;
 use crate::ports::{Page, Query};
 
 /// The account's trigger's requests, newest first.

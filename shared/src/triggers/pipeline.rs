@@ -14,7 +14,7 @@ use crate::keys;
 use crate::ports::{Cond, Put, StoreError};
 use crate::transforms;
 
-pub use crate::messages::Inbound;
+use crate::messages::Inbound;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -77,7 +77,7 @@ impl RequestRecord {
 /// Applies one accepted request. An error is a store failure, worth a retry;
 /// everything the payload or the configuration gets wrong is recorded as a
 /// failed request instead, so it never poisons the queue.
-pub async fn apply(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
+pub async fn run(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
     let Some((record_key, cond)) = unrecorded(p, m).await? else {
         return Ok(()); // delivered again: already applied (and its key settled)
     };
@@ -90,7 +90,7 @@ pub async fn apply(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
             "the trigger was deleted before the request was applied; dropped");
         return Ok(());
     };
-    let applied = run(p, &trigger, m, &mut record).await?;
+    let applied = run_trigger(p, &trigger, m, &mut record).await?;
     if let Err(reason) = applied {
         record.status = Status::Failed;
         record.reason = Some(reason);
@@ -186,7 +186,7 @@ fn not_now(e: crate::transforms::pool::Failed) -> StoreError {
 
 /// Runs the trigger on the request, filling in the record. The inner error is
 /// why the request failed; the outer one a store failure, worth a retry.
-async fn run(
+async fn run_trigger(
     p: &Platform,
     trigger: &Trigger,
     m: &Inbound,
