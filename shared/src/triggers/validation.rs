@@ -1,0 +1,141 @@
+//! Checks of what a trigger is made of: its identifier, transform and actions.
+
+use serde_json::{Value, json};
+
+use crate::Platform;
+use crate::collections;
+use crate::contacts::Identifier;
+use crate::error::Error;
+use crate::transforms::Transform;
+
+use super::*;
+
+pub fn parse_identifier(text: &str) -> Result<Identifier, Error> {
+    match text {
+        "email" => Ok(Identifier::Email),
+        "phone_number" => Ok(Identifier::PhoneNumber),
+        other => Err(Error::invalid(
+            "invalid_identifier",
+            format!("identifier {other:?} is not email or phone_number"),
+        )),
+    }
+}
+
+/// Compiles a transform, answering a 422 that names the line and column.
+pub async fn compile(source: &str) -> Result<Transform, Error> {
+    if source.len() > MAX_TRANSFORM {
+        return Err(Error::invalid(
+            "invalid_transform",
+            format!("the transform is longer than {MAX_TRANSFORM} bytes"),
+        ));
+    }
+    Transform::compile_bounded(source.to_string())
+        .await
+        .map_err(|e| Error::internal("compile a transform", e))?
+        .map(|(t, _)| t)
+        .map_err(|e| {
+            Error::invalid("invalid_transform", format!("transform {e}"))
+                .with_details(json!({"line": e.line, "column": e.column}))
+        })
+}
+
+/// Field names a message template may use: `{{email}}`, `{{fields.key}}`...
+pub(super) fn check_template(template: &str) -> Result<(), String> {
+    if template.trim().is_empty() {
+        return Err("template is empty".into());
+    }
+    if template.chars().count() > MAX_TEMPLATE {
+        return Err(format!("template is longer than {MAX_TEMPLATE} characters"));
+    }
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or("a `{{` has no closing `}}`")?;
+        let field = after[..end].trim();
+        let known = matches!(
+            field,
+            "email" | "name" | "first_name" | "last_name" | "phone_number"
+        ) || field.strip_prefix("fields.").is_some_and(|k| !k.is_empty());
+        if !known {
+            return Err(format!(
+                "unknown placeholder {{{{{field}}}}}: use email, name, first_name, last_name, phone_number or fields.<key>"
+            ));
+        }
+        rest = &after[end + 2..];
+    }
+    Ok(())
+}
+
+pub(super) fn check_event_name(event: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&event.len())
+        && event.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "event {event:?} must be 1 to 64 of a-z, 0-9, _, . or -"
+        ))
+    }
+}
+
+/// Parses and checks actions: every list and sequence they name must exist.
+pub async fn parse_actions(
+    platform: &Platform,
+    account: &str,
+    raw: &[Value],
+) -> Result<Vec<Action>, Error> {
+    if raw.len() > MAX_ACTIONS {
+        return Err(Error::invalid(
+            "invalid_actions",
+            format!("at most {MAX_ACTIONS} actions"),
+        ));
+    }
+    let mut actions = Vec::with_capacity(raw.len());
+    for (i, value) in raw.iter().enumerate() {
+        let fail = |m: String| Error::invalid("invalid_actions", format!("actions[{i}]: {m}"));
+        let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
+        const KINDS: &str = "add_to_list, add_to_sequence, stop_sequence, update_contact, send_message, publish_event";
+        if !KINDS.split(", ").any(|k| k == kind) {
+            return Err(fail(format!("type {kind:?} is not one of {KINDS}")));
+        }
+        let action: Action =
+            serde_json::from_value(value.clone()).map_err(|e| fail(e.to_string()))?;
+        // Refuse fields the action does not have: a typo would otherwise be ignored.
+        let allowed = serde_json::to_value(&action).expect("serialisable");
+        if let (Some(given), Some(known)) = (value.as_object(), allowed.as_object())
+            && let Some(extra) = given.keys().find(|k| !known.contains_key(*k))
+        {
+            return Err(fail(format!("{kind} has no field {extra:?}")));
+        }
+        if let Some((kind, id)) = action.collection() {
+            // A store that cannot answer is the service's fault (503), not
+            // the request's.
+            if collections::find(platform, kind, account, id)
+                .await?
+                .is_none()
+            {
+                return Err(fail(format!("{} {id:?} does not exist", kind.word())));
+            }
+        }
+        match &action {
+            Action::AddToList { .. }
+            | Action::AddToSequence { .. }
+            | Action::StopSequence { .. }
+            | Action::UpdateContact {} => {}
+            Action::SendMessage {
+                webhook_id,
+                template,
+            } => {
+                if webhook_id.trim().is_empty() {
+                    return Err(fail("webhook_id is empty".into()));
+                }
+                check_template(template).map_err(fail)?;
+            }
+            Action::PublishEvent { event } => check_event_name(event).map_err(fail)?,
+        }
+        actions.push(action);
+    }
+    Ok(actions)
+}
