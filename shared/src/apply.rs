@@ -138,6 +138,44 @@ impl ApplyHandler {
     /// `decide`, with a dead letter kept in the store before the message
     /// may leave its queue; when it cannot be kept, the message is retried.
     async fn one(&self, m: &QueueMessage) -> Outcome {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "message",
+            queue = "apply",
+            message_id = %m.id,
+            receive_count = m.receive_count,
+            kind = tracing::field::Empty,
+            account = tracing::field::Empty,
+            trigger_id = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+        );
+        if let Ok(message) = serde_json::from_str::<ApplyMessage>(&m.body) {
+            let (kind, account, trigger, request) = match &message {
+                ApplyMessage::Inbound(i) => (
+                    "inbound",
+                    &i.account,
+                    Some(&i.trigger_id),
+                    Some(&i.request_id),
+                ),
+                ApplyMessage::Purge { account, .. } => ("purge", account, None, None),
+                ApplyMessage::PurgeTriggerLog {
+                    account,
+                    trigger_id,
+                } => ("purge_trigger_log", account, Some(trigger_id), None),
+            };
+            span.record("kind", kind);
+            span.record("account", account.as_str());
+            if let Some(t) = trigger {
+                span.record("trigger_id", t.as_str());
+            }
+            if let Some(r) = request {
+                span.record("request_id", r.as_str());
+            }
+        }
+        self.settled_one(m).instrument(span).await
+    }
+
+    async fn settled_one(&self, m: &QueueMessage) -> Outcome {
         let outcome = self.decide(m).await;
         if let Outcome::Dead(reason) = &outcome
             && let Err(e) =

@@ -133,7 +133,9 @@ impl FromRequestParts<Arc<Platform>> for Account {
         platform: &Arc<Platform>,
     ) -> Result<Self, ApiError> {
         let key = bearer(&parts.headers)?;
-        Ok(Account(accounts::authenticate(platform, key).await?))
+        let account = accounts::authenticate(platform, key).await?;
+        tracing::Span::current().record("account", account.as_str());
+        Ok(Account(account))
     }
 }
 

@@ -36,6 +36,9 @@ async fn hook(
     let body = Bytes::from_request(Request::from_parts(parts, body), &()).await;
     let api_key = super::extract::bearer(&headers).ok();
     let trigger = accept::admit(&p, &id, api_key).await?;
+    let span = tracing::Span::current();
+    span.record("account", trigger.account.as_str());
+    span.record("trigger_id", trigger.id.as_str());
     let body = body.map_err(|r| match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -47,6 +50,7 @@ async fn hook(
     let payload = super::body::parse_body(&headers, &body)?;
     let idempotency_key = idempotency_key(&headers)?;
     let request_id = accept::queue(&p, &trigger, payload, idempotency_key, &body).await?;
+    span.record("request_id", request_id.as_str());
     Ok(captured(&request_id))
 }
 

@@ -49,8 +49,41 @@ fn finish(routes: Router<Arc<Platform>>, platform: Arc<Platform>) -> Router {
             platform.settings.request_timeout,
             bounded,
         ))
+        .layer(axum::middleware::from_fn(traced))
         .with_state(platform)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+}
+
+/// Runs a request in a span with what names it: its route, the account once
+/// authenticated, and on a trigger URL the trigger and the id given to the
+/// request (a trigger URL's own path is not logged: it is all a caller
+/// needs when the trigger requires no key).
+async fn traced(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let path = request.uri().path();
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = route.as_deref().unwrap_or("unrouted"),
+        path = tracing::field::Empty,
+        account = tracing::field::Empty,
+        trigger_id = tracing::field::Empty,
+        request_id = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    if !path.starts_with("/hooks/") {
+        span.record("path", path);
+    }
+    let answer = next.run(request).instrument(span.clone()).await;
+    span.record("status", answer.status().as_u16());
+    answer
 }
 
 /// A body announced larger than its route takes is refused before it is

@@ -56,7 +56,10 @@ pub fn init_lambda_logs() {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_current_span(false)
+        // Each line with the ids of its request or message (`http::traced`,
+        // `apply::ApplyHandler`).
+        .with_current_span(true)
+        .with_span_list(false)
         .without_time() // CloudWatch stamps each line
         .init();
 }
