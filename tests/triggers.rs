@@ -53,6 +53,18 @@ async fn mixmax_seed_nested_candidate_lands_in_the_list() {
     let (status, contact) = a.get("/v1/contacts?email=JOHN@example.com").await;
     assert_eq!(status, 200);
     assert_eq!(contact["lists"], json!([list_id]));
+    // What the store keeps for the domain alone is not answered.
+    let (_, all) = a.get("/v1/contacts").await;
+    let (_, log) = a.get(&format!("/v1/triggers/{id}/requests")).await;
+    for shown in [
+        &contact,
+        &all["data"][0],
+        &record["contact"],
+        &log["data"][0]["contact"],
+    ] {
+        assert_eq!(shown["email"], "john@example.com", "{shown}");
+        assert!(shown.get("changed_by_request_at").is_none(), "{shown}");
+    }
 
     // Mixmax's flat form needs no transform.
     let flat = a

@@ -5,8 +5,9 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
+use super::views::{ContactView, decoded};
 use crate::Platform;
-use crate::contacts::{Email, Identifier, PhoneNumber};
+use crate::contacts::{Contact, Email, Identifier, PhoneNumber};
 use crate::http::ApiError;
 use crate::http::extract::{Account, Path, Query};
 
@@ -56,7 +57,8 @@ async fn lookup(
                 cursor: q.cursor,
             };
             let found = crate::contacts::page(&p, &account, page.limit()?, page.cursor).await?;
-            let data: Vec<_> = found.items.into_iter().map(|i| i.body).collect();
+            let all: Vec<Contact> = decoded(found.items, "decode contact")?;
+            let data: Vec<ContactView> = all.iter().map(ContactView::from).collect();
             return Ok(axum::Json(
                 json!({"data": data, "next_cursor": found.next_cursor}),
             ));
@@ -66,7 +68,7 @@ async fn lookup(
         .await?
         .ok_or_else(|| ApiError::not_found("contact"))?;
     Ok(axum::Json(
-        serde_json::to_value(contact).expect("serialisable"),
+        serde_json::to_value(ContactView::from(&contact)).expect("serialisable"),
     ))
 }
 
@@ -74,9 +76,11 @@ async fn show(
     State(p): State<Arc<Platform>>,
     Account(account): Account,
     Path(id): Path<String>,
-) -> Result<axum::Json<crate::contacts::Contact>, ApiError> {
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let (contact, _) = crate::contacts::get(&p, &account, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("contact"))?;
-    Ok(axum::Json(contact))
+    Ok(axum::Json(
+        serde_json::to_value(ContactView::from(&contact)).expect("serialisable"),
+    ))
 }

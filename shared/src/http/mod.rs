@@ -11,6 +11,7 @@ pub mod extract;
 pub mod ingest;
 pub mod openapi;
 mod triggers;
+mod views;
 
 pub use error::ApiError;
 

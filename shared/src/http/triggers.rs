@@ -9,9 +9,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+use super::views::{RequestView, decoded};
 use crate::Platform;
 use crate::http::ApiError;
 use crate::http::extract::{Account, BaseUrl, Json, PageParams, Path, Query};
+use crate::triggers::pipeline::RequestRecord;
 use crate::triggers::{self, Trigger, TriggerInput};
 
 type P = State<Arc<Platform>>;
@@ -165,7 +167,8 @@ async fn requests(
     Query(q): Query<PageParams>,
 ) -> Answer {
     let page = triggers::requests::page(&p, &a, &id, q.limit()?, q.cursor).await?;
-    let data: Vec<Value> = page.items.into_iter().map(|i| i.body).collect();
+    let records: Vec<RequestRecord> = decoded(page.items, "decode request")?;
+    let data: Vec<RequestView> = records.iter().map(RequestView::from).collect();
     ok(
         StatusCode::OK,
         json!({"data": data, "next_cursor": page.next_cursor}),
@@ -180,7 +183,7 @@ async fn request(
     let record = triggers::requests::load(&p, &a, &id, &request_id).await?;
     ok(
         StatusCode::OK,
-        serde_json::to_value(record).expect("serialisable"),
+        serde_json::to_value(RequestView::from(&record)).expect("serialisable"),
     )
 }
 
