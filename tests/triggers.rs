@@ -945,8 +945,9 @@ async fn hostile_transforms_are_refused_or_fail_and_the_server_keeps_answering()
         .await;
     assert_eq!(status, 422, "{body}");
     let message = body["error"]["message"].as_str().unwrap();
+    // Memory runs out first, unless a loaded machine spends the time first.
     assert!(
-        message.contains("line 2") && message.contains("memory"),
+        message.contains("line 2") && message.ends_with("(its budget)"),
         "{message}"
     );
     let (status, r) = a.hook(url, &payload, &[]).await;
