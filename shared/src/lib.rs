@@ -7,7 +7,7 @@
 //!   built, handed to the domain), `config`, `error` (the domain's errors),
 //!   `egress` (the one HTTP client allowed to call out), `keys` (the layout
 //!   of every stored item), `ids`, `messages` (each queue's messages, plain
-//!   types), `alloc`;
+//!   types), `patch` (absent, null or a value, in an update), `alloc`;
 //! - domain: `accounts`, `collections` (contact lists and sequences),
 //!   `contacts`, `transforms`, `triggers`, `dead_letters`;
 //! - edges: `http` (the admin and ingest routers: the only code that knows
@@ -42,6 +42,7 @@ pub mod http;
 pub mod ids;
 pub mod keys;
 pub mod messages;
+pub mod patch;
 pub mod platform;
 pub mod ports;
 pub mod transforms;

@@ -105,16 +105,9 @@ pub struct TriggerInput {
     pub name: Option<String>,
     pub identifier: Option<String>,
     /// `null` removes the transform.
-    #[serde(default, deserialize_with = "present")]
-    pub transform: Option<Option<String>>,
+    #[serde(default)]
+    pub transform: crate::patch::Patch<String>,
     pub actions: Option<Vec<Value>>,
     pub require_api_key: Option<bool>,
     pub active: Option<bool>,
-}
-
-/// Tells "absent" (outer `None`) from "null" (`Some(None)`).
-pub(super) fn present<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
 }

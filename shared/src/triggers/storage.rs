@@ -23,7 +23,7 @@ pub async fn create(
             .ok_or_else(|| Error::invalid("invalid_body", "missing field `name`"))?,
     )?;
     let identifier = parse_identifier(input.identifier.as_deref().unwrap_or("email"))?;
-    let transform = input.transform.flatten().filter(|t| !t.trim().is_empty());
+    let transform = input.transform.value().filter(|t| !t.trim().is_empty());
     if let Some(t) = &transform {
         compile(t).await?;
     }
@@ -124,8 +124,8 @@ pub async fn update(
     if let Some(identifier) = &input.identifier {
         t.identifier = parse_identifier(identifier)?;
     }
-    if let Some(transform) = input.transform {
-        let transform = transform.filter(|s| !s.trim().is_empty());
+    if !input.transform.is_absent() {
+        let transform = input.transform.apply(None).filter(|s| !s.trim().is_empty());
         if let Some(s) = &transform {
             compile(s).await?;
         }
