@@ -61,6 +61,7 @@ async fn mixmax_seed_nested_candidate_lands_in_the_list() {
         &all["data"][0],
         &record["contact"],
         &log["data"][0]["contact"],
+        &members["data"][0],
     ] {
         assert_eq!(shown["email"], "john@example.com", "{shown}");
         assert!(shown.get("changed_by_request_at").is_none(), "{shown}");
@@ -216,6 +217,10 @@ async fn sequences_started_and_stopped() {
     let (_, members) = a.get(&format!("/v1/sequences/{seq_id}/contacts")).await;
     assert_eq!(members["data"][0]["status"], "stopped");
     assert!(members["data"][0]["stopped_at"].is_string());
+    assert!(
+        members["data"][0].get("changed_by_request_at").is_none(),
+        "{members}"
+    );
 
     // Stopping someone who was never enrolled is recorded as such.
     let (_, r) = a

@@ -146,11 +146,13 @@ impl ApplyHandler {
             receive_count = m.receive_count,
             kind = tracing::field::Empty,
             account = tracing::field::Empty,
-            trigger_id = tracing::field::Empty,
+            trigger = tracing::field::Empty,
             request_id = tracing::field::Empty,
         );
-        if let Ok(message) = serde_json::from_str::<ApplyMessage>(&m.body) {
-            let (kind, account, trigger, request) = match &message {
+        // Read once: a body may be 256 KiB.
+        let parsed = serde_json::from_str::<ApplyMessage>(&m.body).map_err(|e| e.to_string());
+        if let Ok(message) = &parsed {
+            let (kind, account, trigger, request) = match message {
                 ApplyMessage::Inbound(i) => (
                     "inbound",
                     &i.account,
@@ -166,17 +168,17 @@ impl ApplyHandler {
             span.record("kind", kind);
             span.record("account", account.as_str());
             if let Some(t) = trigger {
-                span.record("trigger_id", t.as_str());
+                span.record("trigger", crate::ids::trigger_ref(t).as_str());
             }
             if let Some(r) = request {
                 span.record("request_id", r.as_str());
             }
         }
-        self.settled_one(m).instrument(span).await
+        self.settled_one(m, parsed).instrument(span).await
     }
 
-    async fn settled_one(&self, m: &QueueMessage) -> Outcome {
-        let outcome = self.decide(m).await;
+    async fn settled_one(&self, m: &QueueMessage, parsed: Result<ApplyMessage, String>) -> Outcome {
+        let outcome = self.decide(m, parsed).await;
         if let Outcome::Dead(reason) = &outcome
             && let Err(e) =
                 crate::dead_letters::keep_apply(&self.platform, &m.body, reason, m.receive_count)
@@ -198,8 +200,8 @@ impl ApplyHandler {
         }
     }
 
-    async fn decide(&self, m: &QueueMessage) -> Outcome {
-        match serde_json::from_str::<ApplyMessage>(&m.body) {
+    async fn decide(&self, m: &QueueMessage, parsed: Result<ApplyMessage, String>) -> Outcome {
+        match parsed {
             Err(e) => Outcome::Dead(format!("not an apply message: {e}")),
             Ok(message) => match self.apply_caught(&message).await {
                 Ok(()) => Outcome::Done,

@@ -18,8 +18,9 @@ pub enum Error {
         /// More, for programs: where a transform failed, say.
         details: Option<serde_json::Value>,
     },
-    /// No such thing in the caller's account (another account's included).
-    #[error("{0} not found")]
+    /// No such thing in the caller's account (another account's included);
+    /// the message says what.
+    #[error("{0}")]
     NotFound(String),
     /// No valid credentials.
     #[error("{0}")]
@@ -57,9 +58,10 @@ impl Error {
         }
     }
 
-    /// `what` is named as a person would: "trigger", "list lst_...".
+    /// "`what` not found", `what` named as a person would: "trigger",
+    /// "dead letter dl_...".
     pub fn not_found(what: &str) -> Self {
-        Self::NotFound(what.to_string())
+        Self::NotFound(format!("{what} not found"))
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {

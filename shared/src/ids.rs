@@ -13,6 +13,17 @@ pub fn looks_like(id: &str, prefix: &str) -> bool {
         .is_some_and(|u| u.len() == 26 && u.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+/// How logs name a trigger: a short digest of its id, from which the id
+/// cannot be found (a trigger id is all a caller needs to post to a trigger
+/// that requires no API key, so logs never carry it). `trg#` and 12 hex
+/// digits of its SHA-256.
+pub fn trigger_ref(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(id.as_bytes());
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("trg#{hex}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

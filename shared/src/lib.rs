@@ -1,7 +1,7 @@
 //! Hookline: the whole domain, its ports and its adapters.
 //!
-//! Layers (checked by `tests/layers.rs`: no module imports another that
-//! imports it back, and the domain imports neither `http` nor `adapters`):
+//! Layers (checked by `tests/layers.rs`: the base imports only the base, the
+//! domain no edge, and no module imports another that imports it back):
 //!
 //! - base: `ports` (store, queue, clock), `platform` (the ports a host
 //!   built, handed to the domain), `config`, `error` (the domain's errors),

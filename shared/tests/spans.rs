@@ -47,16 +47,22 @@ fn failing(healthy: &Platform) -> Arc<Platform> {
     )
 }
 
-#[tokio::test]
-async fn a_message_logs_with_its_ids() {
-    let (platform, _dir) = hookline::testkit::platform().await;
+/// A trigger without a transform or actions, in account `acc_spans`.
+async fn trigger(platform: &Platform) -> hookline::triggers::Trigger {
     let input = hookline::triggers::TriggerInput {
         name: Some("T".into()),
         ..Default::default()
     };
-    let (trigger, _) = hookline::triggers::create(&platform, "acc_spans", input)
+    hookline::triggers::create(platform, "acc_spans", input)
         .await
-        .unwrap();
+        .unwrap()
+        .0
+}
+
+#[tokio::test]
+async fn a_message_logs_with_its_ids() {
+    let (platform, _dir) = hookline::testkit::platform().await;
+    let trigger = trigger(&platform).await;
     let inbound = hookline::messages::Inbound {
         account: "acc_spans".into(),
         trigger_id: trigger.id.clone(),
@@ -80,6 +86,10 @@ async fn a_message_logs_with_its_ids() {
         .handle(&[message])
         .await;
     let text = lines.text();
+    assert!(
+        !text.contains(&trigger.id),
+        "a trigger id is never logged: {text}"
+    );
     let line = text
         .lines()
         .find(|l| l.contains("will retry"))
@@ -90,7 +100,7 @@ async fn a_message_logs_with_its_ids() {
         "message_id=msg-spans",
         "kind=\"inbound\"",
         "account=\"acc_spans\"",
-        &format!("trigger_id=\"{}\"", trigger.id),
+        &format!("trigger=\"{}\"", hookline::ids::trigger_ref(&trigger.id)),
         "request_id=\"req_01jd0000000000000000000042\"",
     ] {
         assert!(line.contains(part), "{part} missing from: {line}");
@@ -125,10 +135,43 @@ async fn a_request_logs_with_its_route_and_account() {
         "request{",
         "method=POST",
         "route=\"/v1/lists\"",
-        "path=\"/v1/lists\"",
         "account=\"acct_default\"",
     ] {
         assert!(line.contains(part), "{part} missing from: {line}");
     }
     assert!(!text.contains(key), "the key is never logged: {text}");
+}
+
+#[tokio::test]
+async fn a_trigger_url_logs_its_trigger_by_reference_only() {
+    use tower::ServiceExt;
+    let (platform, _dir) = hookline::testkit::platform().await;
+    let trigger = trigger(&platform).await;
+    let router = hookline::http::router(failing(&platform));
+    let lines = Lines::default();
+    let _guard = lines.capture();
+    // Its Idempotency-Key cannot be claimed: logged, inside the request's span.
+    let request = axum::http::Request::post(format!("/hooks/{}", trigger.id))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "k-1")
+        .body(axum::body::Body::from(r#"{"email": "a@example.com"}"#))
+        .unwrap();
+    let answer = router.oneshot(request).await.unwrap();
+    assert_eq!(answer.status(), 503);
+    let text = lines.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("storage unavailable"))
+        .unwrap_or_else(|| panic!("no failure logged: {text}"));
+    for part in [
+        "route=\"/hooks/{id}\"",
+        "account=\"acc_spans\"",
+        &format!("trigger=\"{}\"", hookline::ids::trigger_ref(&trigger.id)),
+    ] {
+        assert!(line.contains(part), "{part} missing from: {line}");
+    }
+    assert!(
+        !text.contains(&trigger.id),
+        "a trigger id is never logged: {text}"
+    );
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+use super::views::ContactView;
 use crate::Platform;
 use crate::collections::Kind;
 use crate::http::ApiError;
@@ -52,7 +53,7 @@ pub fn router(kind: Kind) -> Router<Arc<Platform>> {
                 let data = match kind {
                     Kind::List => contacts_of(&p, &a, page.items.iter().map(|i| i.key.sk.as_str())).await?,
                     // A sequence member carries its status: active or stopped.
-                    Kind::Sequence => page.items.into_iter().map(|i| i.body).collect(),
+                    Kind::Sequence => page.items.iter().map(|i| sequence_member(&i.body)).collect(),
                 };
                 Ok::<_, ApiError>(axum::Json(json!({"data": data, "next_cursor": page.next_cursor})))
             }),
@@ -70,6 +71,27 @@ async fn contacts_of(
     Ok(found
         .into_iter()
         .flatten()
-        .map(|(c, _)| serde_json::to_value(c).expect("serialisable"))
+        .map(|(c, _)| serde_json::to_value(ContactView::from(&c)).expect("serialisable"))
         .collect())
+}
+
+/// A sequence member as answered: who, and where they are in it (the
+/// record also keeps what only the domain reads).
+fn sequence_member(record: &Value) -> Value {
+    let mut shown = serde_json::Map::new();
+    for field in [
+        "contact_id",
+        "email",
+        "phone_number",
+        "name",
+        "status",
+        "added_at",
+        "stopped_at",
+    ] {
+        shown.insert(
+            field.into(),
+            record.get(field).cloned().unwrap_or(Value::Null),
+        );
+    }
+    Value::Object(shown)
 }

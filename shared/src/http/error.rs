@@ -142,7 +142,7 @@ impl From<crate::error::Error> for ApiError {
                 answer.details = details;
                 answer
             }
-            Error::NotFound(what) => ApiError::not_found(&what),
+            Error::NotFound(message) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
             Error::Unauthorized(message) => ApiError::unauthorized(message),
             Error::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
             Error::Store(e) => e.into(),

@@ -38,7 +38,7 @@ async fn hook(
     let trigger = accept::admit(&p, &id, api_key).await?;
     let span = tracing::Span::current();
     span.record("account", trigger.account.as_str());
-    span.record("trigger_id", trigger.id.as_str());
+    span.record("trigger", crate::ids::trigger_ref(&trigger.id).as_str());
     let body = body.map_err(|r| match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -55,10 +55,11 @@ fn finish(routes: Router<Arc<Platform>>, platform: Arc<Platform>) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
 }
 
-/// Runs a request in a span with what names it: its route, the account once
-/// authenticated, and on a trigger URL the trigger and the id given to the
-/// request (a trigger URL's own path is not logged: it is all a caller
-/// needs when the trigger requires no key).
+/// Runs a request in a span with what names it: its route (the template,
+/// not the path: ids are not logged), the account once authenticated, and
+/// on a trigger URL the trigger's reference (`ids::trigger_ref`: its id is
+/// all a caller needs when it requires no key) and the id given to the
+/// request.
 async fn traced(
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -68,23 +69,15 @@ async fn traced(
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map(|m| m.as_str().to_string());
-    let path = request.uri().path();
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
         route = route.as_deref().unwrap_or("unrouted"),
-        path = tracing::field::Empty,
         account = tracing::field::Empty,
-        trigger_id = tracing::field::Empty,
+        trigger = tracing::field::Empty,
         request_id = tracing::field::Empty,
-        status = tracing::field::Empty,
     );
-    if !path.starts_with("/hooks/") {
-        span.record("path", path);
-    }
-    let answer = next.run(request).instrument(span.clone()).await;
-    span.record("status", answer.status().as_u16());
-    answer
+    next.run(request).instrument(span).await
 }
 
 /// A body announced larger than its route takes is refused before it is

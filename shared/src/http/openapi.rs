@@ -167,9 +167,7 @@ pub fn document() -> Value {
                     "phone_number": {"type": ["string", "null"], "description": "digits with country code"}, "name": {"type": ["string", "null"]},
                     "first_name": {"type": ["string", "null"]}, "last_name": {"type": ["string", "null"]}, "fields": {"type": "object"},
                     "lists": {"type": "array", "items": {"type": "string"}}, "created_at": {"type": "string", "format": "date-time"},
-                    "updated_at": {"type": "string", "format": "date-time"},
-                    "changed_by_request_at": {"type": "string", "format": "date-time",
-                        "description": "when the request that last set its fields was received; an older request only fills empty fields"}}},
+                    "updated_at": {"type": "string", "format": "date-time"}}},
                 "Action": {"oneOf": [
                     {"type": "object", "required": ["type", "list_id"], "properties": {"type": {"const": "add_to_list"}, "list_id": {"type": "string"}}},
                     {"type": "object", "required": ["type", "sequence_id"], "properties": {"type": {"const": "add_to_sequence"}, "sequence_id": {"type": "string"}}},

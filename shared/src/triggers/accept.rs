@@ -1,6 +1,6 @@
 //! Accepting a request to a trigger URL: the trigger found and the
 //! caller's API key checked, then the payload queued durably (once per
-//! `Idempotency-Key`). The work on the payload happens after, in `inbound`.
+//! `Idempotency-Key`). The work on the payload happens after, in `pipeline`.
 
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 /// (`api_key`, when the trigger requires one).
 pub async fn admit(p: &Platform, id: &str, api_key: Option<&str>) -> Result<Arc<Trigger>> {
     let Some(trigger) = super::find_for_ingest(p, id).await?.filter(|t| t.active) else {
-        return Err(Error::not_found("active trigger with this URL"));
+        return Err(Error::NotFound("no active trigger has this URL".into()));
     };
     if trigger.require_api_key {
         let key = api_key.ok_or_else(|| {

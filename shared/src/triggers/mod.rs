@@ -2,7 +2,8 @@
 //! automations): a URL that external systems POST to, a transform that turns
 //! the payload into a contact, and actions run on that contact.
 //!
-//! - `mod.rs`: the trigger, its validation and storage (and caches);
+//! - `model.rs`, `validation.rs`, `storage.rs`, `cache.rs`: the trigger, its
+//!   checks, its copies in the store, and what a process keeps of it;
 //! - `accept.rs`: accepting a request at its URL (before answering), with
 //!   `idempotency.rs`, the `Idempotency-Key` protocol;
 //! - `pipeline.rs`: running an accepted request through the trigger (on the

@@ -86,7 +86,7 @@ pub async fn run(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
     let Some((trigger, _)) = super::find(p, &m.trigger_id).await? else {
         // Deleted meanwhile, its request log with it: a record written now
         // could never be read, nor would it ever be removed.
-        tracing::info!(request_id = %m.request_id, trigger_id = %m.trigger_id,
+        tracing::info!(request_id = %m.request_id, trigger = %crate::ids::trigger_ref(&m.trigger_id),
             "the trigger was deleted before the request was applied; dropped");
         return Ok(());
     };
