@@ -240,7 +240,7 @@ mod tests {
     use chrono::Utc;
 
     /// A trigger without a transform or actions, in account `acc_test`.
-    async fn trigger(platform: &Platform) -> String {
+    async fn trigger(platform: &Platform) -> crate::ids::TriggerId {
         let input = crate::triggers::TriggerInput {
             name: Some("T".into()),
             ..Default::default()
@@ -255,8 +255,8 @@ mod tests {
     fn message(trigger: &str, request_id: &str) -> QueueMessage {
         let m = ApplyMessage::Inbound(Inbound {
             account: "acc_test".into(),
-            trigger_id: trigger.into(),
-            request_id: request_id.into(),
+            trigger_id: crate::ids::TriggerId::parse(trigger).expect("a trigger id"),
+            request_id: crate::ids::RequestId::parse(request_id).expect("a request id"),
             received_at: Utc::now(),
             payload: serde_json::json!({"email": format!("{request_id}@example.com")})
                 .as_object()
@@ -279,7 +279,10 @@ mod tests {
         let (platform, _dir) = crate::testkit::platform().await;
         let handler = ApplyHandler::new(platform.clone());
         let t = trigger(&platform).await;
-        let batch = [message(&t, "req_a"), message(&t, "req_b")];
+        let batch = [
+            message(&t, "req_0000000000000000000000000a"),
+            message(&t, "req_0000000000000000000000000b"),
+        ];
         assert_eq!(handler.handle(&batch).await, vec![Outcome::Done; 2]);
 
         let failing = Platform::new(
@@ -288,14 +291,17 @@ mod tests {
             platform.clock.clone(),
             Settings::default(),
         );
-        let batch = [message(&t, "req_c"), message(&t, "req_d")];
+        let batch = [
+            message(&t, "req_0000000000000000000000000c"),
+            message(&t, "req_0000000000000000000000000d"),
+        ];
         let outcomes = ApplyHandler::new(failing).handle(&batch).await;
         assert!(
             outcomes.iter().all(|o| matches!(o, Outcome::Retry(_))),
             "written but not synced: kept to be applied again, {outcomes:?}"
         );
         // The writes were made (visible), only not known to be durable.
-        let record = crate::keys::trigger_request("acc_test", &t, "req_c");
+        let record = crate::keys::trigger_request("acc_test", &t, "req_0000000000000000000000000c");
         assert!(platform.store.get(&record).await.unwrap().is_some());
     }
 
@@ -317,7 +323,7 @@ mod tests {
         .unwrap();
         let t = trigger(&platform).await;
         let handler = ApplyHandler::new(platform.clone());
-        let mut last = message(&t, "req_full");
+        let mut last = message(&t, "req_0000000000000000000000full");
         last.receive_count = APPLY_MAX_RECEIVES;
 
         store_disk.set_full(true);
@@ -334,7 +340,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         assert_eq!(handler.handle(&[last]).await, vec![Outcome::Done]);
-        let record = crate::keys::trigger_request("acc_test", &t, "req_full");
+        let record = crate::keys::trigger_request("acc_test", &t, "req_0000000000000000000000full");
         let item = platform.store.get(&record).await.unwrap().unwrap();
         assert_eq!(item.body["status"], "applied", "{}", item.body);
     }
@@ -351,7 +357,7 @@ mod tests {
             platform.clock.clone(),
             Settings::default(),
         );
-        let mut last = message(&t, "req_reopen");
+        let mut last = message(&t, "req_00000000000000000000reopen");
         last.receive_count = APPLY_MAX_RECEIVES;
         let outcome = ApplyHandler::new(reopening).handle(&[last]).await;
         assert_eq!(outcome, vec![Outcome::Postpone(POSTPONE)]);
@@ -370,22 +376,29 @@ mod tests {
         let handler = ApplyHandler::new(failing);
         let record = |id: &str| crate::keys::trigger_request("acc_test", &t, id);
         // Before the last attempt: retried, nothing logged yet.
-        let outcome = handler.handle(&[message(&t, "req_e")]).await;
+        let outcome = handler
+            .handle(&[message(&t, "req_0000000000000000000000000e")])
+            .await;
         assert!(matches!(outcome[..], [Outcome::Retry(_)]), "{outcome:?}");
         assert!(
             platform
                 .store
-                .get(&record("req_e"))
+                .get(&record("req_0000000000000000000000000e"))
                 .await
                 .unwrap()
                 .is_none()
         );
         // The last attempt: dead-lettered, and the request log says why.
-        let mut last = message(&t, "req_f");
+        let mut last = message(&t, "req_0000000000000000000000000f");
         last.receive_count = APPLY_MAX_RECEIVES;
         let outcome = handler.handle(&[last]).await;
         assert!(matches!(outcome[..], [Outcome::Dead(_)]), "{outcome:?}");
-        let item = platform.store.get(&record("req_f")).await.unwrap().unwrap();
+        let item = platform
+            .store
+            .get(&record("req_0000000000000000000000000f"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(item.body["status"], "failed");
         let reason = item.body["reason"].as_str().unwrap();
         assert!(
@@ -407,10 +420,12 @@ mod tests {
             .unwrap();
         let handler = ApplyHandler::new(platform.clone());
         assert_eq!(
-            handler.handle(&[message(&t, "req_g")]).await,
+            handler
+                .handle(&[message(&t, "req_0000000000000000000000000g")])
+                .await,
             vec![Outcome::Done]
         );
-        let record = crate::keys::trigger_request("acc_test", &t, "req_g");
+        let record = crate::keys::trigger_request("acc_test", &t, "req_0000000000000000000000000g");
         assert!(platform.store.get(&record).await.unwrap().is_none());
     }
 
@@ -421,14 +436,17 @@ mod tests {
         let panicking = Platform::new(
             Arc::new(Faulty(
                 platform.store.clone(),
-                Fault::DeferredPanics("req_poison"),
+                Fault::DeferredPanics("req_00000000000000000000poison"),
             )),
             platform.apply_queue.clone(),
             platform.clock.clone(),
             Settings::default(),
         );
         let handler = ApplyHandler::new(panicking);
-        let batch = [message(&t, "req_poison"), message(&t, "req_fine")];
+        let batch = [
+            message(&t, "req_00000000000000000000poison"),
+            message(&t, "req_0000000000000000000000fine"),
+        ];
         let outcomes = handler.handle(&batch).await;
         assert!(matches!(outcomes[0], Outcome::Retry(_)), "{outcomes:?}");
         assert_eq!(outcomes[1], Outcome::Done, "its batch-mate is applied");
@@ -436,19 +454,19 @@ mod tests {
         assert!(
             platform
                 .store
-                .get(&record("req_fine"))
+                .get(&record("req_0000000000000000000000fine"))
                 .await
                 .unwrap()
                 .is_some()
         );
         // On its last attempt it is recorded as failed, and dead-lettered.
-        let mut last = message(&t, "req_poison");
+        let mut last = message(&t, "req_00000000000000000000poison");
         last.receive_count = APPLY_MAX_RECEIVES;
         let outcomes = handler.handle(&[last]).await;
         assert!(matches!(outcomes[..], [Outcome::Dead(_)]), "{outcomes:?}");
         let item = platform
             .store
-            .get(&record("req_poison"))
+            .get(&record("req_00000000000000000000poison"))
             .await
             .unwrap()
             .unwrap();
@@ -460,7 +478,7 @@ mod tests {
         let (platform, _dir) = crate::testkit::platform().await;
         let t = trigger(&platform).await;
         let queue = platform.apply_queue.clone();
-        let sent = message(&t, "req_crash").body;
+        let sent = message(&t, "req_000000000000000000000crash").body;
         queue
             .send(sent.clone(), std::time::Duration::ZERO)
             .await
@@ -499,7 +517,7 @@ mod tests {
             .unwrap()
             .items;
         assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0].body["request_id"], "req_crash");
+        assert_eq!(kept[0].body["request_id"], "req_000000000000000000000crash");
         assert_eq!(kept[0].body["attempts"], APPLY_MAX_RECEIVES);
         assert!(
             kept[0].body["reason"]
@@ -510,7 +528,7 @@ mod tests {
         assert_eq!(kept[0].body["message"], sent);
         assert_eq!(crate::work::drain_dead(&*queue, &handler).await.unwrap(), 0);
         // The request log says it failed, and why.
-        let record = crate::keys::trigger_request("acc_test", &t, "req_crash");
+        let record = crate::keys::trigger_request("acc_test", &t, "req_000000000000000000000crash");
         let item = platform.store.get(&record).await.unwrap().unwrap();
         assert_eq!(item.body["status"], "failed");
     }
@@ -529,10 +547,12 @@ mod tests {
         let t = trigger(&platform).await;
         let handler = ApplyHandler::new(platform.clone());
         assert_eq!(
-            handler.handle(&[message(&t, "req_kept")]).await,
+            handler
+                .handle(&[message(&t, "req_0000000000000000000000kept")])
+                .await,
             vec![Outcome::Done]
         );
-        let record = crate::keys::trigger_request("acc_test", &t, "req_kept");
+        let record = crate::keys::trigger_request("acc_test", &t, "req_0000000000000000000000kept");
         assert!(platform.store.get(&record).await.unwrap().is_some());
         clock.advance(std::time::Duration::from_secs(3500));
         assert!(platform.store.get(&record).await.unwrap().is_some());
@@ -545,7 +565,10 @@ mod tests {
 
     #[test]
     fn messages_carry_no_character_sqs_refuses() {
-        let mut m = message("trg_1", "req_h");
+        let mut m = message(
+            "trg_00000000000000000000000001",
+            "req_0000000000000000000000000h",
+        );
         let ApplyMessage::Inbound(mut inbound) = serde_json::from_str(&m.body).unwrap() else {
             unreachable!()
         };

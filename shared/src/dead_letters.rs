@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Platform;
 use crate::error::{Error, Result};
+use crate::ids::{RequestId, TriggerId};
 use crate::keys;
 use crate::messages::ApplyMessage;
 use crate::ports::{Cond, Page, Put, Query, StoreError};
@@ -35,11 +36,11 @@ pub struct DeadLetter {
     pub attempts: u32,
     pub dead_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trigger_id: Option<String>,
+    pub trigger_id: Option<TriggerId>,
     /// An inbound request's id: its request log says what became of it,
     /// and redriving it replays it from there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
+    pub request_id: Option<RequestId>,
     /// The message itself, sent again as it was by a redrive (an inbound
     /// request is replayed from its log when it has a record there).
     #[serde(default, skip_serializing_if = "Option::is_none")]

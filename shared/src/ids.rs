@@ -13,6 +13,75 @@ pub fn looks_like(id: &str, prefix: &str) -> bool {
         .is_some_and(|u| u.len() == 26 && u.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+/// An id of one kind, parsed at the edge: a value of it is well-formed (its
+/// prefix, then 26 letters and digits), so the domain never checks again.
+/// It reads as a `&str` (`Deref`) and is stored and answered as its text.
+macro_rules! typed_id {
+    ($($(#[$doc:meta])* $name:ident = $prefix:literal;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new id, later in order than every one made before it.
+            #[allow(clippy::new_without_default)]
+            pub fn new() -> Self {
+                Self(new_id($prefix))
+            }
+
+            /// `text` as this kind of id, if it could be one.
+            pub fn parse(text: &str) -> Option<Self> {
+                looks_like(text, $prefix).then(|| Self(text.to_string()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                Self::parse(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format!("not a {} id: {text:?}", $prefix))
+                })
+            }
+        }
+    )*};
+}
+
+typed_id! {
+    /// A trigger's: `trg_...`.
+    TriggerId = "trg";
+    /// A request accepted at a trigger URL: `req_...`.
+    RequestId = "req";
+    /// A contact's: `ct_...`.
+    ContactId = "ct";
+    /// A dead letter's: `dl_...`.
+    DeadLetterId = "dl";
+}
+
 /// How logs name a trigger: a short digest of its id, from which the id
 /// cannot be found (a trigger id is all a caller needs to post to a trigger
 /// that requires no API key, so logs never carry it). `trg#` and 12 hex
@@ -38,5 +107,16 @@ mod tests {
         assert!(!looks_like(&a, "trg"));
         assert!(!looks_like("lst_../../etc", "lst"));
         assert!(!looks_like("lst_", "lst"));
+    }
+
+    #[test]
+    fn a_typed_id_is_well_formed_or_refused() {
+        let id = TriggerId::new();
+        assert_eq!(TriggerId::parse(&id), Some(id.clone()));
+        assert_eq!(TriggerId::parse(&RequestId::new()), None);
+        let text = serde_json::to_string(&id).unwrap();
+        assert_eq!(text, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<TriggerId>(&text).unwrap(), id);
+        assert!(serde_json::from_str::<TriggerId>("\"trg_../x\"").is_err());
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::Platform;
+use crate::ids::{RequestId, TriggerId};
 use crate::ports::QueueError;
 
 /// Which collection: a list or a sequence (`collections::Kind`).
@@ -21,8 +22,8 @@ pub enum CollectionKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Inbound {
     pub account: String,
-    pub trigger_id: String,
-    pub request_id: String,
+    pub trigger_id: TriggerId,
+    pub request_id: RequestId,
     pub received_at: DateTime<Utc>,
     pub payload: Map<String, Value>,
     pub idempotency_key: Option<String>,
@@ -48,7 +49,10 @@ pub enum ApplyMessage {
         id: String,
     },
     /// Remove the request log of a deleted trigger.
-    PurgeTriggerLog { account: String, trigger_id: String },
+    PurgeTriggerLog {
+        account: String,
+        trigger_id: TriggerId,
+    },
 }
 
 impl ApplyMessage {

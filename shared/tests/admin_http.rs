@@ -603,7 +603,7 @@ async fn dead_letters_are_listed_redriven_and_deleted() {
     let a = Admin::new().await;
     let purge = hookline::apply::ApplyMessage::PurgeTriggerLog {
         account: accounts::DEFAULT_ACCOUNT.into(),
-        trigger_id: "trg_gone".into(),
+        trigger_id: hookline::ids::TriggerId::new(),
     }
     .encode();
     for _ in 0..2 {

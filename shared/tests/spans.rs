@@ -66,7 +66,7 @@ async fn a_message_logs_with_its_ids() {
     let inbound = hookline::messages::Inbound {
         account: "acc_spans".into(),
         trigger_id: trigger.id.clone(),
-        request_id: "req_01jd0000000000000000000042".into(),
+        request_id: hookline::ids::RequestId::parse("req_01jd0000000000000000000042").unwrap(),
         received_at: chrono::Utc::now(),
         payload: serde_json::from_str(r#"{"email": "a@example.com"}"#).unwrap(),
         idempotency_key: None,
@@ -87,7 +87,7 @@ async fn a_message_logs_with_its_ids() {
         .await;
     let text = lines.text();
     assert!(
-        !text.contains(&trigger.id),
+        !text.contains(trigger.id.as_str()),
         "a trigger id is never logged: {text}"
     );
     let line = text
@@ -171,7 +171,7 @@ async fn a_trigger_url_logs_its_trigger_by_reference_only() {
         assert!(line.contains(part), "{part} missing from: {line}");
     }
     assert!(
-        !text.contains(&trigger.id),
+        !text.contains(trigger.id.as_str()),
         "a trigger id is never logged: {text}"
     );
 }

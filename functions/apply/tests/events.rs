@@ -225,7 +225,7 @@ async fn what_sqs_dead_lettered_by_itself_is_kept_in_the_table() {
     let platform = hookline::testkit::moto::aws::platform().await;
     let body = ApplyMessage::PurgeTriggerLog {
         account: "acct_default".into(),
-        trigger_id: "trg_gone".into(),
+        trigger_id: hookline::ids::TriggerId::new(),
     }
     .encode();
     let (mut event, got) = event_for(&platform, std::slice::from_ref(&body)).await;

@@ -46,6 +46,11 @@ impl ApiError {
         )
     }
 
+    /// A 404 saying `message` in full.
+    pub fn not_found_message(message: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }

@@ -35,6 +35,8 @@ async fn hook(
     let headers = std::mem::take(&mut parts.headers);
     let body = Bytes::from_request(Request::from_parts(parts, body), &()).await;
     let api_key = super::extract::bearer(&headers).ok();
+    let id = crate::ids::TriggerId::parse(&id)
+        .ok_or_else(|| ApiError::not_found_message("no active trigger has this URL"))?;
     let trigger = accept::admit(&p, &id, api_key).await?;
     let span = tracing::Span::current();
     span.record("account", trigger.account.as_str());

@@ -13,6 +13,7 @@ use super::views::{RequestView, decoded};
 use crate::Platform;
 use crate::http::ApiError;
 use crate::http::extract::{Account, BaseUrl, Json, PageParams, Path, Query};
+use crate::ids::{RequestId, TriggerId};
 use crate::triggers::pipeline::RequestRecord;
 use crate::triggers::{self, Trigger, TriggerInput};
 
@@ -39,6 +40,16 @@ pub fn router() -> Router<Arc<Platform>> {
             "/v1/triggers/{id}/requests/{request_id}/replay",
             post(replay),
         )
+}
+
+/// A trigger id from the path; one that cannot be is not found, as one
+/// that does not exist.
+fn trigger_id(text: &str) -> Result<TriggerId, ApiError> {
+    TriggerId::parse(text).ok_or_else(|| ApiError::not_found("trigger"))
+}
+
+fn request_id_of(text: &str) -> Result<RequestId, ApiError> {
+    RequestId::parse(text).ok_or_else(|| ApiError::not_found("request"))
 }
 
 fn ok(status: StatusCode, v: Value) -> Answer {
@@ -84,6 +95,7 @@ async fn show(
     BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
 ) -> Answer {
+    let id = trigger_id(&id)?;
     ok(
         StatusCode::OK,
         triggers::get(&p, &a, &id).await?.0.view(&base),
@@ -97,6 +109,7 @@ async fn update(
     Path(id): Path<String>,
     Json(input): Json<TriggerInput>,
 ) -> Answer {
+    let id = trigger_id(&id)?;
     ok(
         StatusCode::OK,
         triggers::update(&p, &a, &id, input).await?.view(&base),
@@ -110,6 +123,7 @@ async fn set_active(
     Path(id): Path<String>,
     active: bool,
 ) -> Answer {
+    let id = trigger_id(&id)?;
     let input = TriggerInput {
         active: Some(active),
         ..Default::default()
@@ -125,6 +139,7 @@ async fn remove(
     Account(a): Account,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let id = trigger_id(&id)?;
     triggers::delete(&p, &a, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -135,6 +150,7 @@ async fn rotate_key(
     BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
 ) -> Answer {
+    let id = trigger_id(&id)?;
     let (t, key) = triggers::rotate_key(&p, &a, &id).await?;
     ok(StatusCode::OK, with_key(&t, &base, Some(key)))
 }
@@ -156,6 +172,7 @@ async fn preview(
     Path(id): Path<String>,
     Json(body): Json<Preview>,
 ) -> Answer {
+    let id = trigger_id(&id)?;
     let answer = triggers::preview(&p, &a, &id, &body.sample, body.transform).await?;
     ok(StatusCode::OK, answer)
 }
@@ -166,6 +183,7 @@ async fn requests(
     Path(id): Path<String>,
     Query(q): Query<PageParams>,
 ) -> Answer {
+    let id = trigger_id(&id)?;
     let page = triggers::requests::page(&p, &a, &id, q.limit()?, q.cursor).await?;
     let records: Vec<RequestRecord> = decoded(page.items, "decode request")?;
     let data: Vec<RequestView> = records.iter().map(RequestView::from).collect();
@@ -180,6 +198,7 @@ async fn request(
     Account(a): Account,
     Path((id, request_id)): Path<(String, String)>,
 ) -> Answer {
+    let (id, request_id) = (trigger_id(&id)?, request_id_of(&request_id)?);
     let record = triggers::requests::load(&p, &a, &id, &request_id).await?;
     ok(
         StatusCode::OK,
@@ -193,6 +212,7 @@ async fn replay(
     Account(a): Account,
     Path((id, request_id)): Path<(String, String)>,
 ) -> Answer {
+    let (id, request_id) = (trigger_id(&id)?, request_id_of(&request_id)?);
     let (request_id, attempt) = triggers::requests::replay(&p, &a, &id, &request_id).await?;
     ok(
         StatusCode::ACCEPTED,

@@ -9,7 +9,7 @@ use super::Trigger;
 use super::idempotency::{Claim, claim_key, mark_queued};
 use crate::Platform;
 use crate::error::{Error, Result};
-use crate::ids;
+use crate::ids::{RequestId, TriggerId};
 use crate::messages::ApplyMessage;
 use crate::messages::Inbound;
 use crate::ports::Cond;
@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 /// The active trigger with this id, once the caller has shown its API key
 /// (`api_key`, when the trigger requires one).
-pub async fn admit(p: &Platform, id: &str, api_key: Option<&str>) -> Result<Arc<Trigger>> {
+pub async fn admit(p: &Platform, id: &TriggerId, api_key: Option<&str>) -> Result<Arc<Trigger>> {
     let Some(trigger) = super::find_for_ingest(p, id).await?.filter(|t| t.active) else {
         return Err(Error::NotFound("no active trigger has this URL".into()));
     };
@@ -46,7 +46,7 @@ pub async fn queue(
     idempotency_key: Option<String>,
     body: &[u8],
 ) -> Result<String> {
-    let request_id = ids::new_id("req");
+    let request_id = RequestId::new();
     let claim = match &idempotency_key {
         Some(k) => {
             let hash = super::sha256_hex_bytes(body);
@@ -81,5 +81,5 @@ pub async fn queue(
             tracing::warn!(error = %e, "could not mark an idempotency key queued");
         }
     }
-    Ok(request_id)
+    Ok(request_id.to_string())
 }

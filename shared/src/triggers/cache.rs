@@ -48,14 +48,14 @@ impl TriggerCache {
 /// ids are remembered too, so a flood of requests to a deleted trigger stays cheap.
 pub async fn find_for_ingest(
     platform: &Platform,
-    id: &str,
+    id: &crate::ids::TriggerId,
 ) -> Result<Option<std::sync::Arc<Trigger>>, StoreError> {
     let cache = platform.kept.get::<TriggerCache>();
     if let Some((at, found)) = cache
         .entries
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(id)
+        .get(id.as_str())
         && at.elapsed() < TRIGGER_CACHE_TTL
     {
         return Ok(found.clone());

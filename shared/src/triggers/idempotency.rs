@@ -138,21 +138,21 @@ mod tests {
         )
         .unwrap();
         let (trigger, body) = (
-            "trg_01jd0000000000000000000000",
+            &crate::ids::TriggerId::parse("trg_01jd0000000000000000000000").unwrap(),
             br#"{"email":"a@example.com"}"#,
         );
         // Claimed and queued, but never marked queued (ingest failed there);
         // applied at once, or only once the pending claim has lapsed.
         let hash = super::super::sha256_hex_bytes(body);
         for (k, applied_after) in [("order-1", 0), ("order-2", 120)] {
-            let request_id = ids::new_id("req");
+            let request_id = crate::ids::RequestId::new();
             let Claim::Ours(..) = claim_key(&p, trigger, k, &request_id, &hash).await.unwrap()
             else {
                 panic!("a fresh key is ours");
             };
             let inbound = Inbound {
                 account: "acc_test".into(),
-                trigger_id: trigger.into(),
+                trigger_id: trigger.clone(),
                 request_id: request_id.clone(),
                 received_at: p.clock.now(),
                 payload: serde_json::from_slice(body).unwrap(),
@@ -165,7 +165,7 @@ mod tests {
             // Well past the pending window: a retry is still its repeat.
             clock.advance(Duration::from_secs(600));
             match claim_key(&p, trigger, k, &ids::new_id("req"), &hash).await {
-                Ok(Claim::Repeat(first)) => assert_eq!(first, request_id, "{k}"),
+                Ok(Claim::Repeat(first)) => assert_eq!(first, request_id.as_str(), "{k}"),
                 Ok(Claim::Ours(..)) => panic!("{k} lapsed: the retry would be a new request"),
                 Err(e) => panic!("{k}: {e}"),
             }

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::collections::Kind;
 use crate::contacts::Identifier;
+use crate::ids::TriggerId;
 
 pub const ID_PREFIX: &str = "trg";
 pub(super) const MAX_ACTIONS: usize = 20;
@@ -61,7 +62,7 @@ impl Action {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Trigger {
-    pub id: String,
+    pub id: TriggerId,
     pub account: String,
     pub name: String,
     pub identifier: Identifier,

@@ -10,6 +10,7 @@ use super::{Action, Trigger};
 use crate::Platform;
 use crate::collections;
 use crate::contacts::{self, Changes, Contact, UpsertError};
+use crate::ids::{RequestId, TriggerId};
 use crate::keys;
 use crate::ports::{Cond, Put, StoreError};
 use crate::transforms;
@@ -34,8 +35,8 @@ pub struct ActionOutcome {
 /// One entry of `GET /v1/triggers/{id}/requests`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestRecord {
-    pub id: String,
-    pub trigger_id: String,
+    pub id: RequestId,
+    pub trigger_id: TriggerId,
     pub received_at: DateTime<Utc>,
     pub processed_at: DateTime<Utc>,
     pub status: Status,
@@ -431,7 +432,7 @@ mod tests {
         let m = Inbound {
             account: "acc_test".into(),
             trigger_id: trigger.id.clone(),
-            request_id: crate::ids::new_id("req"),
+            request_id: crate::ids::RequestId::new(),
             received_at: p.clock.now(),
             payload: Map::from_iter([("big".to_string(), json!("x".repeat(450_000)))]),
             idempotency_key: None,

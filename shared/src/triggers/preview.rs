@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 pub async fn preview(
     p: &Platform,
     account: &str,
-    id: &str,
+    id: &crate::ids::TriggerId,
     sample: &Value,
     transform: Option<String>,
 ) -> Result<Value> {

@@ -4,6 +4,7 @@
 use super::pipeline::{RequestRecord, Status};
 use crate::Platform;
 use crate::error::{Error, Result};
+use crate::ids::{RequestId, TriggerId};
 use crate::keys;
 use crate::messages::ApplyMessage;
 use crate::messages::Inbound;
@@ -13,7 +14,7 @@ use crate::ports::{Page, Query};
 pub async fn page(
     p: &Platform,
     account: &str,
-    id: &str,
+    id: &TriggerId,
     limit: usize,
     cursor: Option<String>,
 ) -> Result<Page> {
@@ -29,12 +30,9 @@ pub async fn page(
 pub async fn load(
     p: &Platform,
     account: &str,
-    id: &str,
-    request_id: &str,
+    id: &TriggerId,
+    request_id: &RequestId,
 ) -> Result<RequestRecord> {
-    if !crate::ids::looks_like(request_id, "req") {
-        return Err(Error::not_found("request"));
-    }
     super::get(p, account, id).await?;
     let item = p
         .store
@@ -50,9 +48,9 @@ pub async fn load(
 pub async fn replay(
     p: &Platform,
     account: &str,
-    id: &str,
-    request_id: &str,
-) -> Result<(String, u32)> {
+    id: &TriggerId,
+    request_id: &RequestId,
+) -> Result<(RequestId, u32)> {
     let record = load(p, account, id, request_id).await?;
     if record.status != Status::Failed {
         return Err(Error::conflict(
@@ -69,7 +67,7 @@ pub async fn replay(
     let attempt = record.attempts + 1;
     let message = ApplyMessage::Inbound(Inbound {
         account: account.to_string(),
-        trigger_id: id.to_string(),
+        trigger_id: id.clone(),
         request_id: record.id.clone(),
         received_at: record.received_at,
         payload: record.payload,

@@ -4,7 +4,7 @@
 use crate::Platform;
 use crate::collections;
 use crate::error::Error;
-use crate::ids;
+use crate::ids::TriggerId;
 use crate::keys;
 use crate::ports::{Cond, Put, StoreError, Write};
 
@@ -37,7 +37,7 @@ pub async fn create(
     let api_key = require_api_key.then(|| crate::accounts::generate_key("hl_trigger"));
     let now = platform.clock.now();
     let trigger = Trigger {
-        id: ids::new_id(ID_PREFIX),
+        id: TriggerId::new(),
         account: account.to_string(),
         name,
         identifier,
@@ -69,10 +69,10 @@ pub(super) async fn save(platform: &Platform, t: &Trigger, cond: Cond) -> Result
 }
 
 /// The trigger with this id in any account, as ingest sees it, and its version.
-pub async fn find(platform: &Platform, id: &str) -> Result<Option<(Trigger, u64)>, StoreError> {
-    if !ids::looks_like(id, ID_PREFIX) {
-        return Ok(None);
-    }
+pub async fn find(
+    platform: &Platform,
+    id: &TriggerId,
+) -> Result<Option<(Trigger, u64)>, StoreError> {
     let Some(item) = platform.store.get(&keys::trigger(id)).await? else {
         return Ok(None);
     };
@@ -103,7 +103,11 @@ pub async fn page(
 }
 
 /// The account's trigger, or 404 (another account's answers 404 too).
-pub async fn get(platform: &Platform, account: &str, id: &str) -> Result<(Trigger, u64), Error> {
+pub async fn get(
+    platform: &Platform,
+    account: &str,
+    id: &TriggerId,
+) -> Result<(Trigger, u64), Error> {
     match find(platform, id).await? {
         Some((t, v)) if t.account == account => Ok((t, v)),
         _ => Err(Error::not_found("trigger")),
@@ -114,7 +118,7 @@ pub async fn get(platform: &Platform, account: &str, id: &str) -> Result<(Trigge
 pub async fn update(
     platform: &Platform,
     account: &str,
-    id: &str,
+    id: &TriggerId,
     input: TriggerInput,
 ) -> Result<Trigger, Error> {
     let (mut t, version) = get(platform, account, id).await?;
@@ -155,7 +159,7 @@ pub async fn update(
 pub async fn rotate_key(
     platform: &Platform,
     account: &str,
-    id: &str,
+    id: &TriggerId,
 ) -> Result<(Trigger, String), Error> {
     let (mut t, version) = get(platform, account, id).await?;
     let key = crate::accounts::generate_key("hl_trigger");
@@ -166,7 +170,7 @@ pub async fn rotate_key(
     Ok((t, key))
 }
 
-pub async fn delete(platform: &Platform, account: &str, id: &str) -> Result<(), Error> {
+pub async fn delete(platform: &Platform, account: &str, id: &TriggerId) -> Result<(), Error> {
     let (t, version) = get(platform, account, id).await?;
     // Queued first, so that no deleted trigger keeps its log for want of a
     // message; the purge waits until the trigger is gone.
@@ -197,7 +201,7 @@ pub async fn delete(platform: &Platform, account: &str, id: &str) -> Result<(), 
 pub async fn purge_log(
     platform: &Platform,
     account: &str,
-    trigger_id: &str,
+    trigger_id: &TriggerId,
     budget: std::time::Duration,
 ) -> Result<crate::ports::store::Progress, StoreError> {
     if platform
