@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Platform;
 use crate::error::{Error, Result};
-use crate::ids::{RequestId, TriggerId};
+use crate::ids::{DeadLetterId, RequestId, TriggerId};
 use crate::keys;
 use crate::messages::ApplyMessage;
 use crate::ports::{Cond, Page, Put, Query, StoreError};
@@ -25,7 +25,7 @@ pub const MAX_REDRIVE: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
-    pub id: String,
+    pub id: DeadLetterId,
     /// The queue it died on: `apply` (and `delivery`, once it exists).
     pub queue: String,
     /// What the message was: `inbound` (a request to a trigger URL),
@@ -55,7 +55,7 @@ pub async fn keep_apply(
     reason: &str,
     attempts: u32,
 ) -> Result<(), StoreError> {
-    let id = crate::ids::new_id("dl");
+    let id = DeadLetterId::new();
     let parsed = serde_json::from_str::<ApplyMessage>(body).ok();
     let (account, kind, trigger_id, request_id, message) = match &parsed {
         Some(ApplyMessage::Inbound(m)) => (
@@ -171,8 +171,8 @@ pub enum Redriven {
 pub async fn redrive(
     p: &Platform,
     account: &str,
-    ids: Option<Vec<String>>,
-) -> Result<Vec<(String, Redriven)>> {
+    ids: Option<Vec<DeadLetterId>>,
+) -> Result<Vec<(DeadLetterId, Redriven)>> {
     let letters: Vec<DeadLetter> = match ids {
         Some(ids) if ids.len() > MAX_REDRIVE => {
             return Err(Error::invalid(
@@ -185,9 +185,6 @@ pub async fn redrive(
             ids.sort();
             ids.dedup();
             for id in ids {
-                if !crate::ids::looks_like(&id, "dl") {
-                    return Err(Error::not_found(&format!("dead letter {id}")));
-                }
                 match p.store.get(&keys::dead_letter(account, &id)).await? {
                     Some(item) => found.push(item),
                     None => return Err(Error::not_found(&format!("dead letter {id}"))),
@@ -248,9 +245,9 @@ pub async fn purge(p: &Platform, account: &str) -> Result<crate::ports::store::P
 }
 
 /// Deletes one dead letter of the account.
-pub async fn remove(p: &Platform, account: &str, id: &str) -> Result<()> {
+pub async fn remove(p: &Platform, account: &str, id: &DeadLetterId) -> Result<()> {
     let key = keys::dead_letter(account, id);
-    if !crate::ids::looks_like(id, "dl") || p.store.get(&key).await?.is_none() {
+    if p.store.get(&key).await?.is_none() {
         return Err(Error::not_found(&format!("dead letter {id}")));
     }
     p.store.delete(&key, Cond::Any).await?;

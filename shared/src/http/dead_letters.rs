@@ -14,9 +14,15 @@ use crate::Platform;
 use crate::dead_letters;
 use crate::http::ApiError;
 use crate::http::extract::{Account, PageParams, Path, Query};
+use crate::ids::DeadLetterId;
 use crate::ports::store::Progress;
 
 type P = State<Arc<Platform>>;
+
+/// A dead letter's id from a request; one that cannot be is not found.
+fn dead_letter_id(text: &str) -> Result<DeadLetterId, ApiError> {
+    DeadLetterId::parse(text).ok_or_else(|| ApiError::not_found(&format!("dead letter {text}")))
+}
 
 pub fn router() -> Router<Arc<Platform>> {
     Router::new()
@@ -65,6 +71,24 @@ async fn redrive(
             })?
             .ids
     };
+    // Too many first, then each: the order the answers have always had.
+    let ids = match ids {
+        Some(ids) if ids.len() > dead_letters::MAX_REDRIVE => {
+            return Err(ApiError::invalid(
+                "too_many_ids",
+                format!(
+                    "redrive at most {} dead letters a call",
+                    dead_letters::MAX_REDRIVE
+                ),
+            ));
+        }
+        Some(ids) => Some(
+            ids.iter()
+                .map(|id| dead_letter_id(id))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        None => None,
+    };
     let results: Vec<_> = dead_letters::redrive(&p, &a, ids)
         .await?
         .into_iter()
@@ -90,6 +114,6 @@ async fn remove(
     Account(a): Account,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    dead_letters::remove(&p, &a, &id).await?;
+    dead_letters::remove(&p, &a, &dead_letter_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
