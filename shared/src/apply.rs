@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use crate::Platform;
 use crate::collections;
+use crate::error::Error;
 pub use crate::messages::ApplyMessage;
 use crate::platform::APPLY_MAX_RECEIVES;
+use crate::ports::QueueMessage;
 use crate::ports::store::Progress;
-use crate::ports::{QueueMessage, StoreError};
 use crate::triggers::pipeline;
 use crate::work::{Handler, Outcome, backoff};
 
@@ -42,7 +43,7 @@ impl ApplyHandler {
         }
     }
 
-    async fn apply(&self, message: &ApplyMessage) -> Result<(), StoreError> {
+    async fn apply(&self, message: &ApplyMessage) -> Result<(), Error> {
         // A purge clears page after page: each page is made durable as it
         // goes, so that a crash keeps the progress and the store can reuse
         // the space freed. Past its budget it queues the rest as a new
@@ -62,9 +63,10 @@ impl ApplyHandler {
             }
         };
         if progress == Progress::More {
-            message.send(&self.platform).await.map_err(|e| {
-                StoreError::Backend(format!("the rest of the purge could not be queued: {e}"))
-            })?;
+            message
+                .send(&self.platform)
+                .await
+                .map_err(|e| Error::internal("queue the rest of a purge", e))?;
         }
         Ok(())
     }
@@ -124,14 +126,17 @@ impl Handler for ApplyHandler {
 impl ApplyHandler {
     /// `apply`, with a panic made an error of this message alone: it is
     /// retried, then recorded as failed, and its batch-mates are untouched.
-    async fn apply_caught(&self, message: &ApplyMessage) -> Result<(), StoreError> {
+    async fn apply_caught(&self, message: &ApplyMessage) -> Result<(), Error> {
         use futures::FutureExt;
         std::panic::AssertUnwindSafe(self.apply(message))
             .catch_unwind()
             .await
             .unwrap_or_else(|p| {
                 let what = crate::transforms::pool::panic_message(&*p);
-                Err(StoreError::Backend(format!("applying it panicked: {what}")))
+                Err(Error::internal(
+                    "apply a message",
+                    format!("it panicked: {what}"),
+                ))
             })
     }
 
@@ -207,6 +212,8 @@ impl ApplyHandler {
                 Ok(()) => Outcome::Done,
                 // The store, not the message: its attempts are not used up.
                 Err(_) if self.platform.store.trouble().is_some() => self.retry(m),
+                // Nor when the transform threads are all busy (a backlog).
+                Err(Error::Busy(_)) => Outcome::Postpone(POSTPONE),
                 Err(e) if m.receive_count >= APPLY_MAX_RECEIVES => {
                     tracing::error!(message_id = %m.id, error = %e, "apply failed on the last attempt; dead-lettered");
                     // Not lost from sight: the request log says it failed. If

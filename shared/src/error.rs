@@ -28,6 +28,10 @@ pub enum Error {
     /// The thing is in a state that refuses this now.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// Nothing is wrong with the request, but the service cannot take it
+    /// on now (its transform threads are all busy): retry.
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -97,6 +101,7 @@ impl Error {
             Self::Conflict { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::Unauthorized(_) => "unauthorized",
+            Self::Busy(_) => "busy",
             Self::Store(StoreError::Conflict) => "conflict",
             Self::Store(StoreError::InvalidCursor) => "invalid_cursor",
             Self::Store(StoreError::TooLarge(_)) | Self::Queue(QueueError::TooLarge(_)) => {

@@ -149,6 +149,7 @@ impl From<crate::error::Error> for ApiError {
             }
             Error::NotFound(message) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
             Error::Unauthorized(message) => ApiError::unauthorized(message),
+            Error::Busy(message) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message),
             Error::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
             Error::Store(e) => e.into(),
             Error::Queue(e) => e.into(),

@@ -10,6 +10,7 @@ use super::{Action, Trigger};
 use crate::Platform;
 use crate::collections;
 use crate::contacts::{self, Changes, Contact, UpsertError};
+use crate::error::Error;
 use crate::ids::{RequestId, TriggerId};
 use crate::keys;
 use crate::ports::{Cond, Put, StoreError};
@@ -78,7 +79,7 @@ impl RequestRecord {
 /// Applies one accepted request. An error is a store failure, worth a retry;
 /// everything the payload or the configuration gets wrong is recorded as a
 /// failed request instead, so it never poisons the queue.
-pub async fn run(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
+pub async fn run(p: &Platform, m: &Inbound) -> Result<(), Error> {
     let Some((record_key, cond)) = unrecorded(p, m).await? else {
         return Ok(()); // delivered again: already applied (and its key settled)
     };
@@ -96,7 +97,7 @@ pub async fn run(p: &Platform, m: &Inbound) -> Result<(), StoreError> {
         record.status = Status::Failed;
         record.reason = Some(reason);
     }
-    save(p, record_key, record, cond).await
+    Ok(save(p, record_key, record, cond).await?)
 }
 
 /// The key of the request's record and the condition to write it under,
@@ -181,8 +182,15 @@ pub(super) async fn save(
     }
 }
 
-fn not_now(e: crate::transforms::pool::Failed) -> StoreError {
-    StoreError::Backend(format!("the transform could not run: {e}"))
+/// The transform threads could not run it now: busy (retried without
+/// using an attempt), or a panic (retried as a failure).
+fn not_now(e: crate::transforms::pool::Failed) -> Error {
+    match e {
+        crate::transforms::pool::Failed::Busy => {
+            Error::Busy(format!("the transform could not run: {e}"))
+        }
+        other => Error::internal("run a transform", other),
+    }
 }
 
 /// Runs the trigger on the request, filling in the record. The inner error is
@@ -192,7 +200,7 @@ async fn run_trigger(
     trigger: &Trigger,
     m: &Inbound,
     record: &mut RequestRecord,
-) -> Result<Result<(), String>, StoreError> {
+) -> Result<Result<(), String>, Error> {
     let fields = match &trigger.transform {
         // The transform threads busy or failing is no fault of the request:
         // retried, as a store error is.
@@ -236,7 +244,7 @@ async fn run_trigger(
         Err(UpsertError::Store(StoreError::TooLarge(m))) => {
             return Ok(Err(format!("the contact cannot be stored ({m})")));
         }
-        Err(UpsertError::Store(e)) => return Err(e),
+        Err(UpsertError::Store(e)) => return Err(e.into()),
     };
     record.contact_created = created;
     for (action, key) in trigger.actions.iter().zip(effect_keys(&trigger.actions)) {
