@@ -24,6 +24,9 @@ pub struct ApplyHandler {
 
 /// How long a message waits while the store cannot be written.
 pub const POSTPONE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a message waits when the transform threads were all busy (they
+/// clear their waiting jobs in well under a second).
+pub const BUSY_POSTPONE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long one purge message works before it queues the rest: a third of
 /// the apply function's 30 s timeout.
@@ -213,7 +216,7 @@ impl ApplyHandler {
                 // The store, not the message: its attempts are not used up.
                 Err(_) if self.platform.store.trouble().is_some() => self.retry(m),
                 // Nor when the transform threads are all busy (a backlog).
-                Err(Error::Busy(_)) => Outcome::Postpone(POSTPONE),
+                Err(Error::Busy(_)) => Outcome::Postpone(BUSY_POSTPONE),
                 Err(e) if m.receive_count >= APPLY_MAX_RECEIVES => {
                     tracing::error!(message_id = %m.id, error = %e, "apply failed on the last attempt; dead-lettered");
                     // Not lost from sight: the request log says it failed. If

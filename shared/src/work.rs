@@ -191,20 +191,20 @@ pub async fn handle_caught(handler: &dyn Handler, messages: &[QueueMessage]) -> 
         })
 }
 
-/// How long a worker pauses after a batch postponed for want of storage:
-/// doubling from 1 s up to 10 s while it lasts (so that it is back to work
-/// within seconds of the storage).
-const PAUSE_MAX: Duration = Duration::from_secs(10);
+/// How long a worker pauses after a batch with postponed messages: long
+/// enough not to spin through the queue while the storage is away, short
+/// enough that a worker whose transform threads were busy is soon back.
+const PAUSE: Duration = Duration::from_secs(1);
 
 /// Feeds `handler` from `queue` until `shutdown` turns true; the batch in hand
-/// is finished first. While the handler postpones work (its storage is
-/// unavailable), the worker pauses longer and longer instead of spinning.
+/// is finished first. After a batch the handler postponed part of (its
+/// storage unavailable, its transform threads busy), the worker pauses.
 pub async fn drive(
     queue: Arc<dyn Queue>,
     handler: Arc<dyn Handler>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut pause = Duration::ZERO;
+    let mut pausing = false;
     loop {
         if *shutdown.borrow() {
             return;
@@ -219,16 +219,16 @@ pub async fn drive(
                 let outcomes = handle_caught(&*handler, &messages).await;
                 settle(&*queue, &messages, &outcomes, Removal::ByWorker).await;
                 if outcomes.iter().any(|o| matches!(o, Outcome::Postpone(_))) {
-                    if pause.is_zero() {
-                        tracing::warn!("storage unavailable; the worker pauses until it is back");
+                    if !pausing {
+                        tracing::warn!("work postponed; the worker pauses between batches");
                     }
-                    pause = (pause * 2).clamp(Duration::from_secs(1), PAUSE_MAX);
+                    pausing = true;
                     tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
+                        _ = tokio::time::sleep(PAUSE) => {}
                         _ = shutdown.changed() => return,
                     }
                 } else {
-                    pause = Duration::ZERO;
+                    pausing = false;
                 }
             }
             Err(e) => {

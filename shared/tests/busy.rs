@@ -2,7 +2,7 @@
 //! message turned away is postponed without using an attempt, and applied
 //! once they are free. Its own test binary: the threads are the process's.
 
-use hookline::apply::{ApplyHandler, POSTPONE};
+use hookline::apply::{ApplyHandler, BUSY_POSTPONE};
 use hookline::messages::{ApplyMessage, Inbound};
 use hookline::platform::APPLY_MAX_RECEIVES;
 use hookline::ports::QueueMessage;
@@ -61,7 +61,7 @@ async fn busy_transform_threads_postpone_a_message_on_its_last_attempt() {
     assert!(full);
     assert_eq!(
         handler.handle(std::slice::from_ref(&message)).await,
-        vec![Outcome::Postpone(POSTPONE)],
+        vec![Outcome::Postpone(BUSY_POSTPONE)],
         "turned away on its last attempt: postponed, not failed"
     );
 
