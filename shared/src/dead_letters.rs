@@ -131,11 +131,7 @@ pub async fn keep_apply(
 }
 
 fn decode(items: Vec<crate::ports::Item>) -> Result<Vec<DeadLetter>> {
-    items
-        .into_iter()
-        .map(|i| serde_json::from_value(i.body))
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::internal("decode dead letter", e))
+    crate::error::decoded(items, "decode dead letter")
 }
 
 /// The account's dead letters, newest first, and the cursor of the rest.

@@ -46,6 +46,19 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Stored documents decoded as `T`; one that does not decode is a failure
+/// of ours (`what` names it in the log).
+pub fn decoded<T: serde::de::DeserializeOwned>(
+    items: Vec<crate::ports::Item>,
+    what: &'static str,
+) -> Result<Vec<T>> {
+    items
+        .into_iter()
+        .map(|i| serde_json::from_value(i.body))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::internal(what, e))
+}
+
 impl Error {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest {

@@ -136,11 +136,7 @@ pub async fn page(
     q.limit = limit;
     q.cursor = cursor;
     let Page { items, next_cursor } = platform.store.query(q).await?;
-    let all = items
-        .into_iter()
-        .map(|i| serde_json::from_value(i.body))
-        .collect::<Result<Vec<Collection>, _>>()
-        .map_err(|e| Error::internal("decode collection", e))?;
+    let all = crate::error::decoded(items, "decode collection")?;
     Ok((all, next_cursor))
 }
 

@@ -5,9 +5,10 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
-use super::views::{ContactView, decoded};
+use super::views::ContactView;
 use crate::Platform;
 use crate::contacts::{Contact, Email, Identifier, PhoneNumber};
+use crate::error::decoded;
 use crate::http::ApiError;
 use crate::http::extract::{Account, Path, Query};
 

@@ -9,8 +9,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-use super::views::{RequestView, decoded};
+use super::views::RequestView;
 use crate::Platform;
+use crate::error::decoded;
 use crate::http::ApiError;
 use crate::http::extract::{Account, BaseUrl, Json, PageParams, Path, Query};
 use crate::ids::{RequestId, TriggerId};

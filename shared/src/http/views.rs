@@ -80,15 +80,3 @@ impl<'a> From<&'a RequestRecord> for RequestView<'a> {
         }
     }
 }
-
-/// Stored documents decoded, each answered as its view.
-pub fn decoded<T: serde::de::DeserializeOwned>(
-    items: Vec<crate::ports::Item>,
-    what: &'static str,
-) -> Result<Vec<T>, super::ApiError> {
-    items
-        .into_iter()
-        .map(|i| serde_json::from_value(i.body))
-        .collect::<Result<_, _>>()
-        .map_err(|e| super::ApiError::internal(what, e))
-}

@@ -93,12 +93,7 @@ pub async fn page(
     query.limit = limit;
     query.cursor = cursor;
     let page = platform.store.query(query).await?;
-    let all = page
-        .items
-        .into_iter()
-        .map(|i| serde_json::from_value::<Trigger>(i.body))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::internal("decode trigger", e))?;
+    let all = crate::error::decoded(page.items, "decode trigger")?;
     Ok((all, page.next_cursor))
 }
 
