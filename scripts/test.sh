@@ -45,3 +45,5 @@ echo "== fuzz: replay each corpus, then fuzz each target briefly"
 )
 echo "== cargo test"
 cargo test --workspace
+echo "== conformance: hookline serve against its OpenAPI document (schemathesis)"
+scripts/conformance.sh

@@ -251,8 +251,8 @@ mod tests {
 
     /// A trigger without a transform or actions, in account `acc_test`.
     async fn trigger(platform: &Platform) -> crate::ids::TriggerId {
-        let input = crate::triggers::TriggerInput {
-            name: Some("T".into()),
+        let input = crate::triggers::NewTrigger {
+            name: "T".into(),
             ..Default::default()
         };
         let (trigger, _) = crate::triggers::create(platform, "acc_test", input)

@@ -23,7 +23,7 @@ const MAX_UNREADABLE: usize = 16 * 1024;
 /// Dead letters one redrive call moves at most; call again for the rest.
 pub const MAX_REDRIVE: usize = 100;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: DeadLetterId,
     /// The queue it died on: `apply` (and `delivery`, once it exists).
@@ -150,7 +150,7 @@ pub async fn page(
 }
 
 /// What became of one redriven dead letter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Redriven {
     Queued,

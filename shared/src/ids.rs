@@ -60,6 +60,19 @@ macro_rules! typed_id {
             }
         }
 
+        /// In the API document: a string of this shape.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some(concat!("^", $prefix, "_[0-9A-Za-z]{26}$")))
+                    .examples([concat!($prefix, "_01jf6z0c1qz8m3v2w4x5y6z7a8")])
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let text = String::deserialize(d)?;
@@ -78,6 +91,10 @@ typed_id! {
     RequestId = "req";
     /// A contact's: `ct_...`.
     ContactId = "ct";
+    /// A contact list's: `lst_...`.
+    ListId = "lst";
+    /// A sequence's: `seq_...`.
+    SequenceId = "seq";
     /// A dead letter's: `dl_...`.
     DeadLetterId = "dl";
 }

@@ -14,9 +14,9 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_transform_threads_postpone_a_message_on_its_last_attempt() {
     let (platform, _dir) = hookline::testkit::platform().await;
-    let input = hookline::triggers::TriggerInput {
-        name: Some("T".into()),
-        transform: hookline::patch::Patch::Value("email = e\nname = n + \"!\"".into()),
+    let input = hookline::triggers::NewTrigger {
+        name: "T".into(),
+        transform: Some("email = e\nname = n + \"!\"".into()),
         ..Default::default()
     };
     let (trigger, _) = hookline::triggers::create(&platform, "acc_busy", input)

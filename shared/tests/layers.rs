@@ -368,3 +368,31 @@ fn the_layers_hold() {
         "imports that break the layers: {found:#?}"
     );
 }
+
+/// Where a route is served from without `utoipa_axum::routes!`, which adds
+/// it to `GET /openapi.json`: a plain axum `.route(`, `.route_service(` or
+/// `.nest(` in the library outside tests.
+fn undescribed_routes() -> Vec<String> {
+    let mut all = Vec::new();
+    files(&src(), &mut all);
+    let mut found = Vec::new();
+    for file in all {
+        let code = without_tests(&strip(&std::fs::read_to_string(&file).unwrap()));
+        for call in [".route(", ".route_service(", ".nest(", ".nest_service("] {
+            if code.contains(call) {
+                found.push(format!("{} calls {call}", file.display()));
+            }
+        }
+    }
+    found
+}
+
+/// A route cannot be served undescribed: every router is an
+/// `OpenApiRouter` fed by `routes!`, and the document is made from the
+/// same routers (the admin tests call every operation it lists).
+#[test]
+fn every_route_is_in_the_document() {
+    assert_eq!(undescribed_routes(), Vec::<String>::new());
+    let planted = "fn f() { OpenApiRouter::new().route(\"/x\", get(h)) }";
+    assert!(without_tests(&strip(planted)).contains(".route("));
+}

@@ -49,8 +49,8 @@ fn failing(healthy: &Platform) -> Arc<Platform> {
 
 /// A trigger without a transform or actions, in account `acc_spans`.
 async fn trigger(platform: &Platform) -> hookline::triggers::Trigger {
-    let input = hookline::triggers::TriggerInput {
-        name: Some("T".into()),
+    let input = hookline::triggers::NewTrigger {
+        name: "T".into(),
         ..Default::default()
     };
     hookline::triggers::create(platform, "acc_spans", input)

@@ -3,7 +3,7 @@
 
 use hookline::apply::ApplyMessage;
 use hookline::testkit::call;
-use hookline::triggers::TriggerInput;
+use hookline::triggers::NewTrigger;
 use serde_json::json;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ fn event(json: &str) -> lambda_http::Request {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_event_is_captured_and_queued() {
     let platform = hookline::testkit::moto::aws::platform().await;
-    let input: TriggerInput = serde_json::from_value(json!({
+    let input: NewTrigger = serde_json::from_value(json!({
         "name": "Greenhouse", "transform": "email = candidate.email\nname = candidate.first_name + \" \" + candidate.last_name"
     }))
     .unwrap();

@@ -52,12 +52,9 @@ pub struct Collection {
     pub created_at: DateTime<Utc>,
 }
 
-/// A name: trimmed, not empty, at most 200 characters, no control characters.
+/// A name: at most 200 characters, no control characters, kept trimmed
+/// and not empty.
 pub fn parse_name(name: &str) -> Result<String, Error> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::invalid("invalid_name", "name must not be empty"));
-    }
     if name.chars().count() > MAX_NAME {
         return Err(Error::invalid(
             "invalid_name",
@@ -69,6 +66,10 @@ pub fn parse_name(name: &str) -> Result<String, Error> {
             "invalid_name",
             "name must not contain control characters",
         ));
+    }
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::invalid("invalid_name", "name must not be empty"));
     }
     Ok(name.to_string())
 }

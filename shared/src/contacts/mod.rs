@@ -20,7 +20,7 @@ pub const ID_PREFIX: &str = "ct";
 const MAX_NAME: usize = 500;
 
 /// The contact field that finds the contact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Identifier {
     Email,

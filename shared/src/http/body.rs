@@ -49,14 +49,15 @@ pub fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>
         }
         None => return Err(unsupported("the Content-Type header is missing")),
     };
+    // A form with no fields is an empty object; JSON needs one written.
+    if !is_json {
+        return parse_form(body);
+    }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "empty_body",
             "the body is empty: send a JSON object",
         ));
-    }
-    if !is_json {
-        return parse_form(body);
     }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
@@ -307,6 +308,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(form["a"], "1\n");
+        // A form with no fields is an empty object, as forms are posted.
+        let form = parse_body(&headers(Some("application/x-www-form-urlencoded")), b"").unwrap();
+        assert!(form.is_empty());
         for (ct, body, status, code) in [
             (Some("application/json"), &b""[..], 400, "empty_body"),
             (Some("application/json"), b"  \n", 400, "empty_body"),

@@ -1,38 +1,63 @@
-use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
-use serde::Deserialize;
-use serde_json::json;
-use std::sync::Arc;
+//! `/v1/contacts`: find a contact by email or phone number, page through
+//! them, get one.
 
-use super::views::ContactView;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::answer;
+use super::views::{ContactView, Page};
 use crate::Platform;
 use crate::contacts::{Contact, Email, Identifier, PhoneNumber};
 use crate::error::decoded;
 use crate::http::ApiError;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{Account, Path, Query};
+use crate::ids::ContactId;
 
-pub fn router() -> Router<Arc<Platform>> {
-    Router::new()
-        .route("/v1/contacts", get(lookup))
-        .route("/v1/contacts/{id}", get(show))
+pub fn routes() -> OpenApiRouter<Arc<Platform>> {
+    OpenApiRouter::new()
+        .routes(routes!(lookup))
+        .routes(routes!(show))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Lookup {
+    /// Find the contact with this email (not with phone_number).
+    #[param(format = Email, max_length = 254)]
     email: Option<String>,
+    /// Find the contact with this phone number (not with email): digits
+    /// with the country code, as contacts keep it. `+1 (215) 555-6677`,
+    /// `0044 20 7946 0958` and ten North American digits are read too.
+    #[param(pattern = r"^\+?[1-9][0-9]{7,14}$")]
     phone_number: Option<String>,
+    /// Without email or phone_number: contacts a page.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<usize>,
+    /// Without email or phone_number: `next_cursor` of the page before.
     cursor: Option<String>,
 }
 
-/// `?email=` or `?phone_number=` finds one contact; neither pages through all.
+/// Find a contact by email or phone number; with neither, page through contacts
+///
+/// `?email=` or `?phone_number=` answers that contact (or 404); without
+/// either, a page of contacts in id order.
+#[utoipa::path(get, path = "/v1/contacts", tag = "contact", params(Lookup),
+    responses((status = 200, description = "the contact, or a page of contacts",
+               body = inline(ContactOrPage)),
+              (status = 404, description = "no contact has this email or phone number", body = ErrorBody),
+              (status = 422, description = "the email or phone number cannot be one, or limit is out of range", body = ErrorBody)))]
 async fn lookup(
     State(p): State<Arc<Platform>>,
     Account(account): Account,
     Query(q): Query<Lookup>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (by, value) = match (q.email, q.phone_number) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
@@ -59,29 +84,37 @@ async fn lookup(
             };
             let found = crate::contacts::page(&p, &account, page.limit()?, page.cursor).await?;
             let all: Vec<Contact> = decoded(found.items, "decode contact")?;
-            let data: Vec<ContactView> = all.iter().map(ContactView::from).collect();
-            return Ok(axum::Json(
-                json!({"data": data, "next_cursor": found.next_cursor}),
-            ));
+            let data = all.iter().map(ContactView::from).collect();
+            return Ok(answer(StatusCode::OK, &Page::new(data, found.next_cursor)));
         }
     };
     let (contact, _) = crate::contacts::find(&p, &account, by, &value)
         .await?
         .ok_or_else(|| ApiError::not_found("contact"))?;
-    Ok(axum::Json(
-        serde_json::to_value(ContactView::from(&contact)).expect("serialisable"),
-    ))
+    Ok(answer(StatusCode::OK, &ContactView::from(&contact)))
 }
 
+/// One contact, or a page of them (the schema of `GET /v1/contacts`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum ContactOrPage<'a> {
+    One(ContactView<'a>),
+    Page(Page<ContactView<'a>>),
+}
+
+/// Get a contact
+#[utoipa::path(get, path = "/v1/contacts/{id}", tag = "contact", params(("id" = inline(ContactId), Path)),
+    responses((status = 200, description = "the contact", body = ContactView),
+              (status = 404, description = "no such contact in this account", body = ErrorBody)))]
 async fn show(
     State(p): State<Arc<Platform>>,
     Account(account): Account,
     Path(id): Path<String>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    let id = ContactId::parse(&id).ok_or_else(|| ApiError::not_found("contact"))?;
     let (contact, _) = crate::contacts::get(&p, &account, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("contact"))?;
-    Ok(axum::Json(
-        serde_json::to_value(ContactView::from(&contact)).expect("serialisable"),
-    ))
+    Ok(answer(StatusCode::OK, &ContactView::from(&contact)))
 }

@@ -1,18 +1,21 @@
 //! `/v1/dead-letters`: list, redrive (all, or `{"ids": [...]}`), delete
 //! one, delete all.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
-use serde::Deserialize;
-use serde_json::json;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::answer;
+use super::views::Page;
 use crate::Platform;
-use crate::dead_letters;
+use crate::dead_letters::{self, DeadLetter, Redriven};
 use crate::http::ApiError;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{Account, PageParams, Path, Query};
 use crate::ids::DeadLetterId;
 use crate::ports::store::Progress;
@@ -24,52 +27,79 @@ fn dead_letter_id(text: &str) -> Result<DeadLetterId, ApiError> {
     DeadLetterId::parse(text).ok_or_else(|| ApiError::not_found(&format!("dead letter {text}")))
 }
 
-pub fn router() -> Router<Arc<Platform>> {
-    Router::new()
-        .route("/v1/dead-letters", get(list).delete(purge))
-        .route("/v1/dead-letters/redrive", post(redrive))
-        .route("/v1/dead-letters/{id}", delete(remove))
+pub fn routes() -> OpenApiRouter<Arc<Platform>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, purge))
+        .routes(routes!(redrive))
+        .routes(routes!(remove))
 }
 
+/// Queue messages given up on, newest first
+///
+/// Kept until redriven or deleted.
+#[utoipa::path(get, path = "/v1/dead-letters", tag = "dead letter", params(PageParams),
+    responses((status = 200, description = "a page of dead letters", body = Page<DeadLetter>)))]
 async fn list(
     State(p): P,
     Account(a): Account,
     Query(q): Query<PageParams>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (data, next_cursor) = dead_letters::page(&p, &a, q.limit()?, q.cursor).await?;
-    Ok(axum::Json(
-        json!({"data": data, "next_cursor": next_cursor}),
-    ))
+    Ok(answer(StatusCode::OK, &Page::new(data, next_cursor)))
 }
 
-#[derive(Deserialize, Default)]
+/// Which dead letters to redrive.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Redrive {
-    /// Which to redrive; all (the oldest `MAX_REDRIVE`) when absent.
+    /// Which to redrive; without, the oldest 100.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<DeadLetterId>>, max_items = 100)]
     ids: Option<Vec<String>>,
 }
 
+/// What became of one dead letter.
+#[derive(Serialize, ToSchema)]
+struct RedriveOutcome {
+    id: DeadLetterId,
+    outcome: Redriven,
+}
+
+#[derive(Serialize, ToSchema)]
+struct RedriveAnswer {
+    data: Vec<RedriveOutcome>,
+}
+
+/// Apply dead letters again and remove them
+///
+/// All (the oldest 100 a call), or those named by `{"ids": [...]}`. An
+/// inbound request is replayed from its request log.
+#[utoipa::path(post, path = "/v1/dead-letters/redrive", tag = "dead letter",
+    request_body(content = Option<Redrive>, description = "none, `{}`, or the ids"),
+    responses((status = 202, description = "what became of each", body = RedriveAnswer),
+              (status = 404, description = "no such dead letter in this account", body = ErrorBody),
+              (status = 422, description = "more than 100 ids, or the body is not this shape", body = ErrorBody)))]
 async fn redrive(
     State(p): P,
     Account(a): Account,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
-    // No body, or `{}`, redrives all.
+) -> Result<Response, ApiError> {
+    // No body, `null` or `{}` redrives all.
     let ids = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice::<Redrive>(&body)
-            .map_err(|e| match e.classify() {
-                serde_json::error::Category::Data => {
-                    ApiError::invalid("invalid_body", format!("invalid body: {e}"))
-                }
-                _ => ApiError::bad_request(
-                    "invalid_json",
-                    format!("the body is not valid JSON: {e}"),
-                ),
-            })?
-            .ids
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+        })?;
+        if !(value.is_object() || value.is_null()) {
+            return Err(ApiError::invalid(
+                "invalid_body",
+                "the body must be an object, {\"ids\": [...]}, or nothing",
+            ));
+        }
+        serde_json::from_value::<Option<Redrive>>(value)
+            .map_err(|e| ApiError::invalid("invalid_body", format!("invalid body: {e}")))?
+            .and_then(|r| r.ids)
     };
     // Too many first, then each: the order the answers have always had.
     let ids = match ids {
@@ -89,26 +119,43 @@ async fn redrive(
         ),
         None => None,
     };
-    let results: Vec<_> = dead_letters::redrive(&p, &a, ids)
+    let data = dead_letters::redrive(&p, &a, ids)
         .await?
         .into_iter()
-        .map(|(id, outcome)| json!({"id": id, "outcome": outcome}))
+        .map(|(id, outcome)| RedriveOutcome { id, outcome })
         .collect();
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({"data": results}))))
+    Ok(answer(StatusCode::ACCEPTED, &RedriveAnswer { data }))
 }
 
-/// 204 when none is left, 202 when more remain (call again).
-async fn purge(State(p): P, Account(a): Account) -> Result<axum::response::Response, ApiError> {
+/// Work left to do: call again.
+#[derive(Serialize, ToSchema)]
+struct MoreRemain {
+    message: &'static str,
+}
+
+/// Delete every dead letter
+///
+/// Up to 10 s of work a call: 204 when none is left, 202 when more remain
+/// (call again).
+#[utoipa::path(delete, path = "/v1/dead-letters", tag = "dead letter",
+    responses((status = 204, description = "none left"),
+              (status = 202, description = "more remain: call again", body = MoreRemain)))]
+async fn purge(State(p): P, Account(a): Account) -> Result<Response, ApiError> {
     Ok(match dead_letters::purge(&p, &a).await? {
         Progress::Done => StatusCode::NO_CONTENT.into_response(),
-        Progress::More => (
+        Progress::More => answer(
             StatusCode::ACCEPTED,
-            axum::Json(json!({"message": "more dead letters remain: call again"})),
-        )
-            .into_response(),
+            &MoreRemain {
+                message: "more dead letters remain: call again",
+            },
+        ),
     })
 }
 
+/// Delete a dead letter
+#[utoipa::path(delete, path = "/v1/dead-letters/{id}", tag = "dead letter", params(("id" = inline(DeadLetterId), Path)),
+    responses((status = 204, description = "deleted"),
+              (status = 404, description = "no such dead letter in this account", body = ErrorBody)))]
 async fn remove(
     State(p): P,
     Account(a): Account,

@@ -2,29 +2,84 @@
 //! post to. Authenticate, read the body, queue durably, answer: the domain
 //! (`triggers::accept`) does the first and the last.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::Platform;
 use crate::http::ApiError;
+use crate::http::error::ErrorBody;
 use crate::http::extract::Path;
-use crate::ids;
+use crate::ids::{self, RequestId, TriggerId};
 use crate::triggers::accept;
 
 /// What one inbound request may carry (413 beyond).
 pub const BODY_LIMIT: usize = 256 * 1024;
 
-pub fn routes() -> Router<Arc<Platform>> {
-    Router::new()
-        .route("/hooks/{id}", post(hook))
+pub fn routes() -> OpenApiRouter<Arc<Platform>> {
+    OpenApiRouter::new()
+        .routes(routes!(hook))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
+/// The answer to a request taken.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Captured {
+    #[schema(pattern = "^Request captured successfully$")]
+    message: &'static str,
+    /// Its id in the trigger's request log.
+    request_id: RequestId,
+}
+
+/// A form as trigger URLs take it: named fields, each a text or, repeated,
+/// a list of texts.
+struct Form;
+
+impl utoipa::PartialSchema for Form {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{
+            AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type,
+        };
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let texts = ArrayBuilder::new().items(text()).min_items(Some(2));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property_names(Some(text().min_length(Some(1))))
+            .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::OneOf(
+                OneOfBuilder::new().item(text()).item(texts).build(),
+            )))))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Form {}
+
+/// A trigger URL: external systems post here
+///
+/// A JSON object, or a form (`application/x-www-form-urlencoded`), is
+/// queued durably and answered at once; the trigger's transform and
+/// actions run off the request path. With `Idempotency-Key`, a request
+/// sent again is answered as the first was and applied once.
+#[utoipa::path(post, path = "/hooks/{id}", tag = "trigger URL",
+    params(("id" = inline(TriggerId), Path),
+           ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$",
+            description = "1 to 255 visible ASCII characters; the same key within 24 h is the same request")),
+    request_body(content(
+        (Object = "application/json"),
+        (Form = "application/x-www-form-urlencoded"))),
+    security((), ("triggerKey" = [])),
+    responses((status = 200, description = "captured", body = Captured),
+              (status = 401, description = "the trigger requires its API key, and this is not it", body = ErrorBody),
+              (status = 404, description = "no active trigger has this URL", body = ErrorBody),
+              (status = 409, description = "a request with this Idempotency-Key is being taken: retry in a moment", body = ErrorBody),
+              (status = 415, description = "the body is neither JSON nor a form", body = ErrorBody),
+              (status = 422, description = "the body is not an object or holds a number out of range, or this Idempotency-Key came with another body", body = ErrorBody)))]
 async fn hook(
     State(p): State<Arc<Platform>>,
     Path(id): Path<String>,
@@ -35,7 +90,7 @@ async fn hook(
     let headers = std::mem::take(&mut parts.headers);
     let body = Bytes::from_request(Request::from_parts(parts, body), &()).await;
     let api_key = super::extract::bearer(&headers).ok();
-    let id = crate::ids::TriggerId::parse(&id)
+    let id = TriggerId::parse(&id)
         .ok_or_else(|| ApiError::not_found_message("no active trigger has this URL"))?;
     let trigger = accept::admit(&p, &id, api_key).await?;
     let span = tracing::Span::current();

@@ -17,9 +17,13 @@ pub use error::ApiError;
 
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::Platform;
+use error::ErrorBody;
 
 /// The admin face alone (the `admin` Lambda function).
 pub fn admin_router(platform: Arc<Platform>) -> Router {
@@ -36,14 +40,34 @@ pub fn router(platform: Arc<Platform>) -> Router {
     finish(admin::routes().merge(ingest::routes()), platform)
 }
 
+/// Every route of both faces, with its description: `GET /openapi.json`
+/// is made of this, so a route cannot be served undescribed.
+pub(crate) fn every_route() -> OpenApiRouter<Arc<Platform>> {
+    admin::routes().merge(ingest::routes()).merge(own_routes())
+}
+
+/// What every face answers besides its own routes.
+fn own_routes() -> OpenApiRouter<Arc<Platform>> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(document))
+}
+
+/// An answer in JSON, written at once (a view borrows what it shows).
+pub(crate) fn answer(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    let json = serde_json::to_vec(body).expect("answers serialise");
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        json,
+    )
+        .into_response()
+}
+
 /// Unknown routes and methods answer in the contract's error shape too.
-fn finish(routes: Router<Arc<Platform>>, platform: Arc<Platform>) -> Router {
+fn finish(routes: OpenApiRouter<Arc<Platform>>, platform: Arc<Platform>) -> Router {
+    let (routes, _) = routes.merge(own_routes()).split_for_parts();
     routes
-        .route(
-            "/openapi.json",
-            axum::routing::get(|| async { axum::Json(openapi::document()) }),
-        )
-        .route("/health", axum::routing::get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -247,19 +271,38 @@ fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
     ))
 }
 
+/// All is well.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Healthy {
+    #[schema(pattern = "^ok$")]
+    status: &'static str,
+}
+
+/// Whether the service can take requests
+///
 /// `{"status": "ok"}`, or 503 saying what is wrong: a queue that cannot
 /// take messages (its disk full, say) refuses every request it would queue.
+#[utoipa::path(get, path = "/health", tag = "service", security(()),
+    responses((status = 200, description = "ready", body = Healthy),
+              (status = 503, description = "the store or a queue cannot be written: what is wrong", body = ErrorBody)))]
 async fn health(
     axum::extract::State(p): axum::extract::State<Arc<Platform>>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<Healthy>, ApiError> {
     match p.apply_queue.trouble().or_else(|| p.store.trouble()) {
-        None => Ok(axum::Json(serde_json::json!({"status": "ok"}))),
+        None => Ok(axum::Json(Healthy { status: "ok" })),
         Some(why) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage_unavailable",
             why,
         )),
     }
+}
+
+/// This document: every route, for people and generated clients
+#[utoipa::path(get, path = "/openapi.json", tag = "service", security(()),
+    responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
+async fn document() -> Response {
+    answer(StatusCode::OK, openapi::document())
 }
 
 async fn not_found(uri: Uri) -> ApiError {
@@ -294,7 +337,7 @@ mod tests {
             panic!("the secret is hunter2")
         }
         let routes = Router::new().route("/boom", axum::routing::get(boom));
-        let app = finish(routes, platform);
+        let app = finish(routes.into(), platform);
         let get = |path: &str| {
             axum::http::Request::get(path)
                 .body(Body::empty())

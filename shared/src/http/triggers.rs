@@ -1,46 +1,40 @@
 //! `/v1/triggers`: create, list, get, update, delete, activate, deactivate,
 //! rotate the API key, preview a sample, read the request log, replay.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::views::RequestView;
+use super::answer;
+use super::views::{Page, RequestView, TriggerView};
 use crate::Platform;
 use crate::error::decoded;
 use crate::http::ApiError;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{Account, BaseUrl, Json, PageParams, Path, Query};
 use crate::ids::{RequestId, TriggerId};
 use crate::triggers::pipeline::RequestRecord;
-use crate::triggers::{self, Trigger, TriggerInput};
+use crate::triggers::{self, NewTrigger, Preview, Trigger, TriggerPatch};
 
 type P = State<Arc<Platform>>;
-type Answer = Result<(StatusCode, axum::Json<Value>), ApiError>;
+type Answer = Result<Response, ApiError>;
 
-pub fn router() -> Router<Arc<Platform>> {
-    Router::new()
-        .route("/v1/triggers", get(index).post(create))
-        .route("/v1/triggers/{id}", get(show).patch(update).delete(remove))
-        .route(
-            "/v1/triggers/{id}/activate",
-            post(|p: P, a: Account, b: BaseUrl, id: Path<String>| set_active(p, a, b, id, true)),
-        )
-        .route(
-            "/v1/triggers/{id}/deactivate",
-            post(|p: P, a: Account, b: BaseUrl, id: Path<String>| set_active(p, a, b, id, false)),
-        )
-        .route("/v1/triggers/{id}/rotate-key", post(rotate_key))
-        .route("/v1/triggers/{id}/preview", post(preview))
-        .route("/v1/triggers/{id}/requests", get(requests))
-        .route("/v1/triggers/{id}/requests/{request_id}", get(request))
-        .route(
-            "/v1/triggers/{id}/requests/{request_id}/replay",
-            post(replay),
-        )
+pub fn routes() -> OpenApiRouter<Arc<Platform>> {
+    OpenApiRouter::new()
+        .routes(routes!(index, create))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(activate))
+        .routes(routes!(deactivate))
+        .routes(routes!(rotate_key))
+        .routes(routes!(preview))
+        .routes(routes!(requests))
+        .routes(routes!(request))
+        .routes(routes!(replay))
 }
 
 /// A trigger id from the path; one that cannot be is not found, as one
@@ -53,29 +47,33 @@ fn request_id_of(text: &str) -> Result<RequestId, ApiError> {
     RequestId::parse(text).ok_or_else(|| ApiError::not_found("request"))
 }
 
-fn ok(status: StatusCode, v: Value) -> Answer {
-    Ok((status, axum::Json(v)))
+/// The trigger as answered, with its API key when just made (shown this
+/// once: only its hash is kept).
+fn view(status: StatusCode, t: &Trigger, base: &str, api_key: Option<String>) -> Answer {
+    let mut v = TriggerView::new(t, base);
+    v.api_key = api_key;
+    Ok(answer(status, &v))
 }
 
-fn with_key(t: &Trigger, base: &str, api_key: Option<String>) -> Value {
-    let mut v = t.view(base);
-    if let Some(k) = api_key {
-        // Shown this once: only its hash is kept.
-        v["api_key"] = k.into();
-    }
-    v
-}
-
+/// Create a trigger
+///
+/// Answers its URL, and its API key once when `require_api_key`.
+#[utoipa::path(post, path = "/v1/triggers", tag = "trigger", request_body = NewTrigger,
+    responses((status = 201, description = "made", body = TriggerView),
+              (status = 422, description = "a field, the transform (its line and column in details) or an action is invalid", body = ErrorBody)))]
 async fn create(
     State(p): P,
     Account(a): Account,
     BaseUrl(base): BaseUrl,
-    Json(input): Json<TriggerInput>,
+    Json(input): Json<NewTrigger>,
 ) -> Answer {
     let (t, key) = triggers::create(&p, &a, input).await?;
-    ok(StatusCode::CREATED, with_key(&t, &base, key))
+    view(StatusCode::CREATED, &t, &base, key)
 }
 
+/// List triggers
+#[utoipa::path(get, path = "/v1/triggers", tag = "trigger", params(PageParams),
+    responses((status = 200, description = "a page of triggers, oldest first", body = Page<TriggerView>)))]
 async fn index(
     State(p): P,
     Account(a): Account,
@@ -83,13 +81,14 @@ async fn index(
     Query(q): Query<PageParams>,
 ) -> Answer {
     let (all, next_cursor) = triggers::page(&p, &a, q.limit()?, q.cursor).await?;
-    let data: Vec<Value> = all.iter().map(|t| t.view(&base)).collect();
-    ok(
-        StatusCode::OK,
-        json!({"data": data, "next_cursor": next_cursor}),
-    )
+    let data = all.iter().map(|t| TriggerView::new(t, &base)).collect();
+    Ok(answer(StatusCode::OK, &Page::new(data, next_cursor)))
 }
 
+/// Get a trigger
+#[utoipa::path(get, path = "/v1/triggers/{id}", tag = "trigger", params(("id" = inline(TriggerId), Path)),
+    responses((status = 200, description = "found", body = TriggerView),
+              (status = 404, description = "no such trigger in this account", body = ErrorBody)))]
 async fn show(
     State(p): P,
     Account(a): Account,
@@ -97,44 +96,77 @@ async fn show(
     Path(id): Path<String>,
 ) -> Answer {
     let id = trigger_id(&id)?;
-    ok(
+    view(
         StatusCode::OK,
-        triggers::get(&p, &a, &id).await?.0.view(&base),
+        &triggers::get(&p, &a, &id).await?.0,
+        &base,
+        None,
     )
 }
 
+/// Change a trigger (absent fields are kept)
+#[utoipa::path(patch, path = "/v1/triggers/{id}", tag = "trigger", params(("id" = inline(TriggerId), Path)),
+    request_body = TriggerPatch,
+    responses((status = 200, description = "changed", body = TriggerView),
+              (status = 404, description = "no such trigger in this account", body = ErrorBody),
+              (status = 409, description = "changed by another request meanwhile: retry", body = ErrorBody),
+              (status = 422, description = "a field, the transform (its line and column in details) or an action is invalid", body = ErrorBody)))]
 async fn update(
     State(p): P,
     Account(a): Account,
     BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
-    Json(input): Json<TriggerInput>,
+    Json(input): Json<TriggerPatch>,
 ) -> Answer {
     let id = trigger_id(&id)?;
-    ok(
-        StatusCode::OK,
-        triggers::update(&p, &a, &id, input).await?.view(&base),
-    )
+    let t = triggers::update(&p, &a, &id, input).await?;
+    view(StatusCode::OK, &t, &base, None)
 }
 
-async fn set_active(
-    State(p): P,
-    Account(a): Account,
-    BaseUrl(base): BaseUrl,
-    Path(id): Path<String>,
-    active: bool,
-) -> Answer {
-    let id = trigger_id(&id)?;
-    let input = TriggerInput {
+async fn set_active(p: &Platform, a: &str, base: &str, id: &str, active: bool) -> Answer {
+    let id = trigger_id(id)?;
+    let input = TriggerPatch {
         active: Some(active),
         ..Default::default()
     };
-    ok(
-        StatusCode::OK,
-        triggers::update(&p, &a, &id, input).await?.view(&base),
-    )
+    let t = triggers::update(p, a, &id, input).await?;
+    view(StatusCode::OK, &t, base, None)
 }
 
+/// Activate a trigger
+#[utoipa::path(post, path = "/v1/triggers/{id}/activate", tag = "trigger", params(("id" = inline(TriggerId), Path)),
+    responses((status = 200, description = "active", body = TriggerView),
+              (status = 404, description = "no such trigger in this account", body = ErrorBody),
+              (status = 409, description = "changed by another request meanwhile: retry", body = ErrorBody)))]
+async fn activate(
+    State(p): P,
+    Account(a): Account,
+    BaseUrl(b): BaseUrl,
+    Path(id): Path<String>,
+) -> Answer {
+    set_active(&p, &a, &b, &id, true).await
+}
+
+/// Deactivate a trigger (its URL answers 404)
+#[utoipa::path(post, path = "/v1/triggers/{id}/deactivate", tag = "trigger", params(("id" = inline(TriggerId), Path)),
+    responses((status = 200, description = "inactive", body = TriggerView),
+              (status = 404, description = "no such trigger in this account", body = ErrorBody),
+              (status = 409, description = "changed by another request meanwhile: retry", body = ErrorBody)))]
+async fn deactivate(
+    State(p): P,
+    Account(a): Account,
+    BaseUrl(b): BaseUrl,
+    Path(id): Path<String>,
+) -> Answer {
+    set_active(&p, &a, &b, &id, false).await
+}
+
+/// Delete a trigger
+///
+/// Its request log is removed in the background.
+#[utoipa::path(delete, path = "/v1/triggers/{id}", tag = "trigger", params(("id" = inline(TriggerId), Path)),
+    responses((status = 204, description = "deleted"),
+              (status = 404, description = "no such trigger in this account", body = ErrorBody)))]
 async fn remove(
     State(p): P,
     Account(a): Account,
@@ -145,6 +177,13 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Make a new API key, required from now on
+///
+/// The key is in this answer only; the old one stops working at once.
+#[utoipa::path(post, path = "/v1/triggers/{id}/rotate-key", tag = "trigger", params(("id" = inline(TriggerId), Path)),
+    responses((status = 200, description = "the trigger, with api_key", body = TriggerView),
+              (status = 404, description = "no such trigger in this account", body = ErrorBody),
+              (status = 409, description = "changed by another request meanwhile: retry", body = ErrorBody)))]
 async fn rotate_key(
     State(p): P,
     Account(a): Account,
@@ -153,31 +192,48 @@ async fn rotate_key(
 ) -> Answer {
     let id = trigger_id(&id)?;
     let (t, key) = triggers::rotate_key(&p, &a, &id).await?;
-    ok(StatusCode::OK, with_key(&t, &base, Some(key)))
+    view(StatusCode::OK, &t, &base, Some(key))
 }
 
-#[derive(Deserialize)]
+/// A sample payload to try a transform on.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Preview {
+struct PreviewRequest {
+    /// A body like those the trigger receives.
+    #[schema(value_type = Object)]
     sample: Value,
-    /// Try a transform before saving it; the trigger's own otherwise.
+    /// Try this transform before saving it; the trigger's own otherwise.
     #[serde(default)]
+    #[schema(max_length = 16384)]
     transform: Option<String>,
 }
 
-/// The contact the transform makes of a sample, and the sample's leaf paths
-/// to map fields from; or a 422 naming the line (and column) at fault.
+/// Try a transform on a sample
+///
+/// The contact the transform makes of the sample, and the sample's leaf
+/// paths to map fields from; or a 422 naming the line (and column) at
+/// fault, with the paths in its details.
+#[utoipa::path(post, path = "/v1/triggers/{id}/preview", tag = "trigger", params(("id" = inline(TriggerId), Path)),
+    request_body = PreviewRequest,
+    responses((status = 200, description = "what the sample makes", body = Preview),
+              (status = 404, description = "no such trigger in this account", body = ErrorBody),
+              (status = 422, description = "the transform fails on the sample (line and column in details), or yields no identifier", body = ErrorBody)))]
 async fn preview(
     State(p): P,
     Account(a): Account,
     Path(id): Path<String>,
-    Json(body): Json<Preview>,
+    Json(body): Json<PreviewRequest>,
 ) -> Answer {
     let id = trigger_id(&id)?;
-    let answer = triggers::preview(&p, &a, &id, &body.sample, body.transform).await?;
-    ok(StatusCode::OK, answer)
+    let made = triggers::preview(&p, &a, &id, &body.sample, body.transform).await?;
+    Ok(answer(StatusCode::OK, &made))
 }
 
+/// What the trigger received and what became of it, newest first
+#[utoipa::path(get, path = "/v1/triggers/{id}/requests", tag = "trigger",
+    params(("id" = inline(TriggerId), Path), PageParams),
+    responses((status = 200, description = "a page of requests", body = Page<RequestView>),
+              (status = 404, description = "no such trigger in this account", body = ErrorBody)))]
 async fn requests(
     State(p): P,
     Account(a): Account,
@@ -187,13 +243,15 @@ async fn requests(
     let id = trigger_id(&id)?;
     let page = triggers::requests::page(&p, &a, &id, q.limit()?, q.cursor).await?;
     let records: Vec<RequestRecord> = decoded(page.items, "decode request")?;
-    let data: Vec<RequestView> = records.iter().map(RequestView::from).collect();
-    ok(
-        StatusCode::OK,
-        json!({"data": data, "next_cursor": page.next_cursor}),
-    )
+    let data = records.iter().map(RequestView::from).collect();
+    Ok(answer(StatusCode::OK, &Page::new(data, page.next_cursor)))
 }
 
+/// One request to a trigger, and what became of it
+#[utoipa::path(get, path = "/v1/triggers/{id}/requests/{request_id}", tag = "trigger",
+    params(("id" = inline(TriggerId), Path), ("request_id" = inline(RequestId), Path)),
+    responses((status = 200, description = "found", body = RequestView),
+              (status = 404, description = "no such trigger or request in this account", body = ErrorBody)))]
 async fn request(
     State(p): P,
     Account(a): Account,
@@ -201,13 +259,23 @@ async fn request(
 ) -> Answer {
     let (id, request_id) = (trigger_id(&id)?, request_id_of(&request_id)?);
     let record = triggers::requests::load(&p, &a, &id, &request_id).await?;
-    ok(
-        StatusCode::OK,
-        serde_json::to_value(RequestView::from(&record)).expect("serialisable"),
-    )
+    Ok(answer(StatusCode::OK, &RequestView::from(&record)))
 }
 
-/// Applies a failed request again, with the trigger as it is now.
+/// A replay, queued.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Replayed {
+    request_id: RequestId,
+    /// Which attempt the replay will be.
+    attempt: u32,
+}
+
+/// Apply a failed request again, with the trigger as it is now
+#[utoipa::path(post, path = "/v1/triggers/{id}/requests/{request_id}/replay", tag = "trigger",
+    params(("id" = inline(TriggerId), Path), ("request_id" = inline(RequestId), Path)),
+    responses((status = 202, description = "queued", body = Replayed),
+              (status = 404, description = "no such trigger or request in this account", body = ErrorBody),
+              (status = 409, description = "the request did not fail, or its payload was not kept", body = ErrorBody)))]
 async fn replay(
     State(p): P,
     Account(a): Account,
@@ -215,8 +283,11 @@ async fn replay(
 ) -> Answer {
     let (id, request_id) = (trigger_id(&id)?, request_id_of(&request_id)?);
     let (request_id, attempt) = triggers::requests::replay(&p, &a, &id, &request_id).await?;
-    ok(
+    Ok(answer(
         StatusCode::ACCEPTED,
-        json!({"request_id": request_id, "attempt": attempt}),
-    )
+        &Replayed {
+            request_id,
+            attempt,
+        },
+    ))
 }

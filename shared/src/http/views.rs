@@ -1,24 +1,69 @@
 //! What the API answers, apart from what the store keeps: a stored document
 //! may carry fields for the domain alone (a contact's
-//! `changed_by_request_at`), which never reach users.
+//! `changed_by_request_at`, a trigger's key hash), which never reach users.
+//! Each type here is also its schema in `GET /openapi.json`.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use crate::contacts::Contact;
+use crate::collections::Collection;
+use crate::contacts::{Contact, Identifier};
+use crate::ids::{RequestId, TriggerId};
 use crate::triggers::pipeline::{ActionOutcome, RequestRecord, Status};
+use crate::triggers::{Action, Trigger};
+
+/// A page of a list route: pass `next_cursor` as `?cursor=` for the next
+/// one; `null` on the last.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub fn new(data: Vec<T>, next_cursor: Option<String>) -> Self {
+        Self { data, next_cursor }
+    }
+}
+
+/// A contact list or a sequence.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Collection)]
+pub struct CollectionView<'a> {
+    /// `lst_...` for a list, `seq_...` for a sequence.
+    pub id: &'a str,
+    pub name: &'a str,
+    pub created_at: DateTime<Utc>,
+}
+
+impl<'a> From<&'a Collection> for CollectionView<'a> {
+    fn from(c: &'a Collection) -> Self {
+        Self {
+            id: &c.id,
+            name: &c.name,
+            created_at: c.created_at,
+        }
+    }
+}
 
 /// A contact, as answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Contact)]
 pub struct ContactView<'a> {
     pub id: &'a str,
     pub email: Option<&'a str>,
+    /// Digits with the country code.
     pub phone_number: Option<&'a str>,
     pub name: Option<&'a str>,
     pub first_name: Option<&'a str>,
     pub last_name: Option<&'a str>,
+    /// Every other field the transforms set.
+    #[schema(value_type = Object)]
     pub fields: &'a Map<String, Value>,
+    /// Ids of the lists it is in.
+    #[schema(value_type = Vec<String>)]
     pub lists: &'a [String],
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -41,20 +86,92 @@ impl<'a> From<&'a Contact> for ContactView<'a> {
     }
 }
 
+/// Where a contact is in a sequence.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatus {
+    Active,
+    Stopped,
+}
+
+/// A contact in a sequence: who, and where they are in it (read from the
+/// member record, which also keeps what only the domain reads).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SequenceMember {
+    pub contact_id: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone_number: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub status: MemberStatus,
+    pub added_at: DateTime<Utc>,
+    #[serde(default)]
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+/// A trigger, as answered: everything but its key's hash, and its URL.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Trigger)]
+pub struct TriggerView<'a> {
+    #[schema(value_type = TriggerId)]
+    pub id: &'a TriggerId,
+    pub name: &'a str,
+    /// Where external systems post: `<base>/hooks/<id>`.
+    pub url: String,
+    pub identifier: Identifier,
+    pub transform: Option<&'a str>,
+    #[schema(value_type = Vec<Action>)]
+    pub actions: &'a [Action],
+    pub require_api_key: bool,
+    /// An inactive trigger's URL answers 404.
+    pub active: bool,
+    /// The API key: only in the answer that made it (create, rotate-key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl<'a> TriggerView<'a> {
+    pub fn new(t: &'a Trigger, base_url: &str) -> Self {
+        Self {
+            id: &t.id,
+            name: &t.name,
+            url: format!("{base_url}/hooks/{}", t.id),
+            identifier: t.identifier,
+            transform: t.transform.as_deref(),
+            actions: &t.actions,
+            require_api_key: t.require_api_key,
+            active: t.active,
+            api_key: None,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
 /// One request of a trigger's request log, as answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TriggerRequest)]
 pub struct RequestView<'a> {
-    pub id: &'a str,
-    pub trigger_id: &'a str,
+    #[schema(value_type = RequestId)]
+    pub id: &'a RequestId,
+    #[schema(value_type = TriggerId)]
+    pub trigger_id: &'a TriggerId,
     pub received_at: DateTime<Utc>,
     pub processed_at: DateTime<Utc>,
     pub status: Status,
+    /// Why it failed, for a person to act on.
     pub reason: Option<&'a str>,
     pub contact: Option<ContactView<'a>>,
     pub contact_created: bool,
+    #[schema(value_type = Vec<ActionOutcome>)]
     pub actions: &'a [ActionOutcome],
     pub attempts: u32,
     pub idempotency_key: Option<&'a str>,
+    #[schema(value_type = Object)]
     pub payload: &'a Map<String, Value>,
     /// The payload was too large to keep beside the rest: it cannot be replayed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]

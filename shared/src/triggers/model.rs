@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::collections::Kind;
@@ -14,24 +14,30 @@ pub(super) const MAX_ACTIONS: usize = 20;
 pub(super) const MAX_TEMPLATE: usize = 1600;
 pub(super) const MAX_TRANSFORM: usize = 16 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Action {
     AddToList {
+        #[schema(value_type = crate::ids::ListId)]
         list_id: String,
     },
     AddToSequence {
+        #[schema(value_type = crate::ids::SequenceId)]
         sequence_id: String,
     },
     StopSequence {
+        #[schema(value_type = crate::ids::SequenceId)]
         sequence_id: String,
     },
     UpdateContact {},
     SendMessage {
         webhook_id: String,
+        /// Text with `{{email}}`, `{{name}}`, `{{fields.<key>}}`... placeholders.
+        #[schema(min_length = 1, max_length = 1600)]
         template: String,
     },
     PublishEvent {
+        #[schema(pattern = "^[a-z0-9_.-]{1,64}$")]
         event: String,
     },
 }
@@ -76,18 +82,6 @@ pub struct Trigger {
     pub updated_at: DateTime<Utc>,
 }
 
-impl Trigger {
-    /// What the API shows: everything but the key's hash, plus the URL.
-    pub fn view(&self, base_url: &str) -> Value {
-        json!({
-            "id": self.id, "name": self.name, "url": format!("{base_url}/hooks/{}", self.id),
-            "identifier": self.identifier, "transform": self.transform, "actions": self.actions,
-            "require_api_key": self.require_api_key, "active": self.active,
-            "created_at": self.created_at, "updated_at": self.updated_at,
-        })
-    }
-}
-
 pub fn sha256_hex(text: &str) -> String {
     sha256_hex_bytes(text.as_bytes())
 }
@@ -99,16 +93,49 @@ pub fn sha256_hex_bytes(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// What a create or update may set; absent fields keep their value.
-#[derive(Debug, Default, Deserialize)]
+/// What a create sets; absent fields take their defaults.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TriggerInput {
+pub struct NewTrigger {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub name: String,
+    /// The contact field that finds the contact; `email` when absent.
+    #[schema(value_type = Option<Identifier>)]
+    pub identifier: Option<String>,
+    /// Lines of `target = CEL expression`; `#` starts a comment. Without
+    /// one, the payload's own fields (email, phone_number, name, ...) are taken.
+    #[schema(max_length = 16384)]
+    pub transform: Option<String>,
+    #[schema(value_type = Option<Vec<Action>>, max_items = 20)]
+    pub actions: Option<Vec<Value>>,
+    /// Whether posts must carry `Authorization: Bearer <the trigger's API key>`.
+    pub require_api_key: Option<bool>,
+    pub active: Option<bool>,
+}
+
+/// What an update may change; absent fields keep their value.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerPatch {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
+    #[schema(value_type = Option<Identifier>)]
     pub identifier: Option<String>,
     /// `null` removes the transform.
     #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 16384)]
     pub transform: crate::patch::Patch<String>,
+    #[schema(value_type = Option<Vec<Action>>, max_items = 20)]
     pub actions: Option<Vec<Value>>,
+    /// Setting it true needs a key: rotate-key makes one.
     pub require_api_key: Option<bool>,
     pub active: Option<bool>,
 }

@@ -18,14 +18,15 @@ use crate::transforms;
 
 use crate::messages::Inbound;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = RequestStatus)]
 pub enum Status {
     Applied,
     Failed,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionOutcome {
     #[serde(rename = "type")]
     pub kind: String,
@@ -430,8 +431,8 @@ mod tests {
     #[tokio::test]
     async fn a_request_logged_without_its_payload_is_not_replayed() {
         let (p, _dir) = crate::testkit::platform().await;
-        let input = crate::triggers::TriggerInput {
-            name: Some("T".into()),
+        let input = crate::triggers::NewTrigger {
+            name: "T".into(),
             ..Default::default()
         };
         let (trigger, _) = crate::triggers::create(&p, "acc_test", input)

@@ -4,8 +4,37 @@
 use serde_json::{Value, json};
 
 use crate::Platform;
-use crate::contacts::Changes;
+use crate::contacts::{Changes, Identifier};
 use crate::error::{Error, Result};
+
+/// What a sample would make.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Preview {
+    /// The contact's fields as the transform sets them.
+    pub contact: PreviewContact,
+    /// The field that would find (or make) the contact.
+    pub identifier: Identifier,
+    /// Every leaf of the sample, to map from.
+    pub paths: Vec<LeafPath>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PreviewContact {
+    pub email: Option<String>,
+    pub phone_number: Option<String>,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct LeafPath {
+    /// Dotted, with `[i]` for array elements: `candidate.emails[0]`.
+    pub path: String,
+    pub value: Value,
+}
 
 /// The contact the transform makes of `sample`, and the sample's leaf paths
 /// to map fields from; or an `Invalid` error naming the line (and column)
@@ -16,7 +45,7 @@ pub async fn preview(
     id: &crate::ids::TriggerId,
     sample: &Value,
     transform: Option<String>,
-) -> Result<Value> {
+) -> Result<Preview> {
     let (trigger, _) = super::get(p, account, id).await?;
     let Value::Object(fields_of) = sample else {
         return Err(Error::invalid(
@@ -24,10 +53,11 @@ pub async fn preview(
             "sample must be a JSON object, like the bodies this trigger receives",
         ));
     };
-    let paths: Vec<Value> = crate::transforms::leaf_paths(sample)
+    let leaves: Vec<LeafPath> = crate::transforms::leaf_paths(sample)
         .into_iter()
-        .map(|(path, value)| json!({"path": path, "value": value}))
+        .map(|(path, value)| LeafPath { path, value })
         .collect();
+    let paths = serde_json::to_value(&leaves).expect("serialisable");
     let source = transform
         .or(trigger.transform.clone())
         .filter(|s| !s.trim().is_empty());
@@ -48,19 +78,30 @@ pub async fn preview(
     };
     let changes = Changes::parse(fields)
         .map_err(|m| Error::invalid("invalid_contact", m).with_details(json!({"paths": paths})))?;
-    let identifier = trigger.identifier.as_str();
-    let contact = json!({
-        "email": changes.email.as_ref().map(|e| e.to_string()),
-        "phone_number": changes.phone_number.as_ref().map(|n| n.to_string()),
-        "name": changes.name, "first_name": changes.first_name, "last_name": changes.last_name,
-        "fields": changes.fields,
-    });
-    if contact[identifier].is_null() {
+    let contact = PreviewContact {
+        email: changes.email.as_ref().map(|e| e.to_string()),
+        phone_number: changes.phone_number.as_ref().map(|n| n.to_string()),
+        name: changes.name,
+        first_name: changes.first_name,
+        last_name: changes.last_name,
+        fields: changes.fields,
+    };
+    let identifier = trigger.identifier;
+    let found = match identifier {
+        Identifier::Email => contact.email.is_some(),
+        Identifier::PhoneNumber => contact.phone_number.is_some(),
+    };
+    if !found {
+        let name = identifier.as_str();
         return Err(Error::invalid(
             "missing_identifier",
-            format!("the sample yields no {identifier}, this trigger's identifier"),
+            format!("the sample yields no {name}, this trigger's identifier"),
         )
         .with_details(json!({"contact": contact, "paths": paths})));
     }
-    Ok(json!({"contact": contact, "identifier": identifier, "paths": paths}))
+    Ok(Preview {
+        contact,
+        identifier,
+        paths: leaves,
+    })
 }

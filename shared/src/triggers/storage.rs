@@ -14,16 +14,11 @@ use super::*;
 pub async fn create(
     platform: &Platform,
     account: &str,
-    input: TriggerInput,
+    input: NewTrigger,
 ) -> Result<(Trigger, Option<String>), Error> {
-    let name = collections::parse_name(
-        input
-            .name
-            .as_deref()
-            .ok_or_else(|| Error::invalid("invalid_body", "missing field `name`"))?,
-    )?;
+    let name = collections::parse_name(&input.name)?;
     let identifier = parse_identifier(input.identifier.as_deref().unwrap_or("email"))?;
-    let transform = input.transform.value().filter(|t| !t.trim().is_empty());
+    let transform = input.transform.filter(|t| !t.trim().is_empty());
     if let Some(t) = &transform {
         compile(t).await?;
     }
@@ -114,7 +109,7 @@ pub async fn update(
     platform: &Platform,
     account: &str,
     id: &TriggerId,
-    input: TriggerInput,
+    input: TriggerPatch,
 ) -> Result<Trigger, Error> {
     let (mut t, version) = get(platform, account, id).await?;
     if let Some(name) = &input.name {
