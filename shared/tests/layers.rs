@@ -371,10 +371,12 @@ fn the_layers_hold() {
 
 /// Where a route is served from without `utoipa_axum::routes!`, which adds
 /// it to `GET /openapi.json`: a plain axum `.route(`, `.route_service(` or
-/// `.nest(` in the library outside tests.
-fn undescribed_routes() -> Vec<String> {
+/// `.nest(` in the code of `dirs` outside tests.
+fn undescribed_routes(dirs: &[PathBuf]) -> Vec<String> {
     let mut all = Vec::new();
-    files(&src(), &mut all);
+    for dir in dirs {
+        files(dir, &mut all);
+    }
     let mut found = Vec::new();
     for file in all {
         let code = without_tests(&strip(&std::fs::read_to_string(&file).unwrap()));
@@ -387,12 +389,26 @@ fn undescribed_routes() -> Vec<String> {
     found
 }
 
-/// A route cannot be served undescribed: every router is an
-/// `OpenApiRouter` fed by `routes!`, and the document is made from the
-/// same routers (the admin tests call every operation it lists).
+/// A route cannot be served undescribed: every router of the library and
+/// the hosts is an `OpenApiRouter` fed by `routes!`, and the document is
+/// made from the same routers (the admin tests call every operation it
+/// lists).
 #[test]
 fn every_route_is_in_the_document() {
-    assert_eq!(undescribed_routes(), Vec::<String>::new());
-    let planted = "fn f() { OpenApiRouter::new().route(\"/x\", get(h)) }";
-    assert!(without_tests(&strip(planted)).contains(".route("));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut dirs = vec![src(), root.join("local/src")];
+    for function in std::fs::read_dir(root.join("functions")).unwrap() {
+        dirs.push(function.unwrap().path().join("src"));
+    }
+    assert_eq!(undescribed_routes(&dirs), Vec::<String>::new());
+    // A plain route is found; one in a test is not.
+    let planted = tempfile::tempdir().unwrap();
+    std::fs::write(
+        planted.path().join("a.rs"),
+        "fn f() { OpenApiRouter::new().route(\"/x\", get(h)) }\n#[cfg(test)]\nmod tests { fn g() { Router::new().nest(\"/y\", r) } }",
+    )
+    .unwrap();
+    let found = undescribed_routes(&[planted.path().to_path_buf()]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].ends_with("calls .route("), "{found:?}");
 }

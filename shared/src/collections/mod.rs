@@ -45,6 +45,23 @@ impl From<Kind> for &'static str {
 
 const MAX_NAME: usize = 200;
 
+/// A name in the API document: [`NAME_PATTERN`].
+pub struct Name;
+
+impl utoipa::PartialSchema for Name {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(NAME_PATTERN))
+            .description(Some(
+                "trimmed; then 1 to 200 characters, none of them a control character",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Name {}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Collection {
     pub id: String,
@@ -52,9 +69,12 @@ pub struct Collection {
     pub created_at: DateTime<Utc>,
 }
 
-/// A name: at most 200 characters, no control characters, kept trimmed
-/// and not empty.
+/// A name: trimmed, not empty, at most 200 characters, no control characters.
 pub fn parse_name(name: &str) -> Result<String, Error> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::invalid("invalid_name", "name must not be empty"));
+    }
     if name.chars().count() > MAX_NAME {
         return Err(Error::invalid(
             "invalid_name",
@@ -67,12 +87,20 @@ pub fn parse_name(name: &str) -> Result<String, Error> {
             "name must not contain control characters",
         ));
     }
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::invalid("invalid_name", "name must not be empty"));
-    }
     Ok(name.to_string())
 }
+
+/// What [`parse_name`] takes, as a pattern that ECMA-262 (JSON Schema),
+/// Python and Rust's `regex` read alike: blanks around (trimmed away: the
+/// characters `char::is_whitespace` names), then 1 to 200 characters with
+/// no control character, the first and last not blank.
+pub const NAME_PATTERN: &str = concat!(
+    r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
+    r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f]",
+    r"(?:[^\x00-\x1f\x7f-\x9f]{0,198}",
+    r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f])?",
+    r"[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+);
 
 pub async fn create(
     platform: &Platform,
@@ -386,6 +414,39 @@ pub async fn stop_sequence(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pattern the API document gives for names takes exactly what
+    /// `parse_name` takes: every string of up to 4 characters from an
+    /// alphabet of blanks, controls and letters, and the length bounds.
+    #[test]
+    fn the_name_pattern_is_parse_name() {
+        let pattern = regex::Regex::new(NAME_PATTERN).unwrap();
+        let alphabet = [
+            ' ', '\t', '\n', '\u{b}', '\u{85}', '\u{a0}', '\u{2028}', '\u{3000}', '\u{feff}', 'a',
+            '\u{e9}', '\u{1}', '\u{7f}', '\u{9f}',
+        ];
+        let mut strings = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..4 {
+            last = last
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            strings.extend(last.iter().cloned());
+        }
+        for n in [199, 200, 201] {
+            let inner = format!(
+                "a{}b",
+                " x".repeat(n / 2).chars().take(n - 2).collect::<String>()
+            );
+            strings.push(inner.clone());
+            strings.push(format!("  {inner}\n"));
+        }
+        assert!(strings.len() > 40_000);
+        for s in &strings {
+            assert_eq!(pattern.is_match(s), parse_name(s).is_ok(), "{s:?}");
+        }
+    }
     use crate::contacts::{Changes, Identifier};
     use chrono::TimeDelta;
 

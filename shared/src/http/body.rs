@@ -49,11 +49,17 @@ pub fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>
         }
         None => return Err(unsupported("the Content-Type header is missing")),
     };
-    // A form with no fields is an empty object; JSON needs one written.
+    let blank = body.iter().all(u8::is_ascii_whitespace);
+    // A form with no fields (or only a line end) is an empty object; JSON
+    // needs one written.
     if !is_json {
-        return parse_form(body);
+        return if blank {
+            Ok(Map::new())
+        } else {
+            parse_form(body)
+        };
     }
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if blank {
         return Err(ApiError::bad_request(
             "empty_body",
             "the body is empty: send a JSON object",
@@ -309,8 +315,10 @@ mod tests {
         .unwrap();
         assert_eq!(form["a"], "1\n");
         // A form with no fields is an empty object, as forms are posted.
-        let form = parse_body(&headers(Some("application/x-www-form-urlencoded")), b"").unwrap();
-        assert!(form.is_empty());
+        for blank in [&b""[..], b"  ", b"\r\n"] {
+            let form = parse_body(&headers(Some("application/x-www-form-urlencoded")), blank);
+            assert!(form.unwrap().is_empty());
+        }
         for (ct, body, status, code) in [
             (Some("application/json"), &b""[..], 400, "empty_body"),
             (Some("application/json"), b"  \n", 400, "empty_body"),

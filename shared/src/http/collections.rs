@@ -24,11 +24,7 @@ use crate::ids::{ListId, SequenceId};
 #[serde(deny_unknown_fields)]
 pub struct NewCollection {
     /// Trimmed; not blank, no control characters.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    )]
+    #[schema(value_type = crate::collections::Name)]
     name: String,
 }
 
@@ -74,7 +70,8 @@ async fn delete(p: &Platform, kind: Kind, a: &str, id: &str) -> Result<StatusCod
 /// path (an id that cannot be one is not found, as one that does not exist).
 macro_rules! collection_routes {
     ($module:ident, $kind:expr, $Id:ident, $tag:literal, $base:literal, $one:literal,
-     $list:literal, $new:literal, $get:literal, $delete:literal) => {
+     [$list:literal, $new:literal, $get:literal, $delete:literal],
+     [$list_op:literal, $new_op:literal, $get_op:literal, $delete_op:literal]) => {
         mod $module {
             use super::*;
 
@@ -82,26 +79,26 @@ macro_rules! collection_routes {
                 $Id::parse(text).ok_or_else(|| ApiError::not_found($tag))
             }
 
-            #[utoipa::path(get, path = $base, tag = $tag, summary = $list, params(PageParams),
+            #[utoipa::path(get, path = $base, tag = $tag, summary = $list, operation_id = $list_op, params(PageParams),
                 responses((status = 200, description = "a page of them, oldest first", body = Page<CollectionView>)))]
             pub(super) async fn index(State(p): P, Account(a): Account, Query(q): Query<PageParams>) -> Result<Response, ApiError> {
                 super::index(&p, $kind, &a, q).await
             }
 
-            #[utoipa::path(post, path = $base, tag = $tag, summary = $new, request_body = NewCollection,
+            #[utoipa::path(post, path = $base, tag = $tag, summary = $new, operation_id = $new_op, request_body = NewCollection,
                 responses((status = 201, description = "made", body = CollectionView)))]
             pub(super) async fn create(State(p): P, Account(a): Account, Json(body): Json<NewCollection>) -> Result<Response, ApiError> {
                 super::create(&p, $kind, &a, body).await
             }
 
-            #[utoipa::path(get, path = $one, tag = $tag, summary = $get, params(("id" = inline($Id), Path)),
+            #[utoipa::path(get, path = $one, tag = $tag, summary = $get, operation_id = $get_op, params(("id" = inline($Id), Path)),
                 responses((status = 200, description = "found", body = CollectionView),
                           (status = 404, description = "no such one in this account", body = crate::http::error::ErrorBody)))]
             pub(super) async fn show(State(p): P, Account(a): Account, Path(i): Path<String>) -> Result<Response, ApiError> {
                 super::show(&p, $kind, &a, &id(&i)?).await
             }
 
-            #[utoipa::path(delete, path = $one, tag = $tag, summary = $delete, params(("id" = inline($Id), Path)),
+            #[utoipa::path(delete, path = $one, tag = $tag, summary = $delete, operation_id = $delete_op, params(("id" = inline($Id), Path)),
                 responses((status = 204, description = "deleted; its memberships are removed in the background"),
                           (status = 404, description = "no such one in this account", body = crate::http::error::ErrorBody)))]
             pub(super) async fn delete(State(p): P, Account(a): Account, Path(i): Path<String>) -> Result<StatusCode, ApiError> {
@@ -118,10 +115,13 @@ collection_routes!(
     "list",
     "/v1/lists",
     "/v1/lists/{id}",
-    "List contact lists",
-    "Create a contact list",
-    "Get a contact list",
-    "Delete a contact list"
+    [
+        "List contact lists",
+        "Create a contact list",
+        "Get a contact list",
+        "Delete a contact list"
+    ],
+    ["list_lists", "create_list", "get_list", "delete_list"]
 );
 collection_routes!(
     sequences,
@@ -130,14 +130,22 @@ collection_routes!(
     "sequence",
     "/v1/sequences",
     "/v1/sequences/{id}",
-    "List sequences",
-    "Create a sequence",
-    "Get a sequence",
-    "Delete a sequence"
+    [
+        "List sequences",
+        "Create a sequence",
+        "Get a sequence",
+        "Delete a sequence"
+    ],
+    [
+        "list_sequences",
+        "create_sequence",
+        "get_sequence",
+        "delete_sequence"
+    ]
 );
 
 /// Contacts in a list
-#[utoipa::path(get, path = "/v1/lists/{id}/contacts", tag = "list",
+#[utoipa::path(get, operation_id = "list_list_contacts", path = "/v1/lists/{id}/contacts", tag = "list",
     params(("id" = inline(ListId), Path), PageParams),
     responses((status = 200, description = "a page of contacts, in id order", body = Page<ContactView>),
               (status = 404, description = "no such list in this account", body = crate::http::error::ErrorBody)))]
@@ -163,7 +171,7 @@ async fn list_members(
 }
 
 /// Contacts in a sequence, each with its status: active or stopped
-#[utoipa::path(get, path = "/v1/sequences/{id}/contacts", tag = "sequence",
+#[utoipa::path(get, operation_id = "list_sequence_contacts", path = "/v1/sequences/{id}/contacts", tag = "sequence",
     params(("id" = inline(SequenceId), Path), PageParams),
     responses((status = 200, description = "a page of members, in contact id order", body = Page<SequenceMember>),
               (status = 404, description = "no such sequence in this account", body = crate::http::error::ErrorBody)))]

@@ -29,16 +29,20 @@ pub fn routes() -> OpenApiRouter<Arc<Platform>> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct Lookup {
-    /// Find the contact with this email (not with phone_number).
-    #[param(format = Email, max_length = 254)]
+    /// Find the contact with this email (not with phone_number). The
+    /// pattern is what contacts keep: a dotted domain under a top-level
+    /// domain, no quoted part.
+    #[param(format = Email, max_length = 254,
+        pattern = r#"^(?=[^@]{1,64}@)[^\s@<>,;".]+(?:\.[^\s@<>,;".]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})$"#)]
     email: Option<String>,
-    /// Find the contact with this phone number (not with email): digits
-    /// with the country code, as contacts keep it. `+1 (215) 555-6677`,
-    /// `0044 20 7946 0958` and ten North American digits are read too.
+    /// Find the contact with this phone number (not with email). The
+    /// pattern is the form contacts keep (digits with the country code);
+    /// written with punctuation (`+1 (215) 555-6677`, `0044 20 7946 0958`,
+    /// ten North American digits) it is found too.
     #[param(pattern = r"^\+?[1-9][0-9]{7,14}$")]
     phone_number: Option<String>,
     /// Without email or phone_number: contacts a page.
-    #[param(minimum = 1, maximum = 200)]
+    #[param(minimum = 1, maximum = 200, default = 50)]
     limit: Option<usize>,
     /// Without email or phone_number: `next_cursor` of the page before.
     cursor: Option<String>,
@@ -48,7 +52,7 @@ struct Lookup {
 ///
 /// `?email=` or `?phone_number=` answers that contact (or 404); without
 /// either, a page of contacts in id order.
-#[utoipa::path(get, path = "/v1/contacts", tag = "contact", params(Lookup),
+#[utoipa::path(get, operation_id = "find_contacts", path = "/v1/contacts", tag = "contact", params(Lookup),
     responses((status = 200, description = "the contact, or a page of contacts",
                body = inline(ContactOrPage)),
               (status = 404, description = "no contact has this email or phone number", body = ErrorBody),
@@ -104,7 +108,7 @@ enum ContactOrPage<'a> {
 }
 
 /// Get a contact
-#[utoipa::path(get, path = "/v1/contacts/{id}", tag = "contact", params(("id" = inline(ContactId), Path)),
+#[utoipa::path(get, operation_id = "get_contact", path = "/v1/contacts/{id}", tag = "contact", params(("id" = inline(ContactId), Path)),
     responses((status = 200, description = "the contact", body = ContactView),
               (status = 404, description = "no such contact in this account", body = ErrorBody)))]
 async fn show(

@@ -37,7 +37,7 @@ pub fn routes() -> OpenApiRouter<Arc<Platform>> {
 /// Queue messages given up on, newest first
 ///
 /// Kept until redriven or deleted.
-#[utoipa::path(get, path = "/v1/dead-letters", tag = "dead letter", params(PageParams),
+#[utoipa::path(get, operation_id = "list_dead_letters", path = "/v1/dead-letters", tag = "dead letter", params(PageParams),
     responses((status = 200, description = "a page of dead letters", body = Page<DeadLetter>)))]
 async fn list(
     State(p): P,
@@ -74,8 +74,8 @@ struct RedriveAnswer {
 ///
 /// All (the oldest 100 a call), or those named by `{"ids": [...]}`. An
 /// inbound request is replayed from its request log.
-#[utoipa::path(post, path = "/v1/dead-letters/redrive", tag = "dead letter",
-    request_body(content = Option<Redrive>, description = "none, `{}`, or the ids"),
+#[utoipa::path(post, operation_id = "redrive_dead_letters", path = "/v1/dead-letters/redrive", tag = "dead letter",
+    request_body(content = Redrive, description = "optional: none, `{}`, or the ids"),
     responses((status = 202, description = "what became of each", body = RedriveAnswer),
               (status = 404, description = "no such dead letter in this account", body = ErrorBody),
               (status = 422, description = "more than 100 ids, or the body is not this shape", body = ErrorBody)))]
@@ -84,22 +84,23 @@ async fn redrive(
     Account(a): Account,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    // No body, `null` or `{}` redrives all.
+    // No body, or `{}`, redrives all.
     let ids = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
         let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
             ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
         })?;
-        if !(value.is_object() || value.is_null()) {
+        // Not `null`, nor an array (serde would read a struct from one).
+        if !value.is_object() {
             return Err(ApiError::invalid(
                 "invalid_body",
                 "the body must be an object, {\"ids\": [...]}, or nothing",
             ));
         }
-        serde_json::from_value::<Option<Redrive>>(value)
+        serde_json::from_value::<Redrive>(value)
             .map_err(|e| ApiError::invalid("invalid_body", format!("invalid body: {e}")))?
-            .and_then(|r| r.ids)
+            .ids
     };
     // Too many first, then each: the order the answers have always had.
     let ids = match ids {
@@ -137,7 +138,7 @@ struct MoreRemain {
 ///
 /// Up to 10 s of work a call: 204 when none is left, 202 when more remain
 /// (call again).
-#[utoipa::path(delete, path = "/v1/dead-letters", tag = "dead letter",
+#[utoipa::path(delete, operation_id = "delete_dead_letters", path = "/v1/dead-letters", tag = "dead letter",
     responses((status = 204, description = "none left"),
               (status = 202, description = "more remain: call again", body = MoreRemain)))]
 async fn purge(State(p): P, Account(a): Account) -> Result<Response, ApiError> {
@@ -153,7 +154,7 @@ async fn purge(State(p): P, Account(a): Account) -> Result<Response, ApiError> {
 }
 
 /// Delete a dead letter
-#[utoipa::path(delete, path = "/v1/dead-letters/{id}", tag = "dead letter", params(("id" = inline(DeadLetterId), Path)),
+#[utoipa::path(delete, operation_id = "delete_dead_letter", path = "/v1/dead-letters/{id}", tag = "dead letter", params(("id" = inline(DeadLetterId), Path)),
     responses((status = 204, description = "deleted"),
               (status = 404, description = "no such dead letter in this account", body = ErrorBody)))]
 async fn remove(

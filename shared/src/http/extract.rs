@@ -103,7 +103,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// How many a page holds: 1 to 200, 50 when absent.
-    #[param(minimum = 1, maximum = 200)]
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<usize>,
     /// `next_cursor` of the page before; without, the first page.
     pub cursor: Option<String>,

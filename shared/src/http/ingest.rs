@@ -66,11 +66,11 @@ impl utoipa::ToSchema for Form {}
 /// queued durably and answered at once; the trigger's transform and
 /// actions run off the request path. With `Idempotency-Key`, a request
 /// sent again is answered as the first was and applied once.
-#[utoipa::path(post, path = "/hooks/{id}", tag = "trigger URL",
+#[utoipa::path(post, operation_id = "post_to_trigger_url", path = "/hooks/{id}", tag = "trigger URL",
     params(("id" = inline(TriggerId), Path),
            ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$",
             description = "1 to 255 visible ASCII characters; the same key within 24 h is the same request")),
-    request_body(content(
+    request_body(description = "a JSON object (`application/json` or any `application/*+json`), or a form", content(
         (Object = "application/json"),
         (Form = "application/x-www-form-urlencoded"))),
     security((), ("triggerKey" = [])),
@@ -79,7 +79,7 @@ impl utoipa::ToSchema for Form {}
               (status = 404, description = "no active trigger has this URL", body = ErrorBody),
               (status = 409, description = "a request with this Idempotency-Key is being taken: retry in a moment", body = ErrorBody),
               (status = 415, description = "the body is neither JSON nor a form", body = ErrorBody),
-              (status = 422, description = "the body is not an object or holds a number out of range, or this Idempotency-Key came with another body", body = ErrorBody)))]
+              (status = 422, description = "the body is not an object, holds a number out of range or is nested too deep, or this Idempotency-Key came with another body", body = ErrorBody)))]
 async fn hook(
     State(p): State<Arc<Platform>>,
     Path(id): Path<String>,

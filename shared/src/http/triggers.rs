@@ -58,7 +58,7 @@ fn view(status: StatusCode, t: &Trigger, base: &str, api_key: Option<String>) ->
 /// Create a trigger
 ///
 /// Answers its URL, and its API key once when `require_api_key`.
-#[utoipa::path(post, path = "/v1/triggers", tag = "trigger", request_body = NewTrigger,
+#[utoipa::path(post, operation_id = "create_trigger", path = "/v1/triggers", tag = "trigger", request_body = NewTrigger,
     responses((status = 201, description = "made", body = TriggerView),
               (status = 422, description = "a field, the transform (its line and column in details) or an action is invalid", body = ErrorBody)))]
 async fn create(
@@ -72,7 +72,7 @@ async fn create(
 }
 
 /// List triggers
-#[utoipa::path(get, path = "/v1/triggers", tag = "trigger", params(PageParams),
+#[utoipa::path(get, operation_id = "list_triggers", path = "/v1/triggers", tag = "trigger", params(PageParams),
     responses((status = 200, description = "a page of triggers, oldest first", body = Page<TriggerView>)))]
 async fn index(
     State(p): P,
@@ -86,7 +86,7 @@ async fn index(
 }
 
 /// Get a trigger
-#[utoipa::path(get, path = "/v1/triggers/{id}", tag = "trigger", params(("id" = inline(TriggerId), Path)),
+#[utoipa::path(get, operation_id = "get_trigger", path = "/v1/triggers/{id}", tag = "trigger", params(("id" = inline(TriggerId), Path)),
     responses((status = 200, description = "found", body = TriggerView),
               (status = 404, description = "no such trigger in this account", body = ErrorBody)))]
 async fn show(
@@ -105,7 +105,7 @@ async fn show(
 }
 
 /// Change a trigger (absent fields are kept)
-#[utoipa::path(patch, path = "/v1/triggers/{id}", tag = "trigger", params(("id" = inline(TriggerId), Path)),
+#[utoipa::path(patch, operation_id = "update_trigger", path = "/v1/triggers/{id}", tag = "trigger", params(("id" = inline(TriggerId), Path)),
     request_body = TriggerPatch,
     responses((status = 200, description = "changed", body = TriggerView),
               (status = 404, description = "no such trigger in this account", body = ErrorBody),
@@ -134,7 +134,7 @@ async fn set_active(p: &Platform, a: &str, base: &str, id: &str, active: bool) -
 }
 
 /// Activate a trigger
-#[utoipa::path(post, path = "/v1/triggers/{id}/activate", tag = "trigger", params(("id" = inline(TriggerId), Path)),
+#[utoipa::path(post, operation_id = "activate_trigger", path = "/v1/triggers/{id}/activate", tag = "trigger", params(("id" = inline(TriggerId), Path)),
     responses((status = 200, description = "active", body = TriggerView),
               (status = 404, description = "no such trigger in this account", body = ErrorBody),
               (status = 409, description = "changed by another request meanwhile: retry", body = ErrorBody)))]
@@ -148,7 +148,7 @@ async fn activate(
 }
 
 /// Deactivate a trigger (its URL answers 404)
-#[utoipa::path(post, path = "/v1/triggers/{id}/deactivate", tag = "trigger", params(("id" = inline(TriggerId), Path)),
+#[utoipa::path(post, operation_id = "deactivate_trigger", path = "/v1/triggers/{id}/deactivate", tag = "trigger", params(("id" = inline(TriggerId), Path)),
     responses((status = 200, description = "inactive", body = TriggerView),
               (status = 404, description = "no such trigger in this account", body = ErrorBody),
               (status = 409, description = "changed by another request meanwhile: retry", body = ErrorBody)))]
@@ -164,9 +164,10 @@ async fn deactivate(
 /// Delete a trigger
 ///
 /// Its request log is removed in the background.
-#[utoipa::path(delete, path = "/v1/triggers/{id}", tag = "trigger", params(("id" = inline(TriggerId), Path)),
+#[utoipa::path(delete, operation_id = "delete_trigger", path = "/v1/triggers/{id}", tag = "trigger", params(("id" = inline(TriggerId), Path)),
     responses((status = 204, description = "deleted"),
-              (status = 404, description = "no such trigger in this account", body = ErrorBody)))]
+              (status = 404, description = "no such trigger in this account", body = ErrorBody),
+              (status = 409, description = "changed by another request meanwhile: retry", body = ErrorBody)))]
 async fn remove(
     State(p): P,
     Account(a): Account,
@@ -180,7 +181,7 @@ async fn remove(
 /// Make a new API key, required from now on
 ///
 /// The key is in this answer only; the old one stops working at once.
-#[utoipa::path(post, path = "/v1/triggers/{id}/rotate-key", tag = "trigger", params(("id" = inline(TriggerId), Path)),
+#[utoipa::path(post, operation_id = "rotate_trigger_key", path = "/v1/triggers/{id}/rotate-key", tag = "trigger", params(("id" = inline(TriggerId), Path)),
     responses((status = 200, description = "the trigger, with api_key", body = TriggerView),
               (status = 404, description = "no such trigger in this account", body = ErrorBody),
               (status = 409, description = "changed by another request meanwhile: retry", body = ErrorBody)))]
@@ -213,7 +214,7 @@ struct PreviewRequest {
 /// The contact the transform makes of the sample, and the sample's leaf
 /// paths to map fields from; or a 422 naming the line (and column) at
 /// fault, with the paths in its details.
-#[utoipa::path(post, path = "/v1/triggers/{id}/preview", tag = "trigger", params(("id" = inline(TriggerId), Path)),
+#[utoipa::path(post, operation_id = "preview_trigger", path = "/v1/triggers/{id}/preview", tag = "trigger", params(("id" = inline(TriggerId), Path)),
     request_body = PreviewRequest,
     responses((status = 200, description = "what the sample makes", body = Preview),
               (status = 404, description = "no such trigger in this account", body = ErrorBody),
@@ -230,7 +231,7 @@ async fn preview(
 }
 
 /// What the trigger received and what became of it, newest first
-#[utoipa::path(get, path = "/v1/triggers/{id}/requests", tag = "trigger",
+#[utoipa::path(get, operation_id = "list_trigger_requests", path = "/v1/triggers/{id}/requests", tag = "trigger",
     params(("id" = inline(TriggerId), Path), PageParams),
     responses((status = 200, description = "a page of requests", body = Page<RequestView>),
               (status = 404, description = "no such trigger in this account", body = ErrorBody)))]
@@ -248,7 +249,7 @@ async fn requests(
 }
 
 /// One request to a trigger, and what became of it
-#[utoipa::path(get, path = "/v1/triggers/{id}/requests/{request_id}", tag = "trigger",
+#[utoipa::path(get, operation_id = "get_trigger_request", path = "/v1/triggers/{id}/requests/{request_id}", tag = "trigger",
     params(("id" = inline(TriggerId), Path), ("request_id" = inline(RequestId), Path)),
     responses((status = 200, description = "found", body = RequestView),
               (status = 404, description = "no such trigger or request in this account", body = ErrorBody)))]
@@ -271,7 +272,7 @@ struct Replayed {
 }
 
 /// Apply a failed request again, with the trigger as it is now
-#[utoipa::path(post, path = "/v1/triggers/{id}/requests/{request_id}/replay", tag = "trigger",
+#[utoipa::path(post, operation_id = "replay_trigger_request", path = "/v1/triggers/{id}/requests/{request_id}/replay", tag = "trigger",
     params(("id" = inline(TriggerId), Path), ("request_id" = inline(RequestId), Path)),
     responses((status = 202, description = "queued", body = Replayed),
               (status = 404, description = "no such trigger or request in this account", body = ErrorBody),

@@ -19,6 +19,7 @@ use crate::triggers::{Action, Trigger};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -53,11 +54,16 @@ impl<'a> From<&'a Collection> for CollectionView<'a> {
 #[schema(as = Contact)]
 pub struct ContactView<'a> {
     pub id: &'a str,
+    #[schema(required = true)]
     pub email: Option<&'a str>,
     /// Digits with the country code.
+    #[schema(required = true)]
     pub phone_number: Option<&'a str>,
+    #[schema(required = true)]
     pub name: Option<&'a str>,
+    #[schema(required = true)]
     pub first_name: Option<&'a str>,
+    #[schema(required = true)]
     pub last_name: Option<&'a str>,
     /// Every other field the transforms set.
     #[schema(value_type = Object)]
@@ -99,14 +105,18 @@ pub enum MemberStatus {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SequenceMember {
     pub contact_id: String,
+    #[schema(required = true)]
     #[serde(default)]
     pub email: Option<String>,
+    #[schema(required = true)]
     #[serde(default)]
     pub phone_number: Option<String>,
+    #[schema(required = true)]
     #[serde(default)]
     pub name: Option<String>,
     pub status: MemberStatus,
     pub added_at: DateTime<Utc>,
+    #[schema(required = true)]
     #[serde(default)]
     pub stopped_at: Option<DateTime<Utc>>,
 }
@@ -121,6 +131,7 @@ pub struct TriggerView<'a> {
     /// Where external systems post: `<base>/hooks/<id>`.
     pub url: String,
     pub identifier: Identifier,
+    #[schema(required = true)]
     pub transform: Option<&'a str>,
     #[schema(value_type = Vec<Action>)]
     pub actions: &'a [Action],
@@ -129,6 +140,7 @@ pub struct TriggerView<'a> {
     pub active: bool,
     /// The API key: only in the answer that made it (create, rotate-key).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub api_key: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -164,12 +176,15 @@ pub struct RequestView<'a> {
     pub processed_at: DateTime<Utc>,
     pub status: Status,
     /// Why it failed, for a person to act on.
+    #[schema(required = true)]
     pub reason: Option<&'a str>,
+    #[schema(required = true)]
     pub contact: Option<ContactView<'a>>,
     pub contact_created: bool,
     #[schema(value_type = Vec<ActionOutcome>)]
     pub actions: &'a [ActionOutcome],
     pub attempts: u32,
+    #[schema(required = true)]
     pub idempotency_key: Option<&'a str>,
     #[schema(value_type = Object)]
     pub payload: &'a Map<String, Value>,

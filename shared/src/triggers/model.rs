@@ -15,7 +15,7 @@ pub(super) const MAX_TEMPLATE: usize = 1600;
 pub(super) const MAX_TRANSFORM: usize = 16 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     AddToList {
         #[schema(value_type = crate::ids::ListId)]
@@ -31,9 +31,10 @@ pub enum Action {
     },
     UpdateContact {},
     SendMessage {
+        #[schema(pattern = r"\S")]
         webhook_id: String,
         /// Text with `{{email}}`, `{{name}}`, `{{fields.<key>}}`... placeholders.
-        #[schema(min_length = 1, max_length = 1600)]
+        #[schema(max_length = 1600, pattern = r"\S")]
         template: String,
     },
     PublishEvent {
@@ -97,11 +98,7 @@ pub fn sha256_hex_bytes(bytes: &[u8]) -> String {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTrigger {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    )]
+    #[schema(value_type = crate::collections::Name)]
     pub name: String,
     /// The contact field that finds the contact; `email` when absent.
     #[schema(value_type = Option<Identifier>)]
@@ -121,11 +118,7 @@ pub struct NewTrigger {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerPatch {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    )]
+    #[schema(value_type = Option<crate::collections::Name>)]
     pub name: Option<String>,
     #[schema(value_type = Option<Identifier>)]
     pub identifier: Option<String>,

@@ -20,10 +20,15 @@ pub struct Preview {
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct PreviewContact {
+    #[schema(required = true)]
     pub email: Option<String>,
+    #[schema(required = true)]
     pub phone_number: Option<String>,
+    #[schema(required = true)]
     pub name: Option<String>,
+    #[schema(required = true)]
     pub first_name: Option<String>,
+    #[schema(required = true)]
     pub last_name: Option<String>,
     #[schema(value_type = Object)]
     pub fields: serde_json::Map<String, Value>,
