@@ -32,8 +32,10 @@ fail() {
 }
 
 key="conformance-admin-key-$(date +%s%N)"
+HOOKLINE_OPERATOR="conformance-operator-key-$(date +%s%N)"
+export HOOKLINE_OPERATOR
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-HOOKLINE_ADMIN_KEY="$key" target/debug/hookline serve --listen "127.0.0.1:$port" \
+HOOKLINE_ADMIN_KEY="$key" HOOKLINE_OPERATOR_KEY="$HOOKLINE_OPERATOR" target/debug/hookline serve --listen "127.0.0.1:$port" \
   --data-dir "$work/data" >"$work/server.log" 2>&1 &
 server=$!
 base="http://127.0.0.1:$port"

@@ -26,7 +26,10 @@ fn readme_examples_work() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        &[("HOOKLINE_ADMIN_KEY", "dev-admin-key-change-me")],
+        &[
+            ("HOOKLINE_ADMIN_KEY", "dev-admin-key-change-me"),
+            ("HOOKLINE_OPERATOR_KEY", "dev-operator-key-change-me"),
+        ],
     );
     let port = server.base.rsplit(':').next().unwrap().to_string();
     let script = script.replace("localhost:3000", &format!("localhost:{port}"));
@@ -47,4 +50,6 @@ fn readme_examples_work() {
     // The Mixmax example's contact is in its list, and the request applied.
     assert!(stdout.contains("\"name\":\"John Doe\""), "{stdout}");
     assert!(stdout.contains("\"status\":\"applied\""), "{stdout}");
+    // The operator's account, with its first admin key.
+    assert!(stdout.contains("\"admin_key\":\"hl_admin_"), "{stdout}");
 }

@@ -42,6 +42,10 @@ async fn first_start_prints_a_key_once_and_data_survives_restarts() {
         .printed_key
         .clone()
         .expect("the first start prints the admin key");
+    let operator = server
+        .printed_operator_key
+        .clone()
+        .expect("and the operator key");
     create_list(&server, &key, "Greenhouse candidates").await;
     let (status, out) = server.stop();
     assert!(status.success(), "clean exit on SIGTERM: {status} {out:?}");
@@ -49,6 +53,18 @@ async fn first_start_prints_a_key_once_and_data_survives_restarts() {
 
     let server = Server::start(dir.path(), &[]);
     assert_eq!(server.printed_key, None, "the key is printed once only");
+    assert_eq!(server.printed_operator_key, None, "the operator key too");
+    let accounts = client()
+        .get(server.url("/v1/operator/accounts"))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        accounts.status(),
+        200,
+        "the operator key, kept across restarts"
+    );
     assert_eq!(
         list_names(&server, &key).await,
         vec!["Greenhouse candidates"]

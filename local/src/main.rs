@@ -148,6 +148,15 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
         // Printed once, to the terminal only: it is stored hashed and cannot be shown again.
         println!("Admin key of the default account (shown once; keep it): {key}");
     }
+    let configured = std::env::var("HOOKLINE_OPERATOR_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    let generated = hookline::accounts::ensure_operator(&platform, configured.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(key) = generated {
+        println!("Operator key (shown once; keep it): {key}");
+    }
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -64,6 +64,9 @@ impl ApplyHandler {
                 crate::triggers::purge_log(&self.platform, account, trigger_id, self.purge_budget)
                     .await?
             }
+            ApplyMessage::PurgeAccount { account } => {
+                crate::accounts::purge(&self.platform, account, self.purge_budget).await?
+            }
         };
         if progress == Progress::More {
             message
@@ -172,6 +175,7 @@ impl ApplyHandler {
                     account,
                     trigger_id,
                 } => ("purge_trigger_log", account, Some(trigger_id), None),
+                ApplyMessage::PurgeAccount { account } => ("purge_account", account, None, None),
             };
             span.record("kind", kind);
             span.record("account", account.as_str());

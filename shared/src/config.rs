@@ -62,6 +62,11 @@ pub struct Settings {
     pub retry_schedule: Vec<Duration>,
     pub scheduler_tick: Duration,
     pub webhook_limit: u32,
+    /// Defaults of every account's limits (`None`: no limit); an account's
+    /// own, set by the operator, take their place.
+    pub trigger_limit: Option<u64>,
+    pub inbound_per_second: Option<u64>,
+    pub inbound_per_month: Option<u64>,
     pub pushover_url: String,
     pub twilio_url: String,
     /// The base of URLs shown to users (trigger URLs), when the Host header
@@ -85,6 +90,9 @@ impl Default for Settings {
                 .expect("default schedule parses"),
             scheduler_tick: Duration::from_secs(60),
             webhook_limit: 100,
+            trigger_limit: None,
+            inbound_per_second: None,
+            inbound_per_month: None,
             pushover_url: "https://api.pushover.net".into(),
             twilio_url: "https://api.twilio.com".into(),
             public_url: None,
@@ -94,6 +102,17 @@ impl Default for Settings {
             max_connections: None,
         }
     }
+}
+
+/// A limit: a whole number, or `none` (or nothing) for no limit.
+pub fn parse_limit(value: &str) -> Result<Option<u64>, String> {
+    let v = value.trim();
+    if v.is_empty() || v.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    v.parse()
+        .map(Some)
+        .map_err(|_| format!("{v:?} is not a whole number or none"))
 }
 
 fn flag(value: &str) -> bool {
@@ -130,6 +149,15 @@ impl Settings {
                 .trim()
                 .parse()
                 .map_err(|_| format!("HOOKLINE_WEBHOOK_LIMIT: {v:?} is not a whole number"))?;
+        }
+        for (name, into) in [
+            ("HOOKLINE_TRIGGER_LIMIT", &mut s.trigger_limit),
+            ("HOOKLINE_INBOUND_PER_SECOND", &mut s.inbound_per_second),
+            ("HOOKLINE_INBOUND_PER_MONTH", &mut s.inbound_per_month),
+        ] {
+            if let Some(v) = get(name) {
+                *into = parse_limit(&v).map_err(|e| format!("{name}: {e}"))?;
+            }
         }
         if let Some(v) = get("HOOKLINE_PUSHOVER_URL") {
             s.pushover_url = v;

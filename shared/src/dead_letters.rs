@@ -29,7 +29,7 @@ pub struct DeadLetter {
     /// The queue it died on: `apply` (and `delivery`, once it exists).
     pub queue: String,
     /// What the message was: `inbound` (a request to a trigger URL),
-    /// `purge`, `purge_trigger_log`, or `unreadable`.
+    /// `purge`, `purge_trigger_log`, `purge_account`, or `unreadable`.
     pub kind: String,
     pub reason: String,
     /// Times it was received before it was given up on.
@@ -68,6 +68,15 @@ pub async fn keep_apply(
         Some(ApplyMessage::Purge { account, .. }) => {
             (account.clone(), "purge", None, None, Some(body.to_string()))
         }
+        Some(ApplyMessage::PurgeAccount { .. }) => (
+            // Kept where the operator's default account sees it: the
+            // account itself is being removed.
+            crate::accounts::DEFAULT_ACCOUNT.to_string(),
+            "purge_account",
+            None,
+            None,
+            Some(body.to_string()),
+        ),
         Some(ApplyMessage::PurgeTriggerLog {
             account,
             trigger_id,

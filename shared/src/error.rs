@@ -28,6 +28,18 @@ pub enum Error {
     /// The thing is in a state that refuses this now.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The caller is known but may not do this: its account is suspended,
+    /// or has reached a limit of its plan.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// Too many requests for the account's limits: retry after this many
+    /// seconds.
+    #[error("{message}")]
+    Limited {
+        code: &'static str,
+        message: String,
+        retry_after: u64,
+    },
     /// Nothing is wrong with the request, but the service cannot take it
     /// on now (its transform threads are all busy): retry.
     #[error("{0}")]
@@ -111,7 +123,8 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadRequest { code, .. } | Self::Invalid { code, .. } => code,
-            Self::Conflict { code, .. } => code,
+            Self::Conflict { code, .. } | Self::Forbidden { code, .. } => code,
+            Self::Limited { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::Unauthorized(_) => "unauthorized",
             Self::Busy(_) => "busy",

@@ -97,6 +97,8 @@ typed_id! {
     SequenceId = "seq";
     /// A dead letter's: `dl_...`.
     DeadLetterId = "dl";
+    /// An admin key's (not the key): `key_...`.
+    KeyId = "key";
 }
 
 /// How logs name a trigger: a short digest of its id, from which the id

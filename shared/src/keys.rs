@@ -3,7 +3,10 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | account | `account` | account id |
-//! | admin key | `admin_key` | first 16 hex digits of the key's SHA-256 |
+//! | admin key, found by the key | `admin_key` | first 16 hex digits of the key's SHA-256 |
+//! | admin key, listed by account | `{account}#admin_key` | key id |
+//! | operator key | `operator` | `key` |
+//! | account usage counter | `{account}#usage` | `triggers`, `inbound#{YYYY-MM}`, `second#{unix second}` |
 //! | contact list, sequence | `{account}#list`, `{account}#sequence` | its id |
 //! | member of a list / sequence | `{account}#list#{id}`, `{account}#sequence#{id}` | contact id |
 //! | contact | `{account}#contact` | contact id |
@@ -21,8 +24,27 @@
 
 use crate::ports::Key;
 
+/// The partition of accounts.
+pub const ACCOUNTS: &str = "account";
+
 pub fn account(id: &str) -> Key {
-    Key::new("account", id)
+    Key::new(ACCOUNTS, id)
+}
+
+pub fn account_keys(account: &str) -> String {
+    format!("{account}#admin_key")
+}
+
+pub fn account_key(account: &str, id: &str) -> Key {
+    Key::new(account_keys(account), id)
+}
+
+pub fn operator_key() -> Key {
+    Key::new("operator", "key")
+}
+
+pub fn usage(account: &str, what: &str) -> Key {
+    Key::new(format!("{account}#usage"), what)
 }
 
 pub fn admin_key(lookup: &str) -> Key {

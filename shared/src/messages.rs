@@ -53,6 +53,8 @@ pub enum ApplyMessage {
         account: String,
         trigger_id: TriggerId,
     },
+    /// Remove everything of a deleted account, then the account.
+    PurgeAccount { account: String },
 }
 
 impl ApplyMessage {

@@ -1,7 +1,7 @@
 //! A field of an update (`PATCH`) that tells apart absent (keep the value),
 //! `null` (remove it) and a value (set it): `#[serde(default)]` on the field.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Patch<T> {
@@ -35,6 +35,17 @@ impl<T> Patch<T> {
 
     pub fn is_absent(&self) -> bool {
         matches!(self, Patch::Absent)
+    }
+}
+
+/// Written as `null` or the value; an absent one is skipped by
+/// `#[serde(skip_serializing_if = "Patch::is_absent")]` on its field.
+impl<T: Serialize> Serialize for Patch<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Patch::Value(v) => s.serialize_some(v),
+            _ => s.serialize_none(),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use axum::body::Body;
 use hookline::Platform;
 use hookline::accounts;
+use hookline::keys;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -207,7 +208,9 @@ async fn lists_create_get_page_delete() {
 async fn another_accounts_list_is_not_found() {
     let a = Admin::new().await;
     let (_, list) = a.post("/v1/lists", json!({"name": "Mine"})).await;
-    let (_, other_key) = accounts::create(&a.platform, "Other").await.unwrap();
+    let (_, other_key) = accounts::create(&a.platform, "Other", Default::default())
+        .await
+        .unwrap();
     let id = list["id"].as_str().unwrap();
     let theirs = a
         .call(
@@ -747,4 +750,327 @@ async fn an_inbound_dead_letter_with_no_request_record_is_sent_again_as_it_was()
         .post("/v1/dead-letters/redrive", json!({"ids": [""]}))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// An operator makes an account with its own limits; its key sees its own
+/// objects alone; a suspended account's trigger URLs refuse requests while
+/// its admin routes answer; keys are made and revoked at once.
+#[tokio::test]
+async fn an_operator_runs_accounts() {
+    let a = Admin::new().await;
+    let op = accounts::ensure_operator(&a.platform, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let json = Some("application/json");
+    let call = |method: Method, path: &str, key: &str, body: Value| {
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let key = key.to_string();
+        let path = path.to_string();
+        let a = &a;
+        async move { a.call(method, &path, Some(&key), json, &body).await }
+    };
+    // Each key opens its own routes only.
+    let got = call(Method::GET, "/v1/operator/accounts", &a.key, Value::Null).await;
+    assert_error(&got, 401, "unauthorized");
+    let got = call(Method::GET, "/v1/lists", &op, Value::Null).await;
+    assert_error(&got, 401, "unauthorized");
+
+    let (status, acme) = call(
+        Method::POST,
+        "/v1/operator/accounts",
+        &op,
+        json!({"name": "Acme", "limits": {"triggers": 1, "inbound_per_month": null}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{acme}");
+    let (id, key) = (
+        acme["id"].as_str().unwrap().to_string(),
+        acme["admin_key"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(acme["status"], "active");
+    assert_eq!(acme["limits"]["triggers"], 1);
+    assert_eq!(acme["limits"]["webhooks"], 100, "the global default");
+    assert_eq!(acme["limits"]["inbound_per_month"], Value::Null);
+    assert_eq!(acme["usage"]["triggers"], 0);
+
+    // Its key sees its own lists alone.
+    a.post("/v1/lists", json!({"name": "Default's"})).await;
+    let (_, lists) = call(Method::GET, "/v1/lists", &key, Value::Null).await;
+    assert_eq!(lists["data"], json!([]));
+
+    // Its trigger limit.
+    let (status, trigger) = call(Method::POST, "/v1/triggers", &key, json!({"name": "T"})).await;
+    assert_eq!(status, 201, "{trigger}");
+    let got = call(Method::POST, "/v1/triggers", &key, json!({"name": "U"})).await;
+    assert_error(&got, 403, "trigger_limit_reached");
+    let (_, usage) = call(Method::GET, "/v1/usage", &key, Value::Null).await;
+    assert_eq!(usage["triggers"], 1, "{usage}");
+    assert_eq!(usage["limits"]["triggers"], 1, "{usage}");
+
+    // Suspended: its trigger URL refuses, its admin routes answer.
+    let hook = format!("/hooks/{}", trigger["id"].as_str().unwrap());
+    let post = || {
+        a.call(
+            Method::POST,
+            &hook,
+            None,
+            json,
+            r#"{"email": "x@example.com"}"#,
+        )
+    };
+    assert_eq!(post().await.0, 200);
+    let (status, suspended) = call(
+        Method::POST,
+        &format!("/v1/operator/accounts/{id}/suspend"),
+        &op,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), &suspended["status"]),
+        (200, &json!("suspended"))
+    );
+    assert_error(&post().await, 403, "account_suspended");
+    assert_eq!(
+        call(Method::GET, "/v1/triggers", &key, Value::Null).await.0,
+        200
+    );
+    call(
+        Method::POST,
+        &format!("/v1/operator/accounts/{id}/resume"),
+        &op,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(post().await.0, 200);
+
+    // The operator lifts the trigger limit; the list shows both accounts.
+    let (status, _) = call(
+        Method::PATCH,
+        &format!("/v1/operator/accounts/{id}"),
+        &op,
+        json!({"limits": {"triggers": null}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(Method::POST, "/v1/triggers", &key, json!({"name": "U"})).await;
+    assert_eq!(status, 201);
+    let (_, all) = call(Method::GET, "/v1/operator/accounts", &op, Value::Null).await;
+    let all = all["data"].as_array().unwrap();
+    assert_eq!(all.len(), 2);
+    let listed = all.iter().find(|x| x["id"] == id.as_str()).unwrap();
+    assert_eq!(listed["usage"]["triggers"], 2);
+    assert_eq!(listed["usage"]["inbound_this_month"], 2, "{listed}");
+
+    // Keys: a second one, then the first revoked: refused at once.
+    let (status, second) = call(Method::POST, "/v1/keys", &key, json!({"name": "CI"})).await;
+    assert_eq!(status, 201, "{second}");
+    let second_key = second["key"].as_str().unwrap().to_string();
+    let (_, keys) = call(Method::GET, "/v1/keys", &second_key, Value::Null).await;
+    let keys = keys["data"].as_array().unwrap().clone();
+    assert_eq!(keys.len(), 2);
+    assert!(
+        keys.iter()
+            .all(|k| k.get("key").is_none() && k.get("lookup").is_none())
+    );
+    let first = keys.iter().find(|k| k["name"] == "first key").unwrap();
+    let got = call(
+        Method::DELETE,
+        &format!("/v1/keys/{}", first["id"].as_str().unwrap()),
+        &second_key,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(got.0, 204, "{got:?}");
+    assert_error(
+        &call(Method::GET, "/v1/triggers", &key, Value::Null).await,
+        401,
+        "unauthorized",
+    );
+    // Another account's key id is not found from this one.
+    let (_, mine) = a
+        .call(Method::GET, "/v1/keys", Some(&a.key), None, "")
+        .await;
+    let theirs = mine["data"][0]["id"].as_str().unwrap().to_string();
+    let got = call(
+        Method::DELETE,
+        &format!("/v1/keys/{theirs}"),
+        &second_key,
+        Value::Null,
+    )
+    .await;
+    assert_error(&got, 404, "not_found");
+}
+
+/// A deleted account's keys and trigger URLs stop at once; what it held is
+/// removed in the background, down to the last item, and nothing of
+/// another account's.
+#[tokio::test]
+async fn a_deleted_account_is_removed_whole() {
+    let a = Admin::new().await;
+    let op = accounts::ensure_operator(&a.platform, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let json = Some("application/json");
+    let (_, acme) = a
+        .call(
+            Method::POST,
+            "/v1/operator/accounts",
+            Some(&op),
+            json,
+            r#"{"name": "Acme"}"#,
+        )
+        .await;
+    let (id, key) = (
+        acme["id"].as_str().unwrap().to_string(),
+        acme["admin_key"].as_str().unwrap().to_string(),
+    );
+    let call = |method: Method, path: String, body: Value| {
+        let key = key.clone();
+        let a = &a;
+        async move {
+            a.call(method, &path, Some(&key), json, &body.to_string())
+                .await
+        }
+    };
+    let (_, list) = call(Method::POST, "/v1/lists".into(), json!({"name": "L"})).await;
+    let list = list["id"].as_str().unwrap().to_string();
+    let (_, trigger) = call(
+        Method::POST,
+        "/v1/triggers".into(),
+        json!({"name": "T", "actions": [{"type": "add_to_list", "list_id": list}]}),
+    )
+    .await;
+    let trigger = trigger["id"].as_str().unwrap().to_string();
+    call(Method::POST, "/v1/keys".into(), json!({"name": "second"})).await;
+    // The default account's own, which must stay.
+    let (_, mine) = a.post("/v1/lists", json!({"name": "Mine"})).await;
+    let (stop, worker) = start_worker(&a.platform);
+    for i in 0..30 {
+        let body = format!(r#"{{"email": "p{i}@example.com"}}"#);
+        let (status, _) = a
+            .call(
+                Method::POST,
+                &format!("/hooks/{trigger}"),
+                None,
+                json,
+                &body,
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let members = keys::members(hookline::collections::Kind::List, &id, &list);
+    let count = |pk: String| {
+        let store = a.platform.store.clone();
+        async move {
+            store
+                .query(hookline::ports::Query::new(pk, ""))
+                .await
+                .unwrap()
+                .items
+                .len()
+        }
+    };
+    eventually("requests applied", async || {
+        count(members.clone()).await == 30
+    })
+    .await;
+
+    let (status, _) = a
+        .call(
+            Method::DELETE,
+            &format!("/v1/operator/accounts/{id}"),
+            Some(&op),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_error(
+        &call(Method::GET, "/v1/lists".into(), Value::Null).await,
+        401,
+        "unauthorized",
+    );
+    let (status, _) = a
+        .call(Method::POST, &format!("/hooks/{trigger}"), None, json, "{}")
+        .await;
+    assert_eq!(status, 404);
+    // Gone for the operator at once; from the store once purged.
+    let (status, _) = a
+        .call(
+            Method::GET,
+            &format!("/v1/operator/accounts/{id}"),
+            Some(&op),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(status, 404);
+    let gone = async || {
+        a.platform
+            .store
+            .get(&keys::account(&id))
+            .await
+            .unwrap()
+            .is_none()
+    };
+    eventually("account removed", gone).await;
+    for pk in [
+        members,
+        keys::collections(hookline::collections::Kind::List, &id),
+        keys::contacts(&id),
+        keys::account_triggers(&id),
+        keys::trigger_requests(&id, &trigger),
+        keys::account_keys(&id),
+        keys::usage(&id, "").pk,
+    ] {
+        assert_eq!(count(pk.clone()).await, 0, "{pk} left");
+    }
+    assert!(
+        a.platform
+            .store
+            .get(&keys::trigger(&trigger))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Only the default account's key is left to find by hash.
+    assert_eq!(count("admin_key".into()).await, 1);
+    let (status, _) = a
+        .call(
+            Method::GET,
+            &format!("/v1/lists/{}", mine["id"].as_str().unwrap()),
+            Some(&a.key),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(status, 200);
+    // The default account cannot be deleted.
+    let got = a
+        .call(
+            Method::DELETE,
+            "/v1/operator/accounts/acct_default",
+            Some(&op),
+            None,
+            "",
+        )
+        .await;
+    assert_error(&got, 409, "default_account");
+    stop.send(true).unwrap();
+    worker.await.unwrap();
+}
+
+/// Every admin operation with one account's key on another's objects
+/// answers 404 (the suite runs on the AWS adapters too: contract_aws.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_are_kept_apart() {
+    let (platform, _dir) = hookline::testkit::platform().await;
+    hookline::testkit::isolation::check(platform).await;
 }

@@ -15,3 +15,47 @@ async fn queue(max_receives: u32) -> (Arc<dyn Queue>, ()) {
 }
 
 hookline::contract_tests!(store, queue);
+
+/// Where processes share the store (Lambda), their requests of a second
+/// count together: two platforms on one table, as two instances, take 10
+/// requests of a second between them, not 10 each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_an_accounts_requests_a_second() {
+    use hookline::accounts;
+    let clock = TestClock::at("2026-11-25T12:00:00Z".parse().unwrap());
+    let (table, _) = aws::store(Arc::new(clock.clone())).await;
+    let table: Arc<dyn Store> = Arc::new(table);
+    let settings = hookline::config::Settings {
+        inbound_per_second: Some(10),
+        ..Default::default()
+    };
+    let instance = || async {
+        hookline::Platform::new(
+            table.clone(),
+            Arc::new(aws::queue(8).await),
+            Arc::new(clock.clone()),
+            settings.clone(),
+        )
+    };
+    let (one, two) = (instance().await, instance().await);
+    accounts::ensure_default(&one, None).await.unwrap();
+    let account = accounts::DEFAULT_ACCOUNT;
+    let mut taken = 0;
+    for i in 0..30 {
+        let p = if i % 2 == 0 { &one } else { &two };
+        match accounts::usage::admit_inbound(p, account).await {
+            Ok(()) => taken += 1,
+            Err(e) => assert_eq!(e.code(), "rate_limited"),
+        }
+    }
+    assert_eq!(taken, 10);
+    clock.advance(std::time::Duration::from_secs(1));
+    accounts::usage::admit_inbound(&two, account).await.unwrap();
+}
+
+/// Every admin operation with one account's key on another's objects
+/// answers 404, on DynamoDB and SQS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_are_kept_apart() {
+    hookline::testkit::isolation::check(aws::platform().await).await;
+}

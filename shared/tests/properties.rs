@@ -87,11 +87,16 @@ proptest! {
     }
 
     #[test]
-    fn cursors_round_trip_and_stay_under_their_prefix(sk in ".{1,40}", prefix in ".{0,4}") {
-        let c = cursor::encode(&sk);
-        match cursor::decode(&c, &prefix) {
+    fn cursors_round_trip_and_stay_in_their_partition_under_their_prefix(
+        pk in ".{1,20}", other in ".{1,20}", sk in ".{1,40}", prefix in ".{0,4}",
+    ) {
+        let c = cursor::encode(&pk, &sk);
+        match cursor::decode(&c, &pk, &prefix) {
             Ok(back) => prop_assert_eq!(back, sk),
             Err(_) => prop_assert!(!sk.starts_with(&prefix)),
+        }
+        if other != pk {
+            prop_assert!(cursor::decode(&c, &other, "").is_err());
         }
     }
 

@@ -47,13 +47,16 @@ fn failing(healthy: &Platform) -> Arc<Platform> {
     )
 }
 
-/// A trigger without a transform or actions, in account `acc_spans`.
+/// A trigger without a transform or actions, in the default account.
 async fn trigger(platform: &Platform) -> hookline::triggers::Trigger {
     let input = hookline::triggers::NewTrigger {
         name: "T".into(),
         ..Default::default()
     };
-    hookline::triggers::create(platform, "acc_spans", input)
+    hookline::accounts::ensure_default(platform, None)
+        .await
+        .unwrap();
+    hookline::triggers::create(platform, "acct_default", input)
         .await
         .unwrap()
         .0
@@ -64,7 +67,7 @@ async fn a_message_logs_with_its_ids() {
     let (platform, _dir) = hookline::testkit::platform().await;
     let trigger = trigger(&platform).await;
     let inbound = hookline::messages::Inbound {
-        account: "acc_spans".into(),
+        account: "acct_default".into(),
         trigger_id: trigger.id.clone(),
         request_id: hookline::ids::RequestId::parse("req_01jd0000000000000000000042").unwrap(),
         received_at: chrono::Utc::now(),
@@ -99,7 +102,7 @@ async fn a_message_logs_with_its_ids() {
         "queue=\"apply\"",
         "message_id=msg-spans",
         "kind=\"inbound\"",
-        "account=\"acc_spans\"",
+        "account=\"acct_default\"",
         &format!("trigger=\"{}\"", hookline::ids::trigger_ref(&trigger.id)),
         "request_id=\"req_01jd0000000000000000000042\"",
     ] {
@@ -165,7 +168,7 @@ async fn a_trigger_url_logs_its_trigger_by_reference_only() {
         .unwrap_or_else(|| panic!("no failure logged: {text}"));
     for part in [
         "route=\"/hooks/{id}\"",
-        "account=\"acc_spans\"",
+        "account=\"acct_default\"",
         &format!("trigger=\"{}\"", hookline::ids::trigger_ref(&trigger.id)),
     ] {
         assert!(line.contains(part), "{part} missing from: {line}");

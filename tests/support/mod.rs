@@ -14,6 +14,8 @@ pub struct Server {
     pub base: String,
     /// The admin key the server printed on this start, if it printed one.
     pub printed_key: Option<String>,
+    /// The operator key, when this start printed one.
+    pub printed_operator_key: Option<String>,
     pub data_dir: PathBuf,
     lines: Receiver<String>,
 }
@@ -59,20 +61,27 @@ impl Server {
         }
         drop(tx); // the readers hold the only senders: their end is the child's end
         let mut printed_key = None;
+        let mut printed_operator_key = None;
         let mut seen = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(key) = line.split("(shown once; keep it): ").nth(1) {
+                    if line.starts_with("Admin key of the default account")
+                        && let Some(key) = line.split("(shown once; keep it): ").nth(1)
+                    {
                         printed_key = Some(key.trim().to_string());
+                    }
+                    if let Some(key) = line.strip_prefix("Operator key (shown once; keep it): ") {
+                        printed_operator_key = Some(key.trim().to_string());
                     }
                     if let Some(addr) = line.strip_prefix("hookline listening on ") {
                         return Ok(Server {
                             child: Some(child),
                             base: addr.trim().to_string(),
                             printed_key,
+                            printed_operator_key,
                             data_dir: data_dir.to_path_buf(),
                             lines,
                         });

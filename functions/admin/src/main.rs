@@ -17,5 +17,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         .filter(|k| !k.trim().is_empty())
         .ok_or("HOOKLINE_ADMIN_KEY is not set")?;
     hookline::accounts::ensure_default(&platform, Some(&key)).await?;
+    // The operator key likewise: without one, `/v1/operator` answers 401.
+    if let Some(operator) = std::env::var("HOOKLINE_OPERATOR_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+    {
+        hookline::accounts::ensure_operator(&platform, Some(&operator)).await?;
+    }
     lambda_http::run(hookline::http::admin_router(platform)).await
 }

@@ -16,6 +16,9 @@ fn event(json: &str) -> lambda_http::Request {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_event_is_captured_and_queued() {
     let platform = hookline::testkit::moto::aws::platform().await;
+    hookline::accounts::ensure_default(&platform, None)
+        .await
+        .unwrap();
     let input: NewTrigger = serde_json::from_value(json!({
         "name": "Greenhouse", "transform": "email = candidate.email\nname = candidate.first_name + \" \" + candidate.last_name"
     }))

@@ -11,7 +11,9 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     /// More, for programs: where a transform failed, say.
-    pub details: Option<serde_json::Value>,
+    pub details: Option<Box<serde_json::Value>>,
+    /// Seconds to wait before retrying (`Retry-After`), when not the 5 of a 503.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -21,11 +23,12 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -101,7 +104,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code,
                 message: self.message,
-                details: self.details,
+                details: self.details.map(|d| *d),
             },
         });
         let mut response = (self.status, body).into_response();
@@ -111,12 +114,16 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from_static("Bearer"),
             );
         }
-        // Ours, and passing: say when to come back.
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("5"),
-            );
+        // Ours and passing, or the account's limits: say when to come back.
+        let retry_after = match self.retry_after {
+            Some(seconds) => Some(seconds),
+            None if self.status == StatusCode::SERVICE_UNAVAILABLE => Some(5),
+            None => None,
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }
@@ -164,13 +171,25 @@ impl From<crate::error::Error> for ApiError {
                 details,
             } => {
                 let mut answer = ApiError::invalid(code, message);
-                answer.details = details;
+                answer.details = details.map(Box::new);
                 answer
             }
             Error::NotFound(message) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
             Error::Unauthorized(message) => ApiError::unauthorized(message),
             Error::Busy(message) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message),
             Error::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            Error::Forbidden { code, message } => {
+                ApiError::new(StatusCode::FORBIDDEN, code, message)
+            }
+            Error::Limited {
+                code,
+                message,
+                retry_after,
+            } => {
+                let mut answer = ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message);
+                answer.retry_after = Some(retry_after);
+                answer
+            }
             Error::Store(e) => e.into(),
             Error::Queue(e) => e.into(),
             Error::Internal { context, message } => ApiError::internal(context, message),

@@ -20,6 +20,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let bytes =
+            axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+                .await
+                .map_err(|r| json_rejection(JsonRejection::BytesRejection(r)))?;
+        // Every body of the API is an object: serde would also read a
+        // struct from a list (`["name"]`), which no one means.
+        let json = parts
+            .headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("json"));
+        if json && bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ApiError::invalid(
+                "invalid_body",
+                "the body must be a JSON object, not a list",
+            ));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Json(v)),
             Err(rejection) => Err(json_rejection(rejection)),
@@ -140,6 +159,23 @@ impl FromRequestParts<Arc<Platform>> for Account {
         let account = accounts::authenticate(platform, key).await?;
         tracing::Span::current().record("account", account.as_str());
         Ok(Account(account))
+    }
+}
+
+/// An operator request, from `Authorization: Bearer <operator key>`.
+pub struct Operator;
+
+impl FromRequestParts<Arc<Platform>> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        platform: &Arc<Platform>,
+    ) -> Result<Self, ApiError> {
+        let key = bearer(&parts.headers)?;
+        accounts::authenticate_operator(platform, key).await?;
+        tracing::Span::current().record("account", "operator");
+        Ok(Operator)
     }
 }
 

@@ -76,9 +76,11 @@ impl utoipa::ToSchema for Form {}
     security((), ("triggerKey" = [])),
     responses((status = 200, description = "captured", body = Captured),
               (status = 401, description = "the trigger requires its API key, and this is not it", body = ErrorBody),
+              (status = 403, description = "the trigger's account is suspended (`account_suspended`)", body = ErrorBody),
               (status = 404, description = "no active trigger has this URL", body = ErrorBody),
               (status = 409, description = "a request with this Idempotency-Key is being taken: retry in a moment", body = ErrorBody),
               (status = 415, description = "the body is neither JSON nor a form", body = ErrorBody),
+              (status = 429, description = "past the account's requests a second (`rate_limited`, retry after Retry-After seconds) or a month (`quota_exceeded`)", body = ErrorBody),
               (status = 422, description = "the body is not an object, holds a number out of range or is nested too deep, or this Idempotency-Key came with another body", body = ErrorBody)))]
 async fn hook(
     State(p): State<Arc<Platform>>,
@@ -96,6 +98,8 @@ async fn hook(
     let span = tracing::Span::current();
     span.record("account", trigger.account.as_str());
     span.record("trigger", crate::ids::trigger_ref(&trigger.id).as_str());
+    // The account's state and limits, before any work on the body.
+    crate::accounts::usage::admit_inbound(&p, &trigger.account).await?;
     let body = body.map_err(|r| match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -1,6 +1,7 @@
 //! The HTTP faces. Each is one axum router, served by `lambda_http` on AWS
 //! and by `hookline serve` on one machine: the same code answers on both.
 
+mod accounts;
 pub mod admin;
 pub mod body;
 mod collections;

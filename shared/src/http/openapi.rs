@@ -54,6 +54,7 @@ fn complete(mut doc: Value) -> Value {
     doc["components"]["securitySchemes"] = json!({
         "adminKey": {"type": "http", "scheme": "bearer", "description": "an admin key of the account"},
         "triggerKey": {"type": "http", "scheme": "bearer", "description": "the trigger's API key, when it requires one"},
+        "operatorKey": {"type": "http", "scheme": "bearer", "description": "the operator key (`/v1/operator/...` only)"},
     });
     let Some(paths) = doc["paths"].as_object_mut() else {
         return doc;
@@ -72,7 +73,10 @@ fn complete(mut doc: Value) -> Value {
             {
                 operation["requestBody"]["required"] = false.into();
             }
-            let admin = operation.get("security").is_none();
+            let keyed = match operation.get("security") {
+                None => true,
+                Some(s) => s.to_string().contains("operatorKey"),
+            };
             let has_limit = operation["parameters"]
                 .as_array()
                 .is_some_and(|ps| ps.iter().any(|p| p["name"] == "limit"));
@@ -89,8 +93,8 @@ fn complete(mut doc: Value) -> Value {
             for (status, description) in ANYWHERE {
                 add(status, description);
             }
-            if admin {
-                add("401", "no admin key, or not a valid one");
+            if keyed {
+                add("401", "no key, or not a valid one");
             }
             if json_body {
                 add("415", "the body is not sent as application/json");

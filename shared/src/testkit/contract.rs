@@ -245,11 +245,21 @@ pub async fn store_query_pages(store: Arc<dyn Store>, _clock: TestClock) {
     ));
     // A cursor from another prefix is refused rather than followed.
     let mut q = Query::new("q", "other#");
-    q.cursor = Some(crate::ports::store::cursor::encode("item#003"));
+    q.cursor = Some(crate::ports::store::cursor::encode("q", "item#003"));
     assert!(matches!(
         store.query(q).await,
         Err(StoreError::InvalidCursor)
     ));
+    // So is one from another partition (another account's list, say).
+    let mut q = Query::new("q2", "item#");
+    q.cursor = Some(crate::ports::store::cursor::encode("q", "item#003"));
+    assert!(matches!(
+        store.query(q).await,
+        Err(StoreError::InvalidCursor)
+    ));
+    let mut q = Query::new("q", "item#");
+    q.cursor = Some(crate::ports::store::cursor::encode("q", "item#003"));
+    assert!(store.query(q).await.is_ok());
 }
 
 pub async fn store_query_past_one_megabyte(store: Arc<dyn Store>, _clock: TestClock) {

@@ -53,6 +53,9 @@ impl Faulty {
 
 #[async_trait]
 impl Store for Faulty {
+    fn shared(&self) -> bool {
+        self.0.shared()
+    }
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         self.fails(Fault::Everything)?;
         self.0.get(key).await

@@ -2,6 +2,7 @@
 
 pub mod contract;
 pub mod faulty;
+pub mod isolation;
 pub mod moto;
 pub mod power;
 

@@ -6,6 +6,7 @@ use crate::collections;
 use crate::error::Error;
 use crate::ids::TriggerId;
 use crate::keys;
+use crate::ports::store::{OPTIMISTIC_ATTEMPTS, contention_pause};
 use crate::ports::{Cond, Put, StoreError, Write};
 
 use super::*;
@@ -44,20 +45,56 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    save(platform, &trigger, Cond::Absent).await?;
+    save_new(platform, &trigger).await?;
     Ok((trigger, api_key))
+}
+
+/// Writes a new trigger and counts it, within the account's limit.
+async fn save_new(platform: &Platform, t: &Trigger) -> Result<(), Error> {
+    let limit = crate::accounts::usage::limits(platform, &t.account)
+        .await?
+        .triggers;
+    for attempt in 0..OPTIMISTIC_ATTEMPTS {
+        let (count, cond) = crate::accounts::usage::trigger_count(platform, &t.account).await?;
+        if let Some(max) = limit
+            && count >= max
+        {
+            return Err(Error::Forbidden {
+                code: "trigger_limit_reached",
+                message: format!(
+                    "this account has {count} triggers, its limit: delete one, or ask the operator for more"
+                ),
+            });
+        }
+        let mut writes = copies(t, Cond::Absent);
+        writes.push(crate::accounts::usage::count_triggers(
+            &t.account,
+            count + 1,
+            cond,
+        ));
+        match platform.store.write_all(writes).await {
+            Ok(()) => return Ok(()),
+            // Another trigger counted meanwhile.
+            Err(StoreError::Conflict) => contention_pause(attempt).await,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict.into())
+}
+
+/// The two copies of a trigger: the one ingest finds by id (under `cond`),
+/// and the account's.
+fn copies(t: &Trigger, cond: Cond) -> Vec<Write> {
+    let body = serde_json::to_value(t).expect("serialisable");
+    vec![
+        Write::Put(Put::new(keys::trigger(&t.id), body.clone()).when(cond)),
+        Write::Put(Put::new(keys::account_trigger(&t.account, &t.id), body)),
+    ]
 }
 
 /// Writes both copies: the one ingest finds by id, and the account's.
 pub(super) async fn save(platform: &Platform, t: &Trigger, cond: Cond) -> Result<(), StoreError> {
-    let body = serde_json::to_value(t).expect("serialisable");
-    let written = platform
-        .store
-        .write_all(vec![
-            Write::Put(Put::new(keys::trigger(&t.id), body.clone()).when(cond)),
-            Write::Put(Put::new(keys::account_trigger(&t.account, &t.id), body)),
-        ])
-        .await;
+    let written = platform.store.write_all(copies(t, cond)).await;
     // After the write, so that ingest cannot cache the old trigger meanwhile.
     platform.kept.get::<TriggerCache>().drop_entry(&t.id);
     written
@@ -161,7 +198,7 @@ pub async fn rotate_key(
 }
 
 pub async fn delete(platform: &Platform, account: &str, id: &TriggerId) -> Result<(), Error> {
-    let (t, version) = get(platform, account, id).await?;
+    let (t, _) = get(platform, account, id).await?;
     // Queued first, so that no deleted trigger keeps its log for want of a
     // message; the purge waits until the trigger is gone.
     let purge = crate::messages::ApplyMessage::PurgeTriggerLog {
@@ -169,21 +206,38 @@ pub async fn delete(platform: &Platform, account: &str, id: &TriggerId) -> Resul
         trigger_id: t.id.clone(),
     };
     purge.send(platform).await?;
-    platform
-        .store
-        .write_all(vec![
+    // Under the trigger's version and the count's: retried when either
+    // changed meanwhile.
+    for attempt in 0..OPTIMISTIC_ATTEMPTS {
+        let Some((_, version)) = find(platform, id)
+            .await?
+            .filter(|(t, _)| t.account == account)
+        else {
+            return Err(Error::not_found("trigger"));
+        };
+        let (count, cond) = crate::accounts::usage::trigger_count(platform, account).await?;
+        let writes = vec![
             Write::Delete {
-                key: keys::trigger(&t.id),
+                key: keys::trigger(id),
                 cond: Cond::Version(version),
             },
             Write::Delete {
-                key: keys::account_trigger(account, &t.id),
+                key: keys::account_trigger(account, id),
                 cond: Cond::Any,
             },
-        ])
-        .await?;
-    platform.kept.get::<TriggerCache>().drop_entry(&t.id);
-    Ok(())
+            // Counted as the triggers are found: one fewer than before.
+            crate::accounts::usage::count_triggers(account, count.saturating_sub(1), cond),
+        ];
+        match platform.store.write_all(writes).await {
+            Ok(()) => {
+                platform.kept.get::<TriggerCache>().drop_entry(id);
+                return Ok(());
+            }
+            Err(StoreError::Conflict) => contention_pause(attempt).await,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict.into())
 }
 
 /// Removes a deleted trigger's request log. While the trigger exists (its

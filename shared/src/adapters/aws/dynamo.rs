@@ -208,6 +208,10 @@ fn cond_expression(
 
 #[async_trait]
 impl Store for DynamoStore {
+    fn shared(&self) -> bool {
+        true
+    }
+
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
@@ -341,7 +345,7 @@ impl Store for DynamoStore {
         let mut start = q
             .cursor
             .as_deref()
-            .map(|c| cursor::decode(c, &q.sk_prefix))
+            .map(|c| cursor::decode(c, &q.pk, &q.sk_prefix))
             .transpose()?
             .map(|sk| key_attrs(&Key::new(q.pk.clone(), sk)));
         let now = self.clock.now();
@@ -383,7 +387,7 @@ impl Store for DynamoStore {
         }
         let next_cursor = if items.len() > limit {
             items.truncate(limit);
-            items.last().map(|i| cursor::encode(&i.key.sk))
+            items.last().map(|i| cursor::encode(&q.pk, &i.key.sk))
         } else {
             None
         };

@@ -285,7 +285,7 @@ impl Store for EmbeddedStore {
         let after = q
             .cursor
             .as_deref()
-            .map(|c| cursor::decode(c, &q.sk_prefix))
+            .map(|c| cursor::decode(c, &q.pk, &q.sk_prefix))
             .transpose()?;
         let limit = q.limit.max(1);
         let prefix = compound(&q.pk, q.sk_prefix.as_bytes());
@@ -333,7 +333,9 @@ impl Store for EmbeddedStore {
             items.push(decode(Key::new(q.pk.clone(), sk), bytes)?);
         }
         let next_cursor = if more {
-            items.last().map(|i: &Item| cursor::encode(&i.key.sk))
+            items
+                .last()
+                .map(|i: &Item| cursor::encode(&q.pk, &i.key.sk))
         } else {
             None
         };

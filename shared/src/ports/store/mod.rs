@@ -147,6 +147,12 @@ pub trait Store: Send + Sync {
     async fn query(&self, query: Query) -> Result<Page, StoreError>;
     /// All of the writes or none of them (at most [`MAX_WRITE_ALL`], one per key).
     async fn write_all(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+    /// Whether other processes use this store too (DynamoDB), so that a
+    /// count kept in memory would be one process's alone.
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// This store, with writes that answer once they are visible but before
     /// they are durable, for work that keeps its own record of what is
     /// unfinished: the apply queue deletes a message only after [`Store::sync`].

@@ -1,0 +1,111 @@
+//! Removing a deleted account's data, page by page, each message of the
+//! apply queue within a time budget (the rest queued again). What hangs
+//! from an item goes before it (a list's members, a trigger's request log
+//! and the copy ingest finds, a key's lookup), so that a purge cut short
+//! leaves nothing that cannot be found again; the account goes last.
+
+use std::time::{Duration, Instant};
+
+use super::Status;
+use crate::Platform;
+use crate::collections::Kind;
+use crate::keys;
+use crate::ports::store::{Progress, clear_partition, delete_items, first_page};
+use crate::ports::{Cond, StoreError, Write};
+
+/// Partitions of an account that hold plain items, nothing hanging from them.
+fn plain_partitions(account: &str) -> Vec<String> {
+    vec![
+        keys::contacts(account),
+        keys::contact_by(account, crate::contacts::Identifier::Email, "").pk,
+        keys::contact_by(account, crate::contacts::Identifier::PhoneNumber, "").pk,
+        keys::event(account, "").pk,
+        keys::message(account, "").pk,
+        keys::dead_letters(account),
+        keys::usage(account, "").pk,
+    ]
+}
+
+/// Removes what `account` held, if it is being deleted; `More` when the
+/// budget ran out first. An account not marked deleted is a `Conflict`
+/// (its delete is in flight): retried.
+pub async fn purge(p: &Platform, account: &str, budget: Duration) -> Result<Progress, StoreError> {
+    let Some((found, version)) = super::find(p, account).await? else {
+        return Ok(Progress::Done);
+    };
+    if found.status != Status::Deleting {
+        return Err(StoreError::Conflict);
+    }
+    let start = Instant::now();
+    let spent = || start.elapsed() >= budget;
+    let left = || budget.saturating_sub(start.elapsed());
+    // Lists and sequences: each one's members, then it.
+    for kind in [Kind::List, Kind::Sequence] {
+        while let Some(items) = first_page(&*p.store, &keys::collections(kind, account)).await? {
+            for item in items {
+                let members = keys::members(kind, account, &item.key.sk);
+                if clear_partition(&*p.store, &members, left()).await? == Progress::More {
+                    return Ok(Progress::More);
+                }
+                delete_items(&*p.store, vec![item]).await?;
+            }
+            if spent() {
+                return Ok(Progress::More);
+            }
+        }
+    }
+    // Triggers: each one's log, then the copy ingest finds and the listed one
+    // (a copy ingest still holds in its cache leads nowhere: the account is
+    // gone for ingest from the moment it was deleted).
+    while let Some(items) = first_page(&*p.store, &keys::account_triggers(account)).await? {
+        for item in items {
+            let id = item.key.sk.clone();
+            let log = keys::trigger_requests(account, &id);
+            if clear_partition(&*p.store, &log, left()).await? == Progress::More {
+                return Ok(Progress::More);
+            }
+            p.store
+                .write_all(vec![
+                    Write::Delete {
+                        key: keys::trigger(&id),
+                        cond: Cond::Any,
+                    },
+                    Write::Delete {
+                        key: item.key,
+                        cond: Cond::Any,
+                    },
+                ])
+                .await?;
+        }
+        if spent() {
+            return Ok(Progress::More);
+        }
+    }
+    // Admin keys: each one's lookup, then its listing.
+    while let Some(items) = first_page(&*p.store, &keys::account_keys(account)).await? {
+        let mut writes = Vec::with_capacity(items.len() * 2);
+        for item in items {
+            if let Some(lookup) = item.body["lookup"].as_str() {
+                writes.push(Write::Delete {
+                    key: keys::admin_key(lookup),
+                    cond: Cond::Any,
+                });
+            }
+            writes.push(Write::Delete {
+                key: item.key,
+                cond: Cond::Any,
+            });
+        }
+        p.store.write_all(writes).await?;
+    }
+    for pk in plain_partitions(account) {
+        if clear_partition(&*p.store, &pk, left()).await? == Progress::More {
+            return Ok(Progress::More);
+        }
+    }
+    p.store
+        .delete(&keys::account(account), Cond::Version(version))
+        .await?;
+    p.kept.get::<super::usage::Accounts>().forget(account);
+    Ok(Progress::Done)
+}
