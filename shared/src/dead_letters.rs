@@ -69,9 +69,9 @@ pub async fn keep_apply(
             (account.clone(), "purge", None, None, Some(body.to_string()))
         }
         Some(ApplyMessage::PurgeAccount { .. }) => (
-            // Kept where the operator's default account sees it: the
-            // account itself is being removed.
-            crate::accounts::DEFAULT_ACCOUNT.to_string(),
+            // No tenant's: the account is being removed, and others must
+            // not learn of it. Repeating the DELETE sends the purge again.
+            keys::NO_ACCOUNT.to_string(),
             "purge_account",
             None,
             None,

@@ -892,6 +892,22 @@ async fn an_operator_runs_accounts() {
         401,
         "unauthorized",
     );
+    // The operator gives the account a key of its own.
+    let (status, given) = call(
+        Method::POST,
+        &format!("/v1/operator/accounts/{id}/keys"),
+        &op,
+        json!({"name": "from the operator"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{given}");
+    let given = given["key"].as_str().unwrap();
+    assert_eq!(
+        call(Method::GET, "/v1/triggers", given, Value::Null)
+            .await
+            .0,
+        200
+    );
     // Another account's key id is not found from this one.
     let (_, mine) = a
         .call(Method::GET, "/v1/keys", Some(&a.key), None, "")

@@ -51,6 +51,34 @@ async fn instances_share_an_accounts_requests_a_second() {
     assert_eq!(taken, 10);
     clock.advance(std::time::Duration::from_secs(1));
     accounts::usage::admit_inbound(&two, account).await.unwrap();
+
+    // Instances with a request or two each take about what they use (a
+    // slice of 1, then 2...), so 12 of them asking 3 times each under a
+    // limit of 30 are let in 30 times: none holds an allowance it leaves
+    // unused while another is refused.
+    let limit = hookline::config::Settings {
+        inbound_per_second: Some(30),
+        ..Default::default()
+    };
+    clock.advance(std::time::Duration::from_secs(1));
+    let mut many = Vec::new();
+    for _ in 0..12 {
+        many.push(hookline::Platform::new(
+            table.clone(),
+            Arc::new(aws::queue(8).await),
+            Arc::new(clock.clone()),
+            limit.clone(),
+        ));
+    }
+    let mut taken = 0;
+    for _ in 0..3 {
+        for p in &many {
+            if accounts::usage::admit_inbound(p, account).await.is_ok() {
+                taken += 1;
+            }
+        }
+    }
+    assert_eq!(taken, 30, "the whole second's allowance, to whoever asked");
 }
 
 /// Every admin operation with one account's key on another's objects

@@ -407,27 +407,51 @@ pub async fn revoke_key(p: &Platform, account: &str, id: &KeyId) -> Result<(), E
     };
     let record: KeyRecord =
         serde_json::from_value(item.body).map_err(|e| Error::internal("decode admin key", e))?;
+    if account == DEFAULT_ACCOUNT {
+        let default = super::find(p, DEFAULT_ACCOUNT).await?;
+        if default.is_some_and(|(a, _)| a.default_key_id.as_deref() == Some(&record.id)) {
+            return Err(Error::conflict(
+                "configured_key",
+                "this is the default account's own key (HOOKLINE_ADMIN_KEY, or the one made at its first start): set HOOKLINE_ADMIN_KEY to replace it",
+            ));
+        }
+    }
     let mut query = Query::new(keys::account_keys(account), "");
     query.limit = 2;
-    if p.store.query(query).await?.items.len() < 2 {
+    let Some(other) = p
+        .store
+        .query(query)
+        .await?
+        .items
+        .into_iter()
+        .find(|i| i.key != key)
+    else {
         return Err(Error::conflict(
             "last_key",
             "this is the account's only admin key: make another before revoking it",
         ));
+    };
+    // Another key rewritten as it is, under its version: two revokes at
+    // once cannot both pass and leave the account without a key.
+    let writes = vec![
+        Write::Delete {
+            key,
+            cond: Cond::Version(item.version),
+        },
+        Write::Delete {
+            key: keys::admin_key(&record.lookup),
+            cond: Cond::Any,
+        },
+        Write::Put(Put::new(other.key, other.body).when(Cond::Version(other.version))),
+    ];
+    match p.store.write_all(writes).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::Conflict) => Err(Error::conflict(
+            "conflict",
+            "the account's keys changed meanwhile: list them and retry",
+        )),
+        Err(e) => Err(e.into()),
     }
-    p.store
-        .write_all(vec![
-            Write::Delete {
-                key,
-                cond: Cond::Version(item.version),
-            },
-            Write::Delete {
-                key: keys::admin_key(&record.lookup),
-                cond: Cond::Any,
-            },
-        ])
-        .await?;
-    Ok(())
 }
 
 /// The operator key as kept: its hash.
@@ -605,16 +629,16 @@ mod tests {
             .unwrap();
         assert_eq!(listed.len(), 1, "{listed:?}");
         assert_eq!(listed[0].prefix, "");
-        // ...and its use is noted there.
-        let (created, _) = create_key(&platform, DEFAULT_ACCOUNT, "second")
+        // ...and, as the default account's own key, kept.
+        create_key(&platform, DEFAULT_ACCOUNT, "second")
             .await
             .unwrap();
         let first = KeyId::parse(&listed[0].id).unwrap();
-        revoke_key(&platform, DEFAULT_ACCOUNT, &first)
+        let e = revoke_key(&platform, DEFAULT_ACCOUNT, &first)
             .await
-            .unwrap();
-        assert!(authenticate(&platform, key).await.is_err(), "revoked");
-        assert!(!created.id.is_empty());
+            .unwrap_err();
+        assert_eq!(e.code(), "configured_key");
+        assert_eq!(authenticate(&platform, key).await.unwrap(), DEFAULT_ACCOUNT);
         // Chosen: listed at a start with it set.
         let (platform, _dir) = crate::testkit::platform().await;
         plant_unlisted(&platform, key).await;
@@ -650,21 +674,38 @@ mod tests {
             authenticate(&platform, &first).await.unwrap(),
             DEFAULT_ACCOUNT
         );
-        // The last key stays: without it, nobody could use the account.
+        // The default account's own key stays (its setting replaces it).
         let (listed, _) = list_keys(&platform, DEFAULT_ACCOUNT, 10, None)
             .await
             .unwrap();
-        let last = KeyId::parse(&listed[0].id).unwrap();
-        let e = revoke_key(&platform, DEFAULT_ACCOUNT, &last)
+        let own = KeyId::parse(&listed[0].id).unwrap();
+        let e = revoke_key(&platform, DEFAULT_ACCOUNT, &own)
             .await
             .unwrap_err();
-        assert_eq!(e.code(), "last_key");
-        // Another account's key is not found from this one.
+        assert_eq!(e.code(), "configured_key");
+        // The last key of an account stays: without it, nobody could use it.
         let (other, _) = super::super::create(&platform, "Other", Default::default())
             .await
             .unwrap();
         let (theirs, _) = list_keys(&platform, &other.id, 10, None).await.unwrap();
         let theirs = KeyId::parse(&theirs[0].id).unwrap();
+        let e = revoke_key(&platform, &other.id, &theirs).await.unwrap_err();
+        assert_eq!(e.code(), "last_key");
+        // Two keys revoked at once: one revoke passes, never both.
+        create_key(&platform, &other.id, "b").await.unwrap();
+        let (listed, _) = list_keys(&platform, &other.id, 10, None).await.unwrap();
+        let ids: Vec<KeyId> = listed
+            .iter()
+            .map(|k| KeyId::parse(&k.id).unwrap())
+            .collect();
+        let (one, two) = tokio::join!(
+            revoke_key(&platform, &other.id, &ids[0]),
+            revoke_key(&platform, &other.id, &ids[1])
+        );
+        assert!(one.is_ok() != two.is_ok(), "{one:?} {two:?}");
+        let (left, _) = list_keys(&platform, &other.id, 10, None).await.unwrap();
+        assert_eq!(left.len(), 1);
+        // Another account's key is not found from this one.
         let e = revoke_key(&platform, DEFAULT_ACCOUNT, &theirs)
             .await
             .unwrap_err();

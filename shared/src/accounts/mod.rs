@@ -279,15 +279,16 @@ pub async fn delete(p: &Platform, id: &str) -> Result<(), Error> {
     let (account, _) = find(p, id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("account {id} not found")))?;
-    if account.status != Status::Deleting {
-        update(p, id, AccountPatch::default(), Some(Status::Deleting)).await?;
-    }
-    // Sent again by a repeated delete, should sending fail here once.
+    // Queued first, so that no deleted account keeps its data for want of
+    // a message: the purge waits (retried) until the account is marked.
     crate::messages::ApplyMessage::PurgeAccount {
         account: id.to_string(),
     }
     .send(p)
     .await?;
+    if account.status != Status::Deleting {
+        update(p, id, AccountPatch::default(), Some(Status::Deleting)).await?;
+    }
     Ok(())
 }
 

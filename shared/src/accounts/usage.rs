@@ -75,6 +75,11 @@ struct Meter {
     second: i64,
     granted: u64,
     used: u64,
+    /// The next slice to take from a shared store (doubling from 1 with
+    /// use, so that an instance with one request takes one), and whether
+    /// the store said the second is used up (then refused without asking).
+    slice: u64,
+    exhausted: bool,
     /// The month being counted (`YYYY-MM`), its total in the store as last
     /// read, and what this process counted since.
     month: String,
@@ -148,7 +153,7 @@ async fn per_second(p: &Platform, account: &str, limit: u64, second: i64) -> Res
         let mut all = locked(&meters.0);
         let m = all.entry(account.to_string()).or_default();
         if m.second != second {
-            (m.second, m.granted, m.used) = (second, 0, 0);
+            (m.second, m.granted, m.used, m.slice, m.exhausted) = (second, 0, 0, 1, false);
         }
         if m.used < m.granted {
             m.used += 1;
@@ -163,11 +168,13 @@ async fn per_second(p: &Platform, account: &str, limit: u64, second: i64) -> Res
             }
             return Err(refused());
         }
-        (limit / 10).max(1)
+        if m.exhausted || limit == 0 {
+            return Err(refused());
+        }
+        let slice = m.slice.min((limit / 10).max(1));
+        m.slice = slice * 2;
+        slice
     };
-    if limit == 0 {
-        return Err(refused());
-    }
     // Shared: a slice of the second's allowance, from the store.
     let expires = p.clock.now() + chrono::TimeDelta::seconds(120);
     let total = p
@@ -183,6 +190,7 @@ async fn per_second(p: &Platform, account: &str, limit: u64, second: i64) -> Res
     let m = all.entry(account.to_string()).or_default();
     if m.second == second {
         m.granted += got;
+        m.exhausted |= got < slice;
         if m.used < m.granted {
             m.used += 1;
             return Ok(());
@@ -262,8 +270,7 @@ async fn flush_month(p: &Platform, account: &str, month: &str) {
             m.pending
         };
         let key = keys::usage(account, &format!("inbound#{month}"));
-        // Kept 400 days: a year of months to look back on.
-        let expires = p.clock.now() + chrono::TimeDelta::days(400);
+        let expires = p.clock.now() + MONTHS_KEPT;
         match p.store.add(&key, n as i64, Some(expires)).await {
             Ok(total) => {
                 let mut all = locked(&meters.0);
@@ -282,10 +289,15 @@ async fn flush_month(p: &Platform, account: &str, month: &str) {
     }
 }
 
-/// The month's count as stored (a counter is read by adding nothing).
+/// How long a month's count is kept: a year of months to look back on.
+const MONTHS_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(400);
+
+/// The month's count as stored (a counter is read by adding nothing; one
+/// made so expires as counted ones do).
 async fn stored_count(p: &Platform, account: &str, month: &str) -> Result<u64, StoreError> {
     let key = keys::usage(account, &format!("inbound#{month}"));
-    Ok(p.store.add(&key, 0, None).await?.max(0) as u64)
+    let expires = p.clock.now() + MONTHS_KEPT;
+    Ok(p.store.add(&key, 0, Some(expires)).await?.max(0) as u64)
 }
 
 /// The account's triggers, counted (the counter kept beside them, or for an

@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<Arc<Platform>> {
         .routes(routes!(list_accounts, create_account))
         .routes(routes!(get_account, update_account, delete_account))
         .routes(routes!(suspend_account))
+        .routes(routes!(make_account_key))
         .routes(routes!(resume_account))
         .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
@@ -209,6 +210,26 @@ struct NewKeyView {
               (status = 403, description = "the account holds 50 keys (`key_limit_reached`)", body = ErrorBody)))]
 async fn create_key(State(p): P, Caller(a): Caller, Json(body): Json<NewKey>) -> Answer {
     let (record, key) = accounts::create_key(&p, &a, &body.name).await?;
+    Ok(answer(StatusCode::CREATED, &NewKeyView { record, key }))
+}
+
+/// Make an admin key of an account
+///
+/// For an operator to give an account a way back in (its keys lost, say);
+/// the key is in this answer only.
+#[utoipa::path(post, path = "/v1/operator/accounts/{id}/keys", tag = "operator", operation_id = "make_account_key",
+    security(("operatorKey" = [])), params(("id" = String, Path)), request_body = NewKey,
+    responses((status = 201, description = "made, with the key", body = NewKeyView),
+              (status = 403, description = "the account holds 50 keys (`key_limit_reached`)", body = ErrorBody),
+              (status = 404, description = "no such account", body = ErrorBody)))]
+async fn make_account_key(
+    State(p): P,
+    _: Operator,
+    Path(id): Path<String>,
+    Json(body): Json<NewKey>,
+) -> Answer {
+    let (account, _) = accounts::get(&p, account_id(&id)?).await?;
+    let (record, key) = accounts::create_key(&p, &account.id, &body.name).await?;
     Ok(answer(StatusCode::CREATED, &NewKeyView { record, key }))
 }
 

@@ -60,6 +60,7 @@ fn view(status: StatusCode, t: &Trigger, base: &str, api_key: Option<String>) ->
 /// Answers its URL, and its API key once when `require_api_key`.
 #[utoipa::path(post, operation_id = "create_trigger", path = "/v1/triggers", tag = "trigger", request_body = NewTrigger,
     responses((status = 201, description = "made", body = TriggerView),
+              (status = 403, description = "the account has as many triggers as its limit (`trigger_limit_reached`)", body = ErrorBody),
               (status = 422, description = "a field, the transform (its line and column in details) or an action is invalid", body = ErrorBody)))]
 async fn create(
     State(p): P,

@@ -218,6 +218,15 @@ pub async fn check(platform: Arc<Platform>) {
                     got.0, 404,
                     "{upper} {path} with A's key on B's object: {got:?}"
                 );
+                assert_eq!(
+                    got.1["error"]["code"], "not_found",
+                    "{upper} {path}: {got:?}"
+                );
+                // The same path reaches the object with B's own key.
+                if method == "get" {
+                    let mine = b.call("GET", &concrete, None).await;
+                    assert_eq!(mine.0, 200, "GET {path} with B's own key: {mine:?}");
+                }
                 checked += 1;
             } else if method == "get" {
                 // A's own lists show nothing of B's.
