@@ -13,13 +13,16 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!((again, same), (used, live));
     if let Ok(text) = std::str::from_utf8(data) {
         let (prefix, cursor) = text.split_once('|').unwrap_or(("", text));
-        if let Ok(sk) = hookline::ports::store::cursor::decode(cursor, prefix) {
+        let pk = "fuzz";
+        if let Ok(sk) = hookline::ports::store::cursor::decode(cursor, pk, prefix) {
             assert!(sk.starts_with(prefix));
-            let round = hookline::ports::store::cursor::encode(&sk);
+            let round = hookline::ports::store::cursor::encode(pk, &sk);
             assert_eq!(
-                hookline::ports::store::cursor::decode(&round, prefix).unwrap(),
+                hookline::ports::store::cursor::decode(&round, pk, prefix).unwrap(),
                 sk
             );
+            // Never followed in another partition.
+            assert!(hookline::ports::store::cursor::decode(&round, "other", prefix).is_err());
         }
     }
 });

@@ -860,6 +860,27 @@ async fn an_operator_runs_accounts() {
     assert_eq!(status, 200);
     let (status, _) = call(Method::POST, "/v1/triggers", &key, json!({"name": "U"})).await;
     assert_eq!(status, 201);
+    // A limit set back to the global default; the others as they were.
+    let (status, back) = call(
+        Method::PATCH,
+        &format!("/v1/operator/accounts/{id}"),
+        &op,
+        json!({"limits": {"webhooks": 7}}),
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), &back["limits"]["webhooks"]),
+        (200, &json!(7))
+    );
+    let (_, back) = call(
+        Method::PATCH,
+        &format!("/v1/operator/accounts/{id}"),
+        &op,
+        json!({"limits": {"webhooks": "default"}}),
+    )
+    .await;
+    assert_eq!(back["limits"]["webhooks"], 100, "{back}");
+    assert_eq!(back["limits"]["triggers"], Value::Null, "{back}");
     let (_, all) = call(Method::GET, "/v1/operator/accounts", &op, Value::Null).await;
     let all = all["data"].as_array().unwrap();
     assert_eq!(all.len(), 2);

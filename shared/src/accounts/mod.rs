@@ -19,6 +19,8 @@ use crate::patch::Patch;
 use crate::ports::{Cond, Put, Query, StoreError};
 
 pub const DEFAULT_ACCOUNT: &str = "acct_default";
+/// How long after a delete its purge starts.
+const PURGE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 const ID_PREFIX: &str = "acct";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,19 +104,37 @@ impl Limits {
         }
     }
 
-    /// These, changed by `patch`: each limit it names is set (`null`: none).
-    fn patched(&self, patch: Limits) -> Limits {
-        let keep = |set: Patch<u64>, current: &Patch<u64>| match set {
+    /// These, changed by `patch`: each limit it names is set (`null`:
+    /// none; `"default"`: the global default again); the others are kept.
+    fn patched(&self, patch: LimitsPatch) -> Limits {
+        let pick = |name: &str, set: Patch<u64>, current: &Patch<u64>| match set {
+            _ if patch.reset.iter().any(|r| r == name) => Patch::Absent,
             Patch::Absent => current.clone(),
             other => other,
         };
+        let set = patch.set.clone();
         Limits {
-            webhooks: keep(patch.webhooks, &self.webhooks),
-            triggers: keep(patch.triggers, &self.triggers),
-            inbound_per_second: keep(patch.inbound_per_second, &self.inbound_per_second),
-            inbound_per_month: keep(patch.inbound_per_month, &self.inbound_per_month),
+            webhooks: pick("webhooks", set.webhooks, &self.webhooks),
+            triggers: pick("triggers", set.triggers, &self.triggers),
+            inbound_per_second: pick(
+                "inbound_per_second",
+                set.inbound_per_second,
+                &self.inbound_per_second,
+            ),
+            inbound_per_month: pick(
+                "inbound_per_month",
+                set.inbound_per_month,
+                &self.inbound_per_month,
+            ),
         }
     }
+}
+
+/// Limits as a request gives them: those set, and those named `"default"`.
+#[derive(Debug, Clone, Default)]
+pub struct LimitsPatch {
+    pub set: Limits,
+    pub reset: Vec<String>,
 }
 
 /// `text` as an account id, if it could be one: the default account's, or
@@ -195,27 +215,50 @@ pub async fn create(p: &Platform, name: &str, limits: Limits) -> Result<(Account
 pub struct AccountPatch {
     #[schema(value_type = Option<crate::collections::Name>)]
     pub name: Option<String>,
-    /// The limits to change; those left out are kept.
+    /// The limits to change (`"default"`: back to the global default);
+    /// those left out are kept.
     #[serde(default, deserialize_with = "some_limits_object")]
     #[schema(value_type = Option<LimitsInput>)]
-    pub limits: Option<Limits>,
+    pub limits: Option<LimitsPatch>,
 }
 
 /// Limits as an operator sets them: a number up to a trillion, `null` for
-/// none; left out, the global default (on create) or as it was (on update).
+/// none, `"default"` for the global default; left out, the global default
+/// (on create) or as it was (on update).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct LimitsInput {
-    #[schema(nullable, minimum = 0, maximum = 1_000_000_000_000_u64)]
-    webhooks: Option<u64>,
-    #[schema(nullable, minimum = 0, maximum = 1_000_000_000_000_u64)]
-    triggers: Option<u64>,
-    #[schema(nullable, minimum = 0, maximum = 1_000_000_000_000_u64)]
-    inbound_per_second: Option<u64>,
-    #[schema(nullable, minimum = 0, maximum = 1_000_000_000_000_u64)]
-    inbound_per_month: Option<u64>,
+    #[schema(value_type = Option<LimitValue>)]
+    webhooks: Option<serde_json::Value>,
+    #[schema(value_type = Option<LimitValue>)]
+    triggers: Option<serde_json::Value>,
+    #[schema(value_type = Option<LimitValue>)]
+    inbound_per_second: Option<serde_json::Value>,
+    #[schema(value_type = Option<LimitValue>)]
+    inbound_per_month: Option<serde_json::Value>,
 }
+
+/// One limit: a whole number up to a trillion, or `"default"` (or `null`: none).
+pub struct LimitValue;
+
+impl utoipa::PartialSchema for LimitValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+        let number = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0))
+            .maximum(Some(MAX_LIMIT as f64));
+        let default = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["default"]));
+        utoipa::openapi::RefOr::T(Schema::OneOf(
+            OneOfBuilder::new().item(number).item(default).build(),
+        ))
+    }
+}
+
+impl utoipa::ToSchema for LimitValue {}
 
 /// The largest limit one may set: past it, set none.
 pub const MAX_LIMIT: u64 = 1_000_000_000_000;
@@ -223,10 +266,13 @@ pub const MAX_LIMIT: u64 = 1_000_000_000_000;
 /// `limits` (a JSON object, not the list serde would also read a struct
 /// from; `null` is none given), each at most [`MAX_LIMIT`].
 pub fn limits_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Limits, D::Error> {
-    Ok(some_limits_object(d)?.unwrap_or_default())
+    // On a new account, `"default"` is as left out.
+    Ok(some_limits_object(d)?.map(|p| p.set).unwrap_or_default())
 }
 
-fn some_limits_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Limits>, D::Error> {
+fn some_limits_object<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<LimitsPatch>, D::Error> {
     use serde::de::Error as _;
     let mut value = serde_json::Value::deserialize(d)?;
     if value.is_null() {
@@ -244,9 +290,15 @@ fn some_limits_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<L
             }
         }
     }
-    if !value.is_object() {
+    let Some(fields) = value.as_object_mut() else {
         return Err(D::Error::custom("limits must be an object"));
-    }
+    };
+    let reset: Vec<String> = fields
+        .iter()
+        .filter(|(_, v)| v.as_str() == Some("default"))
+        .map(|(k, _)| k.clone())
+        .collect();
+    fields.retain(|_, v| v.as_str() != Some("default"));
     let limits: Limits = serde_json::from_value(value).map_err(D::Error::custom)?;
     for (name, limit) in [
         ("webhooks", &limits.webhooks),
@@ -262,7 +314,19 @@ fn some_limits_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<L
             )));
         }
     }
-    Ok(Some(limits))
+    for name in &reset {
+        if ![
+            "webhooks",
+            "triggers",
+            "inbound_per_second",
+            "inbound_per_month",
+        ]
+        .contains(&name.as_str())
+        {
+            return Err(D::Error::custom(format!("limits: unknown limit {name:?}")));
+        }
+    }
+    Ok(Some(LimitsPatch { set: limits, reset }))
 }
 
 /// Deletes an account: at once its keys open nothing and its trigger URLs
@@ -281,11 +345,12 @@ pub async fn delete(p: &Platform, id: &str) -> Result<(), Error> {
         .ok_or_else(|| Error::NotFound(format!("account {id} not found")))?;
     // Queued first, so that no deleted account keeps its data for want of
     // a message: the purge waits (retried) until the account is marked.
-    crate::messages::ApplyMessage::PurgeAccount {
+    // It starts once every process has seen the account deleted (their
+    // copies last a second) and requests in flight have finished.
+    let purge = crate::messages::ApplyMessage::PurgeAccount {
         account: id.to_string(),
-    }
-    .send(p)
-    .await?;
+    };
+    p.apply_queue.send(purge.encode(), PURGE_AFTER).await?;
     if account.status != Status::Deleting {
         update(p, id, AccountPatch::default(), Some(Status::Deleting)).await?;
     }

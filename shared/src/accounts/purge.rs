@@ -3,6 +3,9 @@
 //! from an item goes before it (a list's members, a trigger's request log
 //! and the copy ingest finds, a key's lookup), so that a purge cut short
 //! leaves nothing that cannot be found again; the account goes last.
+//! Triggers go first: once a trigger is gone, a request of it still queued
+//! is dropped rather than applied into the account being removed (as is
+//! one applied while the account is marked deleted).
 
 use std::time::{Duration, Instant};
 
@@ -39,21 +42,6 @@ pub async fn purge(p: &Platform, account: &str, budget: Duration) -> Result<Prog
     let start = Instant::now();
     let spent = || start.elapsed() >= budget;
     let left = || budget.saturating_sub(start.elapsed());
-    // Lists and sequences: each one's members, then it.
-    for kind in [Kind::List, Kind::Sequence] {
-        while let Some(items) = first_page(&*p.store, &keys::collections(kind, account)).await? {
-            for item in items {
-                let members = keys::members(kind, account, &item.key.sk);
-                if clear_partition(&*p.store, &members, left()).await? == Progress::More {
-                    return Ok(Progress::More);
-                }
-                delete_items(&*p.store, vec![item]).await?;
-            }
-            if spent() {
-                return Ok(Progress::More);
-            }
-        }
-    }
     // Triggers: each one's log, then the copy ingest finds and the listed one
     // (a copy ingest still holds in its cache leads nowhere: the account is
     // gone for ingest from the moment it was deleted).
@@ -79,6 +67,21 @@ pub async fn purge(p: &Platform, account: &str, budget: Duration) -> Result<Prog
         }
         if spent() {
             return Ok(Progress::More);
+        }
+    }
+    // Lists and sequences: each one's members, then it.
+    for kind in [Kind::List, Kind::Sequence] {
+        while let Some(items) = first_page(&*p.store, &keys::collections(kind, account)).await? {
+            for item in items {
+                let members = keys::members(kind, account, &item.key.sk);
+                if clear_partition(&*p.store, &members, left()).await? == Progress::More {
+                    return Ok(Progress::More);
+                }
+                delete_items(&*p.store, vec![item]).await?;
+            }
+            if spent() {
+                return Ok(Progress::More);
+            }
         }
     }
     // Admin keys: each one's lookup, then its listing.

@@ -110,6 +110,13 @@ fn until_next_month(t: DateTime<Utc>) -> u64 {
     (next - t).num_seconds().max(1) as u64
 }
 
+/// Whether `account` is being deleted (read through the one-second cache):
+/// work for it is then dropped, not done into what is being removed.
+pub async fn deleting(p: &Platform, account: &str) -> Result<bool, StoreError> {
+    let found = p.kept.get::<Accounts>().get(p, account).await?;
+    Ok(found.is_some_and(|a| a.status == Status::Deleting))
+}
+
 /// The limits in force for `account` (as ingest sees it).
 pub async fn limits(p: &Platform, account: &str) -> Result<Effective, Error> {
     let found = p.kept.get::<Accounts>().get(p, account).await?;
@@ -439,9 +446,12 @@ mod tests {
         assert_eq!(usage(&p, &account).await.unwrap().inbound_this_month, 5);
         // The operator raises the month's quota, for this account alone: at once.
         let patch = super::super::AccountPatch {
-            limits: Some(super::super::Limits {
-                inbound_per_month: crate::patch::Patch::Null,
-                ..Default::default()
+            limits: Some(super::super::LimitsPatch {
+                set: super::super::Limits {
+                    inbound_per_month: crate::patch::Patch::Null,
+                    ..Default::default()
+                },
+                reset: Vec::new(),
             }),
             ..Default::default()
         };

@@ -93,6 +93,10 @@ pub async fn run(p: &Platform, m: &Inbound) -> Result<(), Error> {
             "the trigger was deleted before the request was applied; dropped");
         return Ok(());
     };
+    if crate::accounts::usage::deleting(p, &m.account).await? {
+        tracing::info!(request_id = %m.request_id, "the account is being deleted; dropped");
+        return Ok(());
+    }
     let applied = run_trigger(p, &trigger, m, &mut record).await?;
     if let Err(reason) = applied {
         record.status = Status::Failed;
