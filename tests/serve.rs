@@ -345,10 +345,22 @@ async fn slow_idle_and_oversized_clients_are_cut_off_and_health_answers() {
     assert!(answer.contains("\"too_large\""), "{answer}");
     assert!(took < secs(10), "{took:?}");
 
-    // A chunked body past the limit, with no length announced: 413 too,
-    // once it has been sent (so that the client reads it).
+    // A chunked body past the limit, with no length announced, to a real
+    // trigger URL: 413 too, once it has been sent (so that the client reads it).
+    let key = server.printed_key.clone().unwrap();
+    let trigger: Value = client()
+        .post(server.url("/v1/triggers"))
+        .bearer_auth(&key)
+        .json(&json!({"name": "T"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hook = format!("/hooks/{}", trigger["id"].as_str().unwrap());
     let mut s = raw(&server);
-    s.write_all(b"POST /hooks/trg_x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n")
+    s.write_all(format!("POST {hook} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n").as_bytes())
         .unwrap();
     let chunk = vec![b' '; 64 * 1024];
     for _ in 0..5 {
@@ -366,8 +378,19 @@ async fn slow_idle_and_oversized_clients_are_cut_off_and_health_answers() {
     let (_, took) = read_to_close(s);
     assert!(took < secs(5), "{took:?}");
 
+    // A trigger URL that lets no request in answers at once, without
+    // waiting for a body that may never come.
+    let mut s = raw(&server);
+    s.write_all(b"POST /hooks/trg_01jf6z0c1qz8m3v2w4x5y6z7a8 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nContent-Type: application/json\r\n\r\n{\"na")
+        .unwrap();
+    let (answer, took) = read_to_close(s);
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(
+        took < secs(1),
+        "answered before the 2 s a body may take: {took:?}"
+    );
+
     // A body that stalls: 408 in the contract's shape after the request timeout.
-    let key = server.printed_key.clone().unwrap();
     let mut s = raw(&server);
     s.write_all(format!("POST /v1/lists HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Length: 100\r\nContent-Type: application/json\r\n\r\n{{\"na").as_bytes())
         .unwrap();

@@ -2,9 +2,8 @@
 //! post to. Authenticate, read the body, queue durably, answer: the domain
 //! (`triggers::accept`) does the first and the last.
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
@@ -90,7 +89,6 @@ async fn hook(
     // The headers taken out, not cloned as the `HeaderMap` extractor does.
     let (mut parts, body) = request.into_parts();
     let headers = std::mem::take(&mut parts.headers);
-    let body = Bytes::from_request(Request::from_parts(parts, body), &()).await;
     let api_key = super::extract::bearer(&headers).ok();
     let id = TriggerId::parse(&id)
         .ok_or_else(|| ApiError::not_found_message("no active trigger has this URL"))?;
@@ -98,16 +96,10 @@ async fn hook(
     let span = tracing::Span::current();
     span.record("account", trigger.account.as_str());
     span.record("trigger", crate::ids::trigger_ref(&trigger.id).as_str());
-    // The account's state and limits, before any work on the body.
+    // The account's state and limits, before any work on the body: only
+    // now is it read.
     crate::accounts::usage::admit_inbound(&p, &trigger.account).await?;
-    let body = body.map_err(|r| match r.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the body is larger than {} KiB", BODY_LIMIT / 1024),
-        ),
-        _ => ApiError::bad_request("invalid_body", r.body_text()),
-    })?;
+    let (body, _held) = super::read_within(body, BODY_LIMIT, p.settings.request_timeout).await?;
     let payload = super::body::parse_body(&headers, &body)?;
     let idempotency_key = idempotency_key(&headers)?;
     let request_id = accept::queue(&p, &trigger, payload, idempotency_key, &body).await?;

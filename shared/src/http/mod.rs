@@ -122,14 +122,6 @@ async fn bounded(
     } else {
         admin::BODY_LIMIT
     };
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the body is larger than {} KiB", limit / 1024),
-        )
-        .into_response()
-    };
     let announced = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
@@ -139,44 +131,26 @@ async fn bounded(
     // say); within it, the body is read first, so that the client gets to
     // read the 413 instead of a connection reset mid-body.
     if announced.is_some_and(|n| n > DRAIN_MAX as u64) {
-        return too_large();
+        return too_large(limit).into_response();
     }
-    // Read here, in full and in time, so that no handler waits on a client.
-    let (parts, body) = request.into_parts();
-    // Held until the answer is made: what this request's body keeps in memory.
-    let mut held = Held(0);
-    let body = match tokio::time::timeout(timeout, read_body(body, limit, &mut held)).await {
-        Ok(Read::Body(bytes)) => bytes,
-        Ok(Read::TooLarge) => return too_large(),
-        Ok(Read::Busy) => {
-            return ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "the server holds too many request bodies at once; retry shortly",
-            )
-            .into_response();
-        }
-        Ok(Read::Failed(e)) => {
-            return ApiError::bad_request(
-                "invalid_body",
-                format!("the body could not be read: {e}"),
-            )
-            .into_response();
-        }
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                format!(
-                    "the body did not arrive within {} ms: send it faster",
-                    timeout.as_millis()
-                ),
-            )
-            .into_response();
+    // Read here, in full and in time, so that no handler waits on a client;
+    // but a trigger URL reads its own, once the trigger and its account have
+    // let the request in (nothing is read for a request refused), and may
+    // take as long again for it.
+    let (request, _held, within) = if request.uri().path().starts_with("/hooks/") {
+        (request, None, timeout * 2)
+    } else {
+        let (parts, body) = request.into_parts();
+        match read_within(body, limit, timeout).await {
+            Ok((bytes, held)) => (
+                axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)),
+                Some(held),
+                timeout,
+            ),
+            Err(e) => return e.into_response(),
         }
     };
-    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(body));
-    match tokio::time::timeout(timeout, next.run(request)).await {
+    match tokio::time::timeout(within, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
             tracing::error!(
@@ -193,6 +167,45 @@ async fn bounded(
     }
 }
 
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("the body is larger than {} KiB", limit / 1024),
+    )
+}
+
+/// A body read in full within `timeout` and `limit`, and its share of what
+/// all requests' bodies hold (keep it until the answer is made).
+pub(crate) async fn read_within(
+    body: axum::body::Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<(bytes::Bytes, Held), ApiError> {
+    let mut held = Held(0);
+    match tokio::time::timeout(timeout, read_body(body, limit, &mut held)).await {
+        Ok(Read::Body(bytes)) => Ok((bytes, held)),
+        Ok(Read::TooLarge) => Err(too_large(limit)),
+        Ok(Read::Busy) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the server holds too many request bodies at once; retry shortly",
+        )),
+        Ok(Read::Failed(e)) => Err(ApiError::bad_request(
+            "invalid_body",
+            format!("the body could not be read: {e}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the body did not arrive within {} ms: send it faster",
+                timeout.as_millis()
+            ),
+        )),
+    }
+}
+
 /// Bytes of an oversized body read and dropped before answering 413.
 const DRAIN_MAX: usize = 8 << 20;
 
@@ -202,7 +215,7 @@ const MAX_BUFFERED: usize = 256 << 20;
 static BUFFERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// One request's share of `BUFFERED`, given back when dropped.
-struct Held(usize);
+pub(crate) struct Held(usize);
 
 impl Held {
     /// Counts `n` more bytes; false once all requests hold too many.
