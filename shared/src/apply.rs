@@ -55,17 +55,19 @@ impl ApplyHandler {
             ApplyMessage::Inbound(m) => return pipeline::run(&self.deferred, m).await,
             ApplyMessage::Purge { kind, account, id } => {
                 collections::purge_members(&self.platform, *kind, account, id, self.purge_budget)
-                    .await?
+                    .await
+                    .map_err(waiting(kind.word()))?
             }
             ApplyMessage::PurgeTriggerLog {
                 account,
                 trigger_id,
-            } => {
-                crate::triggers::purge_log(&self.platform, account, trigger_id, self.purge_budget)
-                    .await?
-            }
+            } => crate::triggers::purge_log(&self.platform, account, trigger_id, self.purge_budget)
+                .await
+                .map_err(waiting("trigger"))?,
             ApplyMessage::PurgeAccount { account } => {
-                crate::accounts::purge(&self.platform, account, self.purge_budget).await?
+                crate::accounts::purge(&self.platform, account, self.purge_budget)
+                    .await
+                    .map_err(waiting("account"))?
             }
         };
         if progress == Progress::More {
@@ -75,6 +77,20 @@ impl ApplyHandler {
                 .map_err(|e| Error::internal("queue the rest of a purge", e))?;
         }
         Ok(())
+    }
+}
+
+/// A purge's `Conflict` is its thing not deleted yet (its purge is queued
+/// before the delete commits): said so, rather than as a failed write.
+fn waiting(what: &'static str) -> impl Fn(crate::ports::StoreError) -> Error {
+    move |e| match e {
+        crate::ports::StoreError::Conflict => Error::conflict(
+            "not_deleted_yet",
+            format!(
+                "the {what} is not deleted yet (its delete is in flight, or failed): its purge waits"
+            ),
+        ),
+        other => other.into(),
     }
 }
 
