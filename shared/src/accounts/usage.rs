@@ -92,6 +92,15 @@ struct Meter {
 #[derive(Default)]
 struct Meters(Mutex<HashMap<String, Meter>>);
 
+/// The account's meter, made on its first request (the account's id is
+/// copied then only: this runs on every request to a trigger URL).
+fn meter<'a>(all: &'a mut HashMap<String, Meter>, account: &str) -> &'a mut Meter {
+    if !all.contains_key(account) {
+        all.insert(account.to_string(), Meter::default());
+    }
+    all.get_mut(account).expect("just made")
+}
+
 fn month_of(t: DateTime<Utc>) -> String {
     t.format("%Y-%m").to_string()
 }
@@ -158,7 +167,7 @@ async fn per_second(p: &Platform, account: &str, limit: u64, second: i64) -> Res
     };
     let slice = {
         let mut all = locked(&meters.0);
-        let m = all.entry(account.to_string()).or_default();
+        let m = meter(&mut all, account);
         if m.second != second {
             (m.second, m.granted, m.used, m.slice, m.exhausted) = (second, 0, 0, 1, false);
         }
@@ -194,7 +203,7 @@ async fn per_second(p: &Platform, account: &str, limit: u64, second: i64) -> Res
         .await? as u64;
     let got = limit.saturating_sub(total.saturating_sub(slice)).min(slice);
     let mut all = locked(&meters.0);
-    let m = all.entry(account.to_string()).or_default();
+    let m = meter(&mut all, account);
     if m.second == second {
         m.granted += got;
         m.exhausted |= got < slice;
@@ -218,7 +227,7 @@ async fn per_month(
     // quota needs it.
     let known = {
         let mut all = locked(&meters.0);
-        let m = all.entry(account.to_string()).or_default();
+        let m = meter(&mut all, account);
         if m.month != month {
             (m.month, m.stored, m.pending, m.flushed_at) = (month.clone(), None, 0, None);
         }
@@ -227,14 +236,14 @@ async fn per_month(
     if quota.is_some() && known.is_none() {
         let stored = stored_count(p, account, &month).await?;
         let mut all = locked(&meters.0);
-        let m = all.entry(account.to_string()).or_default();
+        let m = meter(&mut all, account);
         if m.month == month && m.stored.is_none() {
             m.stored = Some(stored);
         }
     }
     let flush = {
         let mut all = locked(&meters.0);
-        let m = all.entry(account.to_string()).or_default();
+        let m = meter(&mut all, account);
         if let Some(quota) = quota
             && m.stored.unwrap_or(0) + m.pending >= quota
         {
@@ -269,7 +278,7 @@ async fn flush_month(p: &Platform, account: &str, month: &str) {
     loop {
         let n = {
             let mut all = locked(&meters.0);
-            let m = all.entry(account.to_string()).or_default();
+            let m = meter(&mut all, account);
             if m.month != month || m.pending == 0 {
                 m.flushing = false;
                 return;
@@ -281,7 +290,7 @@ async fn flush_month(p: &Platform, account: &str, month: &str) {
         match p.store.add(&key, n as i64, Some(expires)).await {
             Ok(total) => {
                 let mut all = locked(&meters.0);
-                let m = all.entry(account.to_string()).or_default();
+                let m = meter(&mut all, account);
                 if m.month == month {
                     m.pending -= n;
                     m.stored = Some(total as u64);
