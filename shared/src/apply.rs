@@ -64,6 +64,17 @@ impl ApplyHandler {
             } => crate::triggers::purge_log(&self.platform, account, trigger_id, self.purge_budget)
                 .await
                 .map_err(waiting("trigger"))?,
+            ApplyMessage::PurgeWebhook {
+                account,
+                webhook_id,
+            } => crate::webhooks::purge_attempts(
+                &self.platform,
+                account,
+                webhook_id,
+                self.purge_budget,
+            )
+            .await
+            .map_err(waiting("webhook"))?,
             ApplyMessage::PurgeAccount { account } => {
                 crate::accounts::purge(&self.platform, account, self.purge_budget)
                     .await
@@ -191,6 +202,9 @@ impl ApplyHandler {
                     account,
                     trigger_id,
                 } => ("purge_trigger_log", account, Some(trigger_id), None),
+                ApplyMessage::PurgeWebhook { account, .. } => {
+                    ("purge_webhook", account, None, None)
+                }
                 ApplyMessage::PurgeAccount { account } => ("purge_account", account, None, None),
             };
             span.record("kind", kind);

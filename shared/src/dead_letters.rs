@@ -29,7 +29,7 @@ pub struct DeadLetter {
     /// The queue it died on: `apply` (and `delivery`, once it exists).
     pub queue: String,
     /// What the message was: `inbound` (a request to a trigger URL),
-    /// `purge`, `purge_trigger_log`, `purge_account`, or `unreadable`.
+    /// `purge`, `purge_trigger_log`, `purge_webhook`, `purge_account`, or `unreadable`.
     pub kind: String,
     pub reason: String,
     /// Times it was received before it was given up on.
@@ -73,6 +73,13 @@ pub async fn keep_apply(
             // not learn of it. Repeating the DELETE sends the purge again.
             keys::NO_ACCOUNT.to_string(),
             "purge_account",
+            None,
+            None,
+            Some(body.to_string()),
+        ),
+        Some(ApplyMessage::PurgeWebhook { account, .. }) => (
+            account.clone(),
+            "purge_webhook",
             None,
             None,
             Some(body.to_string()),

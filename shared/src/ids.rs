@@ -99,6 +99,12 @@ typed_id! {
     DeadLetterId = "dl";
     /// An admin key's (not the key): `key_...`.
     KeyId = "key";
+    /// An outbound webhook's: `wh_...`.
+    WebhookId = "wh";
+    /// A published event's: `evt_...`.
+    EventId = "evt";
+    /// A delivery attempt's: `att_...`.
+    AttemptId = "att";
 }
 
 /// How logs name a trigger: a short digest of its id, from which the id

@@ -6,7 +6,7 @@
 //! | admin key, found by the key | `admin_key` | first 16 hex digits of the key's SHA-256 |
 //! | admin key, listed by account | `{account}#admin_key` | key id |
 //! | operator key | `operator` | `key` |
-//! | account usage counter | `{account}#usage` | `triggers`, `inbound#{YYYY-MM}`, `second#{unix second}` |
+//! | account usage counter | `{account}#usage` | `triggers`, `webhooks`, `inbound#{YYYY-MM}`, `second#{unix second}` |
 //! | contact list, sequence | `{account}#list`, `{account}#sequence` | its id |
 //! | member of a list / sequence | `{account}#list#{id}`, `{account}#sequence#{id}` | contact id |
 //! | contact | `{account}#contact` | contact id |
@@ -15,6 +15,9 @@
 //! | trigger, listed by account | `{account}#trigger` | trigger id |
 //! | inbound request (log) | `{account}#trigger_request#{trigger id}` | request id (time-ordered) |
 //! | idempotency key | `trigger_idem#{trigger id}` | the key (expires after 24 h) |
+//! | webhook | `{account}#webhook` | webhook id |
+//! | delivery attempt (log) | `{account}#attempt#{webhook id}` | attempt id (time-ordered) |
+//! | delivery waiting past the queue's longest delay | `parked#{minute}` | delivery id |
 //! | published event | `{account}#event` | event id |
 //! | message to send | `{account}#message` | message id |
 //! | dead letter (a queue message given up on) | `{account}#dead_letter` | dead letter id (time-ordered) |
@@ -99,6 +102,22 @@ pub fn trigger_request(account: &str, trigger: &str, request: &str) -> Key {
 
 pub fn idempotency(trigger: &str, key: &str) -> Key {
     Key::new(format!("trigger_idem#{trigger}"), key)
+}
+
+pub fn webhooks(account: &str) -> String {
+    format!("{account}#webhook")
+}
+
+pub fn webhook(account: &str, id: &str) -> Key {
+    Key::new(webhooks(account), id)
+}
+
+pub fn attempts(account: &str, webhook: &str) -> String {
+    format!("{account}#attempt#{webhook}")
+}
+
+pub fn attempt(account: &str, webhook: &str, id: &str) -> Key {
+    Key::new(attempts(account, webhook), id)
 }
 
 pub fn event(account: &str, id: &str) -> Key {

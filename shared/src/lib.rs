@@ -9,7 +9,7 @@
 //!   of every stored item), `ids`, `messages` (each queue's messages, plain
 //!   types), `patch` (absent, null or a value, in an update), `alloc`;
 //! - domain: `accounts`, `collections` (contact lists and sequences),
-//!   `contacts`, `transforms`, `triggers`, `dead_letters`;
+//!   `contacts`, `transforms`, `triggers`, `webhooks`, `dead_letters`;
 //! - edges: `http` (the admin and ingest routers: the only code that knows
 //!   HTTP), `apply` (the apply queue's dispatcher), `work` (feeding any
 //!   queue to a handler, and settling the outcomes), `adapters` (embedded:
@@ -47,6 +47,7 @@ pub mod platform;
 pub mod ports;
 pub mod transforms;
 pub mod triggers;
+pub mod webhooks;
 pub mod work;
 
 #[cfg(feature = "testkit")]

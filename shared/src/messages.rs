@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::Platform;
-use crate::ids::{RequestId, TriggerId};
+use crate::ids::{RequestId, TriggerId, WebhookId};
 use crate::ports::QueueError;
 
 /// Which collection: a list or a sequence (`collections::Kind`).
@@ -52,6 +52,11 @@ pub enum ApplyMessage {
     PurgeTriggerLog {
         account: String,
         trigger_id: TriggerId,
+    },
+    /// Remove the attempt log of a deleted webhook.
+    PurgeWebhook {
+        account: String,
+        webhook_id: WebhookId,
     },
     /// Remove everything of a deleted account, then the account.
     PurgeAccount { account: String },

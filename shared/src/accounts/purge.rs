@@ -69,6 +69,19 @@ pub async fn purge(p: &Platform, account: &str, budget: Duration) -> Result<Prog
             return Ok(Progress::More);
         }
     }
+    // Webhooks: each one's attempt log, then it.
+    while let Some(items) = first_page(&*p.store, &keys::webhooks(account)).await? {
+        for item in items {
+            let log = keys::attempts(account, &item.key.sk);
+            if clear_partition(&*p.store, &log, left()).await? == Progress::More {
+                return Ok(Progress::More);
+            }
+            delete_items(&*p.store, vec![item]).await?;
+        }
+        if spent() {
+            return Ok(Progress::More);
+        }
+    }
     // Lists and sequences: each one's members, then it.
     for kind in [Kind::List, Kind::Sequence] {
         while let Some(items) = first_page(&*p.store, &keys::collections(kind, account)).await? {

@@ -320,14 +320,40 @@ async fn stored_count(p: &Platform, account: &str, month: &str) -> Result<u64, S
 /// account from before it, counted once) and the condition to write the
 /// counter under.
 pub async fn trigger_count(p: &Platform, account: &str) -> Result<(u64, Cond), StoreError> {
-    if let Some(item) = p.store.get(&keys::usage(account, "triggers")).await? {
+    count(p, account, "triggers", keys::account_triggers(account)).await
+}
+
+/// The write that sets the account's trigger count to `n`, under `cond`.
+pub fn count_triggers(account: &str, n: u64, cond: Cond) -> Write {
+    count_write(account, "triggers", n, cond)
+}
+
+/// The account's webhooks, counted as triggers are.
+pub async fn webhook_count(p: &Platform, account: &str) -> Result<(u64, Cond), StoreError> {
+    count(p, account, "webhooks", keys::webhooks(account)).await
+}
+
+/// The write that sets the account's webhook count to `n`, under `cond`.
+pub fn count_webhooks(account: &str, n: u64, cond: Cond) -> Write {
+    count_write(account, "webhooks", n, cond)
+}
+
+/// A resource's count: its counter item, or (none written yet) the items
+/// of its partition, counted once; and the condition to write it under.
+async fn count(
+    p: &Platform,
+    account: &str,
+    what: &str,
+    partition: String,
+) -> Result<(u64, Cond), StoreError> {
+    if let Some(item) = p.store.get(&keys::usage(account, what)).await? {
         let n = item.body["count"].as_u64().unwrap_or(0);
         return Ok((n, Cond::Version(item.version)));
     }
     let mut n = 0;
     let mut cursor = None;
     loop {
-        let mut query = Query::new(keys::account_triggers(account), "");
+        let mut query = Query::new(partition.clone(), "");
         query.limit = 1000;
         query.cursor = cursor;
         let page = p.store.query(query).await?;
@@ -339,11 +365,10 @@ pub async fn trigger_count(p: &Platform, account: &str) -> Result<(u64, Cond), S
     }
 }
 
-/// The write that sets the account's trigger count to `n`, under `cond`.
-pub fn count_triggers(account: &str, n: u64, cond: Cond) -> Write {
+fn count_write(account: &str, what: &str, n: u64, cond: Cond) -> Write {
     Write::Put(
         Put::new(
-            keys::usage(account, "triggers"),
+            keys::usage(account, what),
             serde_json::json!({ "count": n }),
         )
         .when(cond),
@@ -364,9 +389,10 @@ pub struct Usage {
 
 pub async fn usage(p: &Platform, account: &Account) -> Result<Usage, Error> {
     let month = month_of(p.clock.now());
-    let (stored, (triggers, _)) = tokio::try_join!(
+    let (stored, (triggers, _), (webhooks, _)) = tokio::try_join!(
         stored_count(p, &account.id, &month),
-        trigger_count(p, &account.id)
+        trigger_count(p, &account.id),
+        webhook_count(p, &account.id)
     )?;
     let pending = {
         let meters = p.kept.get::<Meters>();
@@ -379,7 +405,7 @@ pub async fn usage(p: &Platform, account: &Account) -> Result<Usage, Error> {
         month,
         inbound_this_month: stored + pending,
         triggers,
-        webhooks: 0,
+        webhooks,
         limits: account.limits.effective(&p.settings),
     })
 }

@@ -14,6 +14,7 @@ pub fn routes() -> OpenApiRouter<Arc<Platform>> {
         .merge(super::collections::routes())
         .merge(super::contacts::routes())
         .merge(super::triggers::routes())
+        .merge(super::webhooks::routes())
         .merge(super::dead_letters::routes())
         .merge(super::accounts::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod openapi;
 mod triggers;
 mod views;
+mod webhooks;
 
 pub use error::ApiError;
 

@@ -4,50 +4,12 @@
 //! cursors, ids in bodies and lookups reach nothing of B from A; and B's
 //! objects are all still there afterwards.
 
-use axum::body::Body;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tower::ServiceExt;
 
 use crate::Platform;
 
-struct Caller {
-    platform: Arc<Platform>,
-    key: String,
-}
-
-impl Caller {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {}", self.key));
-        let body = match body {
-            Some(b) => {
-                request = request.header("content-type", "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        let answer = crate::http::router(self.platform.clone())
-            .oneshot(request.body(body).expect("request"))
-            .await
-            .expect("answered");
-        let status = answer.status().as_u16();
-        let bytes = answer.into_body().collect().await.expect("body").to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn id(&self, path: &str, body: Value) -> String {
-        let (status, made) = self.call("POST", path, Some(body)).await;
-        assert_eq!(status, 201, "POST {path}: {made}");
-        made["id"].as_str().expect("an id").to_string()
-    }
-}
+use super::Client as Caller;
 
 /// What B holds, by the name of the path parameter that finds it.
 struct Held {
@@ -59,6 +21,7 @@ struct Held {
     email: String,
     dead_letter: String,
     key: String,
+    webhook: String,
     /// A cursor of B's lists (B has two, paged one at a time).
     cursor: String,
 }
@@ -121,6 +84,13 @@ async fn hold(platform: &Arc<Platform>, b: &Caller) -> Held {
         .to_string();
     let (_, keys) = b.call("GET", "/v1/keys", None).await;
     let key = keys["data"][0]["id"].as_str().expect("key id").to_string();
+    let webhook = b
+        .id(
+            "/v1/webhooks",
+            json!({"name": "B's webhook", "events": ["delivered"],
+                   "channel": {"type": "web", "url": "https://b.example.com/hook", "secret": "b's secret, kept apart"}}),
+        )
+        .await;
     let (_, page) = b.call("GET", "/v1/lists?limit=1", None).await;
     let cursor = page["next_cursor"].as_str().expect("a cursor").to_string();
     Held {
@@ -132,6 +102,7 @@ async fn hold(platform: &Arc<Platform>, b: &Caller) -> Held {
         email,
         dead_letter,
         key,
+        webhook,
         cursor,
     }
 }
@@ -156,6 +127,8 @@ fn with_ids(path: &str, held: &Held) -> String {
         &held.dead_letter
     } else if path.starts_with("/v1/keys/") {
         &held.key
+    } else if path.starts_with("/v1/webhooks/") {
+        &held.webhook
     } else {
         panic!("{path}: which of B's objects does its {{id}} name? Add it to the isolation suite")
     };
@@ -201,6 +174,7 @@ pub async fn check(platform: Arc<Platform>) {
         &held.contact,
         &held.dead_letter,
         &held.key,
+        &held.webhook,
     ];
 
     let doc = crate::http::openapi::document();
@@ -286,6 +260,7 @@ pub async fn check(platform: Arc<Platform>) {
         format!("/v1/contacts/{}", held.contact),
         format!("/v1/triggers/{}", held.trigger),
         format!("/v1/triggers/{}/requests/{}", held.trigger, held.request),
+        format!("/v1/webhooks/{}", held.webhook),
     ] {
         let (status, found) = b.call("GET", &path, None).await;
         assert_eq!(status, 200, "B's {path} after A's calls: {found}");
@@ -299,6 +274,11 @@ pub async fn check(platform: Arc<Platform>) {
         trigger["require_api_key"], false,
         "A rotated B's trigger key"
     );
+    let (_, webhook) = b
+        .call("GET", &format!("/v1/webhooks/{}", held.webhook), None)
+        .await;
+    assert_eq!(webhook["active"], true, "A deactivated B's webhook");
+    assert_eq!(webhook["channel"]["signed"], true, "{webhook}");
     let (_, letters) = b.call("GET", "/v1/dead-letters", None).await;
     assert_eq!(letters["data"].as_array().map(Vec::len), Some(1));
     let (_, keys) = b.call("GET", "/v1/keys", None).await;

@@ -29,6 +29,8 @@ pub enum Target {
     LastName,
     PhoneNumber,
     Field(String),
+    /// A dotted path in a JSON body (payload transforms of webhooks).
+    Path(Vec<String>),
 }
 
 impl fmt::Display for Target {
@@ -40,6 +42,7 @@ impl fmt::Display for Target {
             Target::LastName => f.write_str("last_name"),
             Target::PhoneNumber => f.write_str("phone_number"),
             Target::Field(k) => write!(f, "fields.{k}"),
+            Target::Path(keys) => f.write_str(&keys.join(".")),
         }
     }
 }
@@ -113,15 +116,25 @@ impl fmt::Debug for Transform {
 
 impl Transform {
     pub fn compile(source: &str) -> Result<Self, TransformError> {
+        Self::compile_for(source, syntax::Targets::Contact)
+    }
+
+    /// A payload transform: its targets are dotted paths in the JSON body
+    /// it builds (`evaluate_payload`).
+    pub fn compile_payload(source: &str) -> Result<Self, TransformError> {
+        Self::compile_for(source, syntax::Targets::Paths)
+    }
+
+    fn compile_for(source: &str, targets: syntax::Targets) -> Result<Self, TransformError> {
         let mut assignments = Vec::new();
         let mut variables = BTreeSet::new();
         let mut seen: Vec<(Target, usize)> = Vec::new();
         for (i, raw) in source.lines().enumerate() {
             let line = i + 1;
-            let Some(parsed) = syntax::parse_line(raw, line)? else {
+            let Some(parsed) = syntax::parse_line_in(raw, line, targets)? else {
                 continue;
             };
-            if let Some((_, first)) = seen.iter().find(|(t, _)| *t == parsed.target) {
+            if let Some((_, first)) = seen.iter().find(|(t, _)| overlaps(t, &parsed.target)) {
                 return Err(TransformError {
                     line,
                     column: 1,
@@ -212,6 +225,21 @@ impl Transform {
             assignments: Arc::new(assignments),
             variables: Arc::new(variables),
         })
+    }
+
+    /// Compiles a payload transform on a transform thread (see `pool`).
+    pub async fn compile_payload_bounded(
+        source: String,
+    ) -> Result<Result<Self, TransformError>, pool::Failed> {
+        pool::run(move || Self::compile_payload(&source)).await
+    }
+
+    /// The JSON body a payload transform makes of `event`.
+    pub async fn evaluate_payload(
+        &self,
+        event: &Map<String, Value>,
+    ) -> Result<Result<Map<String, Value>, EvalError>, pool::Failed> {
+        Ok(self.evaluate(event).await?.map(|out| out.fields))
     }
 
     /// Compiles on a transform thread (see `pool`), answering also how many
@@ -334,6 +362,15 @@ thread_local! {
     /// CEL's standard functions, built once per thread: building them per
     /// evaluation costs more than the evaluation.
     static ROOT: cel::Context<'static, 'static> = cel::Context::default();
+}
+
+/// Whether two targets set the same value: the same, or one inside the
+/// other (`a` and `a.b`).
+fn overlaps(a: &Target, b: &Target) -> bool {
+    match (a, b) {
+        (Target::Path(x), Target::Path(y)) => x.iter().zip(y).all(|(p, q)| p == q),
+        _ => a == b,
+    }
 }
 
 /// JSON to CEL. Integers are CEL `int` whenever they fit, so that `score * 2`
@@ -472,6 +509,17 @@ fn assign(out: &mut ContactFields, target: &Target, value: Value) -> Result<(), 
         Target::FirstName => out.first_name = text(value)?,
         Target::LastName => out.last_name = text(value)?,
         Target::PhoneNumber => out.phone_number = text(value)?,
+        Target::Path(keys) => {
+            let (last, parents) = keys.split_last().expect("a path has a key");
+            let mut at = &mut out.fields;
+            for k in parents {
+                let slot = at
+                    .entry(k.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                at = slot.as_object_mut().expect("paths do not overlap");
+            }
+            at.insert(last.clone(), value);
+        }
         Target::Field(key) => {
             if let Some(n) = number_out_of_range(&value) {
                 return Err(format!(

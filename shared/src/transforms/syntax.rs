@@ -92,7 +92,54 @@ fn parse_target(text: &str, line: usize, column: usize) -> Result<Target, Transf
     })
 }
 
+#[cfg(test)]
 pub fn parse_line(raw: &str, line: usize) -> Result<Option<ParsedLine>, TransformError> {
+    parse_line_in(raw, line, Targets::Contact)
+}
+
+/// What the targets of a transform's lines are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Targets {
+    /// A contact's fields (inbound triggers).
+    Contact,
+    /// Dotted paths in a JSON body (outbound webhook payloads).
+    Paths,
+}
+
+/// Levels a payload target may have (`a.b.c`...).
+pub const MAX_PATH_DEPTH: usize = 8;
+
+fn parse_path(text: &str, line: usize, column: usize) -> Result<Target, TransformError> {
+    let keys: Vec<String> = text.split('.').map(str::to_string).collect();
+    let key_ok = |k: &String| {
+        (1..=64).contains(&k.len())
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'$')
+    };
+    if text.is_empty() {
+        return Err(error(
+            line,
+            column,
+            "expected a target before `=`: a field of the body sent, e.g. `text` or `attachments.0.title`",
+        ));
+    }
+    if keys.len() > MAX_PATH_DEPTH || !keys.iter().all(key_ok) {
+        return Err(error(
+            line,
+            column,
+            format!(
+                "target `{text}`: a dotted path of at most {MAX_PATH_DEPTH} keys, each 1 to 64 letters, digits, `_`, `-` or `$`"
+            ),
+        ));
+    }
+    Ok(Target::Path(keys))
+}
+
+pub fn parse_line_in(
+    raw: &str,
+    line: usize,
+    targets: Targets,
+) -> Result<Option<ParsedLine>, TransformError> {
     let chars: Vec<char> = raw.chars().collect();
     let chars = strip_comment(&chars);
     let Some(first) = chars.iter().position(|c| !c.is_whitespace()) else {
@@ -102,7 +149,10 @@ pub fn parse_line(raw: &str, line: usize) -> Result<Option<ParsedLine>, Transfor
         return Err(error(line, first + 1, "expected `target = expression`"));
     };
     let target_text: String = chars[..eq].iter().collect::<String>().trim().to_string();
-    let target = parse_target(&target_text, line, first + 1)?;
+    let target = match targets {
+        Targets::Contact => parse_target(&target_text, line, first + 1)?,
+        Targets::Paths => parse_path(&target_text, line, first + 1)?,
+    };
     if chars.get(eq + 1) == Some(&'=') {
         return Err(error(
             line,

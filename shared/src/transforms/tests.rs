@@ -471,3 +471,31 @@ async fn the_longest_chains_a_transform_can_hold_parse_on_the_transform_threads(
         .unwrap_err();
     assert!(e.message.contains("nests too deeply"), "{e}");
 }
+
+#[test]
+fn payload_transforms_build_nested_json_from_dotted_targets() {
+    let t = Transform::compile_payload(
+        "text = \"Bounce: \" + email\nblocks.0 = [1, 2]\nmeta.source = 'hookline'\nmeta.tags = {'a': event}",
+    )
+    .unwrap();
+    let event = serde_json::json!({"email": "a@example.com", "event": "bounced"});
+    let out = t.apply(event.as_object().unwrap()).unwrap().fields;
+    assert_eq!(
+        serde_json::Value::Object(out),
+        serde_json::json!({"text": "Bounce: a@example.com", "blocks": {"0": [1, 2]},
+                           "meta": {"source": "hookline", "tags": {"a": "bounced"}}})
+    );
+    // One target inside another is refused, naming the first line.
+    let e = Transform::compile_payload("a = 1\na.b = 2").unwrap_err();
+    assert_eq!(
+        (e.line, e.message.as_str()),
+        (2, "a.b is already set on line 1")
+    );
+    let e = Transform::compile_payload("a.b = 1\na = 2").unwrap_err();
+    assert_eq!(e.line, 2);
+    assert!(Transform::compile_payload("a.c = 1\na.b = 2").is_ok());
+    let e = Transform::compile_payload("a..b = 1").unwrap_err();
+    assert!(e.message.contains("dotted path"), "{e}");
+    // Contact transforms keep their targets.
+    assert!(Transform::compile("text = email").is_err());
+}

@@ -1,0 +1,307 @@
+//! `/v1/webhooks`: create, list (with usage against the limit), get,
+//! update, delete, activate, deactivate, rotate the secret.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::answer;
+use crate::Platform;
+use crate::http::ApiError;
+use crate::http::error::ErrorBody;
+use crate::http::extract::{Account, Json, PageParams, Path, Query};
+use crate::ids::WebhookId;
+use crate::webhooks::{
+    self, Channel, ContentType, Disabled, Filters, Method, NewWebhook, PayloadSpec, Webhook,
+    WebhookPatch,
+};
+
+type P = State<Arc<Platform>>;
+type Answer = Result<Response, ApiError>;
+
+pub fn routes() -> OpenApiRouter<Arc<Platform>> {
+    OpenApiRouter::new()
+        .routes(routes!(index, create))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(activate))
+        .routes(routes!(deactivate))
+        .routes(routes!(rotate_secret))
+}
+
+/// A webhook id from the path; one that cannot be is not found.
+pub(super) fn webhook_id(text: &str) -> Result<WebhookId, ApiError> {
+    WebhookId::parse(text).ok_or_else(|| ApiError::not_found("webhook"))
+}
+
+/// `none`, or `basic` with its username (the password is never answered).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthView<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+}
+
+/// A channel as answered: no secret, password or token.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChannelView<'a> {
+    Web {
+        url: &'a str,
+        method: Method,
+        content_type: ContentType,
+        auth: AuthView<'a>,
+        /// Whether requests are signed (the secret itself is never answered).
+        signed: bool,
+    },
+    Pushover {
+        user_key: &'a str,
+        sound: &'a str,
+    },
+    Twilio {
+        account_sid: &'a str,
+        from: &'a str,
+        to_field: &'a str,
+    },
+}
+
+/// A webhook, as answered.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Webhook)]
+pub struct WebhookView<'a> {
+    id: &'a WebhookId,
+    name: &'a str,
+    /// Where it goes: the URL, `pushover` or `twilio`.
+    endpoint: &'a str,
+    channel: ChannelView<'a>,
+    events: &'a [String],
+    #[schema(value_type = Object)]
+    filters: &'a Filters,
+    #[schema(required = true)]
+    payload: Option<&'a PayloadSpec>,
+    #[schema(required = true)]
+    rate_limit: Option<u32>,
+    log_response_body: bool,
+    active: bool,
+    /// `active`, `inactive`, or `disabled` (by a 410 or failing too long).
+    status: &'static str,
+    #[schema(required = true)]
+    disabled: Option<&'a Disabled>,
+    /// Since when every attempt failed; `null` after a success.
+    #[schema(required = true)]
+    failing_since: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// The new secret, in the answer of a rotation only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
+
+impl<'a> From<&'a Webhook> for WebhookView<'a> {
+    fn from(w: &'a Webhook) -> Self {
+        let (endpoint, channel) = match &w.channel {
+            Channel::Web {
+                url,
+                method,
+                content_type,
+                basic_auth,
+            } => (
+                url.as_str(),
+                ChannelView::Web {
+                    url,
+                    method: *method,
+                    content_type: *content_type,
+                    auth: match basic_auth {
+                        Some(a) => AuthView {
+                            kind: "basic",
+                            username: Some(&a.username),
+                        },
+                        None => AuthView {
+                            kind: "none",
+                            username: None,
+                        },
+                    },
+                    signed: !w.secrets.is_empty(),
+                },
+            ),
+            Channel::Pushover {
+                user_key, sound, ..
+            } => ("pushover", ChannelView::Pushover { user_key, sound }),
+            Channel::Twilio {
+                account_sid,
+                from,
+                to_field,
+                ..
+            } => (
+                "twilio",
+                ChannelView::Twilio {
+                    account_sid,
+                    from,
+                    to_field,
+                },
+            ),
+        };
+        Self {
+            id: &w.id,
+            name: &w.name,
+            endpoint,
+            channel,
+            events: &w.events,
+            filters: &w.filters,
+            payload: w.payload.as_ref(),
+            rate_limit: w.rate_limit,
+            log_response_body: w.log_response_body,
+            active: w.active,
+            status: w.status(),
+            disabled: w.disabled.as_ref(),
+            failing_since: w.failing_since,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+            secret: None,
+        }
+    }
+}
+
+/// How many webhooks the account has, against its limit (`null`: none).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookUsage {
+    count: u64,
+    #[schema(required = true)]
+    limit: Option<u64>,
+}
+
+/// A page of webhooks, and the account's usage against its limit.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookList<'a> {
+    data: Vec<WebhookView<'a>>,
+    #[schema(required = true)]
+    next_cursor: Option<String>,
+    usage: WebhookUsage,
+}
+
+/// Create a webhook
+///
+/// Past the account's limit, 403 `webhook_limit_reached`.
+#[utoipa::path(post, operation_id = "create_webhook", path = "/v1/webhooks", tag = "webhook", request_body = NewWebhook,
+    responses((status = 201, description = "made", body = WebhookView),
+              (status = 403, description = "the account has as many webhooks as its limit (`webhook_limit_reached`)", body = ErrorBody),
+              (status = 422, description = "a field is invalid: the message names it", body = ErrorBody)))]
+async fn create(State(p): P, Account(a): Account, Json(input): Json<NewWebhook>) -> Answer {
+    let w = webhooks::create(&p, &a, input).await?;
+    Ok(answer(StatusCode::CREATED, &WebhookView::from(&w)))
+}
+
+/// List webhooks, with usage against the limit
+#[utoipa::path(get, operation_id = "list_webhooks", path = "/v1/webhooks", tag = "webhook", params(PageParams),
+    responses((status = 200, description = "a page of webhooks, oldest first", body = WebhookList)))]
+async fn index(State(p): P, Account(a): Account, Query(q): Query<PageParams>) -> Answer {
+    let (all, next_cursor) = webhooks::page(&p, &a, q.limit()?, q.cursor).await?;
+    let ((count, _), limits) = tokio::try_join!(
+        async {
+            crate::accounts::usage::webhook_count(&p, &a)
+                .await
+                .map_err(crate::error::Error::from)
+        },
+        crate::accounts::usage::limits(&p, &a)
+    )?;
+    let list = WebhookList {
+        data: all.iter().map(WebhookView::from).collect(),
+        next_cursor,
+        usage: WebhookUsage {
+            count,
+            limit: limits.webhooks,
+        },
+    };
+    Ok(answer(StatusCode::OK, &list))
+}
+
+/// Get a webhook
+#[utoipa::path(get, operation_id = "get_webhook", path = "/v1/webhooks/{id}", tag = "webhook", params(("id" = inline(WebhookId), Path)),
+    responses((status = 200, description = "found", body = WebhookView),
+              (status = 404, description = "no such webhook in this account", body = ErrorBody)))]
+async fn show(State(p): P, Account(a): Account, Path(id): Path<String>) -> Answer {
+    let (w, _) = webhooks::get(&p, &a, &webhook_id(&id)?).await?;
+    Ok(answer(StatusCode::OK, &WebhookView::from(&w)))
+}
+
+/// Change a webhook (absent fields are kept; an absent or blank secret too)
+#[utoipa::path(patch, operation_id = "update_webhook", path = "/v1/webhooks/{id}", tag = "webhook", params(("id" = inline(WebhookId), Path)),
+    request_body = WebhookPatch,
+    responses((status = 200, description = "changed", body = WebhookView),
+              (status = 404, description = "no such webhook in this account", body = ErrorBody),
+              (status = 409, description = "changed by another request meanwhile: retry", body = ErrorBody),
+              (status = 422, description = "a field is invalid: the message names it", body = ErrorBody)))]
+async fn update(
+    State(p): P,
+    Account(a): Account,
+    Path(id): Path<String>,
+    Json(input): Json<WebhookPatch>,
+) -> Answer {
+    let w = webhooks::update(&p, &a, &webhook_id(&id)?, input).await?;
+    Ok(answer(StatusCode::OK, &WebhookView::from(&w)))
+}
+
+async fn set_active(p: &Platform, a: &str, id: &str, active: bool) -> Answer {
+    let input = WebhookPatch {
+        active: Some(active),
+        ..Default::default()
+    };
+    let w = webhooks::update(p, a, &webhook_id(id)?, input).await?;
+    Ok(answer(StatusCode::OK, &WebhookView::from(&w)))
+}
+
+/// Activate a webhook (also one disabled by failures: it starts afresh)
+#[utoipa::path(post, operation_id = "activate_webhook", path = "/v1/webhooks/{id}/activate", tag = "webhook", params(("id" = inline(WebhookId), Path)),
+    responses((status = 200, description = "active", body = WebhookView),
+              (status = 404, description = "no such webhook in this account", body = ErrorBody),
+              (status = 409, description = "changed by another request meanwhile: retry", body = ErrorBody)))]
+async fn activate(State(p): P, Account(a): Account, Path(id): Path<String>) -> Answer {
+    set_active(&p, &a, &id, true).await
+}
+
+/// Deactivate a webhook (events are no longer sent to it)
+#[utoipa::path(post, operation_id = "deactivate_webhook", path = "/v1/webhooks/{id}/deactivate", tag = "webhook", params(("id" = inline(WebhookId), Path)),
+    responses((status = 200, description = "inactive", body = WebhookView),
+              (status = 404, description = "no such webhook in this account", body = ErrorBody),
+              (status = 409, description = "changed by another request meanwhile: retry", body = ErrorBody)))]
+async fn deactivate(State(p): P, Account(a): Account, Path(id): Path<String>) -> Answer {
+    set_active(&p, &a, &id, false).await
+}
+
+/// Delete a webhook
+///
+/// Its attempt log is removed in the background.
+#[utoipa::path(delete, operation_id = "delete_webhook", path = "/v1/webhooks/{id}", tag = "webhook", params(("id" = inline(WebhookId), Path)),
+    responses((status = 204, description = "deleted"),
+              (status = 404, description = "no such webhook in this account", body = ErrorBody),
+              (status = 409, description = "changed by another request meanwhile: retry", body = ErrorBody)))]
+async fn remove(
+    State(p): P,
+    Account(a): Account,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    webhooks::delete(&p, &a, &webhook_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Make a new signing secret
+///
+/// The new secret is in this answer only (`secret`). The old one goes on
+/// signing beside it (two signatures) for 24 hours.
+#[utoipa::path(post, operation_id = "rotate_webhook_secret", path = "/v1/webhooks/{id}/rotate-secret", tag = "webhook", params(("id" = inline(WebhookId), Path)),
+    responses((status = 200, description = "the webhook, with secret", body = WebhookView),
+              (status = 404, description = "no such webhook in this account", body = ErrorBody),
+              (status = 409, description = "changed by another request meanwhile: retry", body = ErrorBody),
+              (status = 422, description = "the webhook's channel is not signed (`not_signed`)", body = ErrorBody)))]
+async fn rotate_secret(State(p): P, Account(a): Account, Path(id): Path<String>) -> Answer {
+    let (w, secret) = webhooks::rotate_secret(&p, &a, &webhook_id(&id)?).await?;
+    let mut view = WebhookView::from(&w);
+    view.secret = Some(secret);
+    Ok(answer(StatusCode::OK, &view))
+}
