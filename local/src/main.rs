@@ -72,6 +72,10 @@ struct ServeArgs {
     /// restart with workers (to take a burst first, or to measure ingest alone).
     #[arg(long, env = "HOOKLINE_APPLY_WORKERS", default_value_t = 32)]
     apply_workers: usize,
+    /// Receive loops delivering events to webhooks, each 10 deliveries at a
+    /// time (they wait on the endpoints, up to the delivery timeout).
+    #[arg(long, env = "HOOKLINE_DELIVERY_WORKERS", default_value_t = 32)]
+    delivery_workers: usize,
 }
 
 fn main() -> ExitCode {
@@ -178,6 +182,26 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
             ))
         })
         .collect();
+    let delivery = Arc::new(hookline::delivery::DeliveryHandler::new(platform.clone()));
+    let mut delivering: Vec<_> = (0..args.delivery_workers)
+        .map(|_| {
+            tokio::spawn(hookline::work::drive(
+                platform.delivery_queue.clone(),
+                delivery.clone(),
+                stopped.clone(),
+            ))
+        })
+        .collect();
+    delivering.push(tokio::spawn(hookline::delivery::deliver::release_forever(
+        platform.clone(),
+        std::time::Duration::from_secs(5),
+        stopped.clone(),
+    )));
+    delivering.push(apply_runtime.spawn(hookline::work::drain_dead_forever(
+        platform.delivery_queue.clone(),
+        delivery.clone(),
+        stopped.clone(),
+    )));
     let sweeper = apply_runtime.spawn(hookline::work::sweep_forever(
         platform.store.clone(),
         stopped.clone(),
@@ -210,7 +234,7 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
     // Requests are answered; let the worker finish the batch in hand, then
     // close the store (the writer commits what is queued before it stops).
     let _ = stop.send(true);
-    for worker in workers {
+    for worker in workers.into_iter().chain(delivering) {
         let _ = worker.await;
     }
     let _ = drainer.await;
@@ -220,6 +244,7 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
         let _ = std::fs::remove_file(args.data_dir.join(control::SOCKET));
     }
     drop(handler);
+    drop(delivery);
     drop(platform);
     drop(data);
     println!("hookline stopped");

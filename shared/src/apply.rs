@@ -53,6 +53,26 @@ impl ApplyHandler {
         // message, so that no purge outlasts a Lambda's time limit.
         let progress = match message {
             ApplyMessage::Inbound(m) => return pipeline::run(&self.deferred, m).await,
+            ApplyMessage::FanOut {
+                account,
+                event,
+                after,
+            } => {
+                let rest =
+                    crate::delivery::events::fan_out(&self.platform, account, event, after.clone())
+                        .await?;
+                if let Some(after) = rest {
+                    ApplyMessage::FanOut {
+                        account: account.clone(),
+                        event: event.clone(),
+                        after: Some(after),
+                    }
+                    .send(&self.platform)
+                    .await
+                    .map_err(|e| Error::internal("queue the rest of a fan-out", e))?;
+                }
+                return Ok(());
+            }
             ApplyMessage::Purge { kind, account, id } => {
                 collections::purge_members(&self.platform, *kind, account, id, self.purge_budget)
                     .await
@@ -202,6 +222,7 @@ impl ApplyHandler {
                     account,
                     trigger_id,
                 } => ("purge_trigger_log", account, Some(trigger_id), None),
+                ApplyMessage::FanOut { account, .. } => ("fan_out", account, None, None),
                 ApplyMessage::PurgeWebhook { account, .. } => {
                     ("purge_webhook", account, None, None)
                 }
@@ -331,7 +352,7 @@ mod tests {
 
         let failing = Platform::new(
             Arc::new(Faulty(platform.store.clone(), Fault::Syncs)),
-            platform.apply_queue.clone(),
+            platform.queues(),
             platform.clock.clone(),
             Settings::default(),
         );
@@ -397,7 +418,7 @@ mod tests {
         let t = trigger(&platform).await;
         let reopening = Platform::new(
             Arc::new(Faulty(platform.store.clone(), Fault::Reopens)),
-            platform.apply_queue.clone(),
+            platform.queues(),
             platform.clock.clone(),
             Settings::default(),
         );
@@ -412,7 +433,7 @@ mod tests {
         let (platform, _dir) = crate::testkit::platform().await;
         let failing = Platform::new(
             Arc::new(Faulty(platform.store.clone(), Fault::DeferredPuts)),
-            platform.apply_queue.clone(),
+            platform.queues(),
             platform.clock.clone(),
             Settings::default(),
         );
@@ -482,7 +503,7 @@ mod tests {
                 platform.store.clone(),
                 Fault::DeferredPanics("req_00000000000000000000poison"),
             )),
-            platform.apply_queue.clone(),
+            platform.queues(),
             platform.clock.clone(),
             Settings::default(),
         );

@@ -80,6 +80,12 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// One machine: connections open at once (`None`: from the open-files limit).
     pub max_connections: Option<usize>,
+    /// The longest an outbound call may take, connect to last byte.
+    pub delivery_timeout: Duration,
+    /// A webhook whose every attempt failed for this long is disabled.
+    pub disable_after: Duration,
+    /// How long a webhook's attempt log keeps an attempt.
+    pub attempt_retention: Duration,
 }
 
 impl Default for Settings {
@@ -100,6 +106,9 @@ impl Default for Settings {
             request_log_retention: Duration::from_secs(30 * 24 * 3600),
             header_timeout: Duration::from_secs(10),
             max_connections: None,
+            delivery_timeout: Duration::from_secs(15),
+            disable_after: Duration::from_secs(5 * 86_400),
+            attempt_retention: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -184,6 +193,18 @@ impl Settings {
                 parse_duration(&v).map_err(|e| format!("HOOKLINE_HEADER_TIMEOUT: {e}"))?;
             if s.header_timeout.is_zero() {
                 return Err("HOOKLINE_HEADER_TIMEOUT: must be longer than 0s".into());
+            }
+        }
+        for (name, into) in [
+            ("HOOKLINE_DELIVERY_TIMEOUT", &mut s.delivery_timeout),
+            ("HOOKLINE_DISABLE_AFTER", &mut s.disable_after),
+            ("HOOKLINE_ATTEMPT_RETENTION", &mut s.attempt_retention),
+        ] {
+            if let Some(v) = get(name) {
+                *into = parse_duration(&v).map_err(|e| format!("{name}: {e}"))?;
+                if into.is_zero() {
+                    return Err(format!("{name}: must be longer than 0s"));
+                }
             }
         }
         if let Some(v) = get("HOOKLINE_MAX_CONNECTIONS") {

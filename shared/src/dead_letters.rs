@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Platform;
 use crate::error::{Error, Result};
-use crate::ids::{DeadLetterId, RequestId, TriggerId};
+use crate::ids::{DeadLetterId, RequestId, TriggerId, WebhookId};
 use crate::keys;
-use crate::messages::ApplyMessage;
+use crate::messages::{ApplyMessage, Delivery};
 use crate::ports::{Cond, Page, Put, Query, StoreError};
 
 /// The most of a message's text kept when it cannot be read (for a look;
@@ -26,10 +26,11 @@ pub const MAX_REDRIVE: usize = 100;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: DeadLetterId,
-    /// The queue it died on: `apply` (and `delivery`, once it exists).
+    /// The queue it died on: `apply` or `delivery`.
     pub queue: String,
     /// What the message was: `inbound` (a request to a trigger URL),
-    /// `purge`, `purge_trigger_log`, `purge_webhook`, `purge_account`, or `unreadable`.
+    /// `delivery` (an event to a webhook), `fan_out`, `purge`,
+    /// `purge_trigger_log`, `purge_webhook`, `purge_account`, or `unreadable`.
     pub kind: String,
     pub reason: String,
     /// Times it was received before it was given up on.
@@ -41,6 +42,12 @@ pub struct DeadLetter {
     /// and redriving it replays it from there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<RequestId>,
+    /// A delivery's webhook: redriving it delivers again (from attempt 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<WebhookId>,
+    /// A delivery's event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
     /// The message itself, sent again as it was by a redrive (an inbound
     /// request is replayed from its log when it has a record there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +84,13 @@ pub async fn keep_apply(
             None,
             Some(body.to_string()),
         ),
+        Some(ApplyMessage::FanOut { account, .. }) => (
+            account.clone(),
+            "fan_out",
+            None,
+            None,
+            Some(body.to_string()),
+        ),
         Some(ApplyMessage::PurgeWebhook { account, .. }) => (
             account.clone(),
             "purge_webhook",
@@ -94,19 +108,7 @@ pub async fn keep_apply(
             None,
             Some(body.to_string()),
         ),
-        None => {
-            let mut end = body.len().min(MAX_UNREADABLE);
-            while !body.is_char_boundary(end) {
-                end -= 1;
-            }
-            (
-                keys::NO_ACCOUNT.to_string(),
-                "unreadable",
-                None,
-                None,
-                Some(body[..end].to_string()),
-            )
-        }
+        None => return keep_unreadable(platform, "apply", body, reason).await,
     };
     let letter = DeadLetter {
         id: id.clone(),
@@ -117,9 +119,70 @@ pub async fn keep_apply(
         dead_at: platform.clock.now(),
         trigger_id,
         request_id,
+        webhook_id: None,
+        event_id: None,
         message,
     };
-    let key = keys::dead_letter(&account, &id);
+    keep(platform, &account, letter).await
+}
+
+/// Keeps a message no one can read, under no account, with the start of its text.
+pub async fn keep_unreadable(
+    platform: &Platform,
+    queue: &str,
+    body: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let mut end = body.len().min(MAX_UNREADABLE);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    let letter = DeadLetter {
+        id: DeadLetterId::new(),
+        queue: queue.into(),
+        kind: "unreadable".into(),
+        reason: reason.into(),
+        attempts: 0,
+        dead_at: platform.clock.now(),
+        trigger_id: None,
+        request_id: None,
+        webhook_id: None,
+        event_id: None,
+        message: Some(body[..end].to_string()),
+    };
+    keep(platform, keys::NO_ACCOUNT, letter).await
+}
+
+/// Keeps a delivery given up on (attempts used up, its webhook disabled
+/// or inactive, its payload impossible to make). Redriving it delivers it
+/// again from its first attempt.
+pub async fn keep_delivery(
+    platform: &Platform,
+    d: &Delivery,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let letter = DeadLetter {
+        id: DeadLetterId::new(),
+        queue: "delivery".into(),
+        kind: "delivery".into(),
+        reason: reason.into(),
+        attempts: d.attempt,
+        dead_at: platform.clock.now(),
+        trigger_id: None,
+        request_id: None,
+        webhook_id: Some(d.webhook_id.clone()),
+        event_id: d
+            .event
+            .get("id")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+        message: Some(d.encode()),
+    };
+    keep(platform, &d.account, letter).await
+}
+
+async fn keep(platform: &Platform, account: &str, letter: DeadLetter) -> Result<(), StoreError> {
+    let key = keys::dead_letter(account, &letter.id);
     let body = serde_json::to_value(&letter).expect("serialisable");
     match platform
         .store
@@ -236,6 +299,19 @@ async fn send_again(p: &Platform, account: &str, letter: &DeadLetter) -> Result<
         }
     }
     match &letter.message {
+        Some(body) if letter.queue == "delivery" => {
+            // Delivered again from its first attempt, with its webhook as it is now.
+            let Ok(mut d) = serde_json::from_str::<Delivery>(body) else {
+                return Ok(Redriven::Dropped);
+            };
+            d.attempt = 1;
+            d.first_queued_at = p.clock.now();
+            d.pending_logged = false;
+            p.delivery_queue
+                .send(d.encode(), std::time::Duration::ZERO)
+                .await?;
+            Ok(Redriven::Queued)
+        }
         Some(body) => {
             p.apply_queue
                 .send(body.clone(), std::time::Duration::ZERO)

@@ -9,7 +9,8 @@
 //!   of every stored item), `ids`, `messages` (each queue's messages, plain
 //!   types), `patch` (absent, null or a value, in an update), `alloc`;
 //! - domain: `accounts`, `collections` (contact lists and sequences),
-//!   `contacts`, `transforms`, `triggers`, `webhooks`, `dead_letters`;
+//!   `contacts`, `transforms`, `triggers`, `webhooks`, `delivery`,
+//!   `dead_letters`;
 //! - edges: `http` (the admin and ingest routers: the only code that knows
 //!   HTTP), `apply` (the apply queue's dispatcher), `work` (feeding any
 //!   queue to a handler, and settling the outcomes), `adapters` (embedded:
@@ -36,6 +37,7 @@ pub mod collections;
 pub mod config;
 pub mod contacts;
 pub mod dead_letters;
+pub mod delivery;
 pub mod egress;
 pub mod error;
 pub mod http;

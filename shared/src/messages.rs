@@ -42,6 +42,16 @@ pub struct Inbound {
 pub enum ApplyMessage {
     /// A request to a trigger URL, accepted and waiting to be applied.
     Inbound(Inbound),
+    /// An event published into the account, matched against its webhooks
+    /// from `after` (a cursor of its webhooks; `None`: from the first) on:
+    /// each page's deliveries are queued, then the rest of the fan-out as a
+    /// message of its own.
+    FanOut {
+        account: String,
+        event: Map<String, Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+    },
     /// Remove the members of a deleted list or sequence.
     Purge {
         kind: CollectionKind,
@@ -62,18 +72,22 @@ pub enum ApplyMessage {
     PurgeAccount { account: String },
 }
 
+/// A message as JSON that SQS takes: SQS refuses U+FFFE and U+FFFF,
+/// which serde_json writes as they are, so they go escaped (they can only
+/// be inside strings, where `\uffff` means the same).
+fn encode(message: &impl Serialize) -> String {
+    let json = serde_json::to_string(message).expect("queue messages serialise");
+    if json.contains(['\u{fffe}', '\u{ffff}']) {
+        json.replace('\u{fffe}', "\\ufffe")
+            .replace('\u{ffff}', "\\uffff")
+    } else {
+        json
+    }
+}
+
 impl ApplyMessage {
-    /// The message as JSON that SQS takes: SQS refuses U+FFFE and U+FFFF,
-    /// which serde_json writes as they are, so they go escaped (they can
-    /// only be inside strings, where `\uffff` means the same).
     pub fn encode(&self) -> String {
-        let json = serde_json::to_string(self).expect("apply messages serialise");
-        if json.contains(['\u{fffe}', '\u{ffff}']) {
-            json.replace('\u{fffe}', "\\ufffe")
-                .replace('\u{ffff}', "\\uffff")
-        } else {
-            json
-        }
+        encode(self)
     }
 
     /// Queues the message to be applied now.
@@ -82,5 +96,33 @@ impl ApplyMessage {
             .apply_queue
             .send(self.encode(), std::time::Duration::ZERO)
             .await
+    }
+}
+
+/// One delivery of an event to one webhook: the message of the delivery
+/// queue, sent again (with `attempt` one more) for each attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub account: String,
+    pub webhook_id: WebhookId,
+    /// The event as published (its `id`, `event` and `timestamp` included).
+    pub event: Map<String, Value>,
+    /// 1 on the first attempt.
+    pub attempt: u32,
+    /// When the first attempt was queued.
+    pub first_queued_at: DateTime<Utc>,
+    /// A `send_message` action's rendered text, sent instead of a payload
+    /// made of the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Whether a `pending` record was written for it (it waited on the
+    /// webhook's rate limit or its account): once is enough.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending_logged: bool,
+}
+
+impl Delivery {
+    pub fn encode(&self) -> String {
+        encode(self)
     }
 }

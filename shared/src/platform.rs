@@ -6,7 +6,6 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
 
 use crate::config::Settings;
 use crate::egress::Egress;
@@ -14,18 +13,40 @@ use crate::ports::{Clock, Queue, Store};
 
 /// Receives of an apply message before it becomes a dead letter.
 pub const APPLY_MAX_RECEIVES: u32 = 8;
-/// The longest an outbound call may take, connect to last byte.
-pub const EGRESS_TIMEOUT: Duration = Duration::from_secs(15);
+/// Receives of a delivery message before the queue gives up on it by
+/// itself. A delivery's own attempts are counted in the message, which is
+/// sent again for each: a receive that ends without settling is a worker
+/// that stopped with it (a crash, a time limit).
+pub const DELIVERY_MAX_RECEIVES: u32 = 5;
 
 pub struct Platform {
     pub store: Arc<dyn Store>,
-    /// Accepted work waiting to be applied (inbound requests, clean-ups).
+    /// Accepted work waiting to be applied (inbound requests, event
+    /// fan-out, clean-ups).
     pub apply_queue: Arc<dyn Queue>,
+    /// Deliveries of events to webhooks, each attempt a message.
+    pub delivery_queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     pub egress: Egress,
     pub settings: Settings,
     /// What domain modules keep for the life of the process (their caches).
     pub kept: Kept,
+}
+
+/// The queues a platform runs on.
+pub struct Queues {
+    pub apply: Arc<dyn Queue>,
+    pub delivery: Arc<dyn Queue>,
+}
+
+impl Queues {
+    /// One queue for both (tests that deliver nothing).
+    pub fn single(queue: Arc<dyn Queue>) -> Self {
+        Self {
+            apply: queue.clone(),
+            delivery: queue,
+        }
+    }
 }
 
 /// Per-process state of the domain modules, one value of each type, made
@@ -60,18 +81,27 @@ impl Kept {
 impl Platform {
     pub fn new(
         store: Arc<dyn Store>,
-        apply_queue: Arc<dyn Queue>,
+        queues: Queues,
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Arc<Self> {
         Arc::new(Self {
-            egress: Egress::new(settings.allow_private_targets, EGRESS_TIMEOUT),
+            egress: Egress::new(settings.allow_private_targets, settings.delivery_timeout),
             store,
-            apply_queue,
+            apply_queue: queues.apply,
+            delivery_queue: queues.delivery,
             clock,
             settings,
             kept: Kept::default(),
         })
+    }
+
+    /// The queues this platform runs on.
+    pub fn queues(&self) -> Queues {
+        Queues {
+            apply: self.apply_queue.clone(),
+            delivery: self.delivery_queue.clone(),
+        }
     }
 
     /// This platform with writes that answer before they are durable, for the
@@ -85,6 +115,7 @@ impl Platform {
         Arc::new(Self {
             store,
             apply_queue: self.apply_queue.clone(),
+            delivery_queue: self.delivery_queue.clone(),
             clock: self.clock.clone(),
             egress: self.egress.clone(),
             settings: self.settings.clone(),

@@ -32,7 +32,7 @@ async fn instances_share_an_accounts_requests_a_second() {
     let instance = || async {
         hookline::Platform::new(
             table.clone(),
-            Arc::new(aws::queue(8).await),
+            hookline::platform::Queues::single(Arc::new(aws::queue(8).await)),
             Arc::new(clock.clone()),
             settings.clone(),
         )
@@ -65,7 +65,7 @@ async fn instances_share_an_accounts_requests_a_second() {
     for _ in 0..12 {
         many.push(hookline::Platform::new(
             table.clone(),
-            Arc::new(aws::queue(8).await),
+            hookline::platform::Queues::single(Arc::new(aws::queue(8).await)),
             Arc::new(clock.clone()),
             limit.clone(),
         ));

@@ -41,7 +41,7 @@ impl Lines {
 fn failing(healthy: &Platform) -> Arc<Platform> {
     Platform::new(
         Arc::new(Faulty(healthy.store.clone(), Fault::Puts)),
-        healthy.apply_queue.clone(),
+        healthy.queues(),
         healthy.clock.clone(),
         healthy.settings.clone(),
     )

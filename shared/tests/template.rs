@@ -67,6 +67,8 @@ fn every_function_binary_exists_and_the_environment_is_complete() {
         "HOOKLINE_TABLE",
         "HOOKLINE_APPLY_QUEUE_URL",
         "HOOKLINE_APPLY_DLQ_URL",
+        "HOOKLINE_DELIVERY_QUEUE_URL",
+        "HOOKLINE_DELIVERY_DLQ_URL",
         "HOOKLINE_ADMIN_KEY",
     ] {
         assert!(

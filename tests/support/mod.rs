@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses part of the harness
 
+pub mod receiver;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -165,6 +167,19 @@ impl Admin {
         let mut admin = Self::start_in(dir.path());
         admin._dir = Some(dir);
         admin
+    }
+
+    /// A server with `env` besides the admin key, in a new data directory.
+    pub fn start_with(env: &[(&str, &str)]) -> Admin {
+        let dir = tempfile::tempdir().unwrap();
+        let mut all = vec![("HOOKLINE_ADMIN_KEY", ADMIN_KEY)];
+        all.extend_from_slice(env);
+        Admin {
+            server: Server::start(dir.path(), &all),
+            key: ADMIN_KEY.into(),
+            http: client(),
+            _dir: Some(dir),
+        }
     }
 
     /// A server keeping its data in `data_dir`.

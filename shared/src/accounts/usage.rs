@@ -133,6 +133,13 @@ pub async fn limits(p: &Platform, account: &str) -> Result<Effective, Error> {
     Ok(set.effective(&p.settings))
 }
 
+/// The account's status as this process last read it (at most a second
+/// ago); `None` when there is no such account.
+pub async fn status(p: &Platform, account: &str) -> Result<Option<Status>, StoreError> {
+    let found = p.kept.get::<Accounts>().get(p, account).await?;
+    Ok(found.map(|a| a.status))
+}
+
 /// Lets one request to a trigger URL of `account` in, or says why not:
 /// the account is gone (404, as the trigger), suspended (403), past its
 /// requests a second (429, retry in a second) or a month (429, retry next

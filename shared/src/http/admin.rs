@@ -15,6 +15,7 @@ pub fn routes() -> OpenApiRouter<Arc<Platform>> {
         .merge(super::contacts::routes())
         .merge(super::triggers::routes())
         .merge(super::webhooks::routes())
+        .merge(super::events::routes())
         .merge(super::dead_letters::routes())
         .merge(super::accounts::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -85,23 +85,7 @@ async fn redrive(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     // No body, or `{}`, redrives all.
-    let ids = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-        })?;
-        // Not `null`, nor an array (serde would read a struct from one).
-        if !value.is_object() {
-            return Err(ApiError::invalid(
-                "invalid_body",
-                "the body must be an object, {\"ids\": [...]}, or nothing",
-            ));
-        }
-        serde_json::from_value::<Redrive>(value)
-            .map_err(|e| ApiError::invalid("invalid_body", format!("invalid body: {e}")))?
-            .ids
-    };
+    let ids = crate::http::extract::optional_json::<Redrive>(&body)?.and_then(|r| r.ids);
     // Too many first, then each: the order the answers have always had.
     let ids = match ids {
         Some(ids) if ids.len() > dead_letters::MAX_REDRIVE => {

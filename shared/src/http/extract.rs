@@ -81,6 +81,27 @@ fn source_text(e: &dyn std::error::Error) -> String {
     last
 }
 
+/// A body that may be left out: nothing (or blanks) is `None`; otherwise a
+/// JSON object read as `T` (not `null`, nor a list, from which serde would
+/// read a struct).
+pub fn optional_json<T: DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::invalid(
+            "invalid_body",
+            "the body must be a JSON object, or nothing",
+        ));
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| ApiError::invalid("invalid_body", format!("invalid body: {e}")))
+}
+
 /// Query parameters, answered like bodies when malformed.
 pub struct Query<T>(pub T);
 

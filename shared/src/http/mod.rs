@@ -8,6 +8,7 @@ mod collections;
 mod contacts;
 mod dead_letters;
 pub mod error;
+mod events;
 pub mod extract;
 pub mod ingest;
 pub mod openapi;

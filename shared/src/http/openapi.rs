@@ -41,7 +41,7 @@ const ANYWHERE: [(&str, &str); 5] = [
 
 /// Operations whose body may be left out (the schema then says what it
 /// holds when given; utoipa marks every typed body required).
-const OPTIONAL_BODIES: [&str; 1] = ["redrive_dead_letters"];
+const OPTIONAL_BODIES: [&str; 2] = ["redrive_dead_letters", "test_webhook"];
 
 fn complete(mut doc: Value) -> Value {
     doc["info"] = json!({

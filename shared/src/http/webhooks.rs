@@ -13,9 +13,11 @@ use utoipa_axum::routes;
 
 use super::answer;
 use crate::Platform;
+use crate::delivery::attempts::Attempt;
 use crate::http::ApiError;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{Account, Json, PageParams, Path, Query};
+use crate::http::views::Page;
 use crate::ids::WebhookId;
 use crate::webhooks::{
     self, Channel, ContentType, Disabled, Filters, Method, NewWebhook, PayloadSpec, Webhook,
@@ -32,6 +34,8 @@ pub fn routes() -> OpenApiRouter<Arc<Platform>> {
         .routes(routes!(activate))
         .routes(routes!(deactivate))
         .routes(routes!(rotate_secret))
+        .routes(routes!(test))
+        .routes(routes!(attempts))
 }
 
 /// A webhook id from the path; one that cannot be is not found.
@@ -304,4 +308,50 @@ async fn rotate_secret(State(p): P, Account(a): Account, Path(id): Path<String>)
     let mut view = WebhookView::from(&w);
     view.secret = Some(secret);
     Ok(answer(StatusCode::OK, &view))
+}
+
+/// Which event the test sends a sample of.
+#[derive(Debug, Default, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestRequest {
+    /// One of the webhook's events; its first when absent.
+    event: Option<String>,
+}
+
+/// Send a sample payload now
+///
+/// One of its events (its first, or `event`) with sample fields, sent at
+/// once and not retried; answers the attempt, which is logged as a test.
+#[utoipa::path(post, operation_id = "test_webhook", path = "/v1/webhooks/{id}/test", tag = "webhook", params(("id" = inline(WebhookId), Path)),
+    request_body(content = Option<TestRequest>, description = "optional"),
+    responses((status = 200, description = "the attempt: succeeded or failed, with the answer", body = Attempt),
+              (status = 404, description = "no such webhook in this account", body = ErrorBody),
+              (status = 422, description = "the webhook is not subscribed to that event", body = ErrorBody)))]
+async fn test(
+    State(p): P,
+    Account(a): Account,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let (w, _) = webhooks::get(&p, &a, &webhook_id(&id)?).await?;
+    let event = crate::http::extract::optional_json::<TestRequest>(&body)?.and_then(|b| b.event);
+    let attempt = crate::delivery::deliver::test(&p, &a, &w, event.as_deref()).await?;
+    Ok(answer(StatusCode::OK, &attempt))
+}
+
+/// The webhook's attempts, newest first
+#[utoipa::path(get, operation_id = "list_webhook_attempts", path = "/v1/webhooks/{id}/attempts", tag = "webhook",
+    params(("id" = inline(WebhookId), Path), PageParams),
+    responses((status = 200, description = "a page of attempts", body = Page<Attempt>),
+              (status = 404, description = "no such webhook in this account", body = ErrorBody)))]
+async fn attempts(
+    State(p): P,
+    Account(a): Account,
+    Path(id): Path<String>,
+    Query(q): Query<PageParams>,
+) -> Answer {
+    let id = webhook_id(&id)?;
+    webhooks::get(&p, &a, &id).await?;
+    let (data, next) = crate::delivery::attempts::page(&p, &a, &id, q.limit()?, q.cursor).await?;
+    Ok(answer(StatusCode::OK, &Page::new(data, next)))
 }

@@ -158,18 +158,25 @@ pub mod aws {
         (DynamoStore::new(client, &table, clock), table)
     }
 
-    /// A platform on a new table and apply queue of the shared moto server,
-    /// as a Lambda function builds it from its environment.
+    /// A platform on a new table and queues of the shared moto server, as
+    /// a Lambda function builds it from its environment.
     pub async fn platform() -> Arc<crate::Platform> {
         let clock: Arc<dyn Clock> = Arc::new(crate::ports::SystemClock);
         let (store, _) = store(clock.clone()).await;
-        let apply = queue(crate::platform::APPLY_MAX_RECEIVES).await;
         crate::Platform::new(
             Arc::new(store),
-            Arc::new(apply),
+            queues().await,
             clock,
             crate::config::Settings::default(),
         )
+    }
+
+    /// A new apply queue and delivery queue.
+    pub async fn queues() -> crate::platform::Queues {
+        crate::platform::Queues {
+            apply: Arc::new(queue(crate::platform::APPLY_MAX_RECEIVES).await),
+            delivery: Arc::new(queue(crate::platform::DELIVERY_MAX_RECEIVES).await),
+        }
     }
 
     /// A new queue with a dead-letter queue after `max_receives`.

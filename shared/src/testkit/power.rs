@@ -260,7 +260,7 @@ pub fn platform_on(
     .map_err(|e| EmbeddedError::Db(e.to_string()))?;
     Ok(crate::Platform::new(
         Arc::new(EmbeddedStore::new(db)),
-        Arc::new(apply),
+        crate::platform::Queues::single(Arc::new(apply)),
         clock,
         settings,
     ))

@@ -43,7 +43,7 @@ mod tests {
         let (healthy, _dir) = crate::testkit::platform().await;
         let platform = Platform::new(
             Arc::new(Faulty(healthy.store.clone(), Fault::Everything)),
-            healthy.apply_queue.clone(),
+            healthy.queues(),
             healthy.clock.clone(),
             crate::config::Settings::default(),
         );

@@ -66,7 +66,7 @@ pub(super) fn check_template(template: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub(super) fn check_event_name(event: &str) -> Result<(), String> {
+pub fn check_event_name(event: &str) -> Result<(), String> {
     let ok = (1..=64).contains(&event.len())
         && event.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')

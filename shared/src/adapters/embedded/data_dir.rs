@@ -16,6 +16,8 @@ use crate::ports::Clock;
 pub const STORE_FILE: &str = "hookline.redb";
 /// The apply queue's log in a data directory.
 pub const APPLY_LOG: &str = "queues/apply.log";
+/// The delivery queue's log in a data directory.
+pub const DELIVERY_LOG: &str = "queues/delivery.log";
 /// Where a backup writes before it is whole; a data directory holding one
 /// is a backup that did not finish.
 const INCOMPLETE: &str = ".incomplete";
@@ -24,6 +26,7 @@ pub struct DataDir {
     pub path: PathBuf,
     pub db: Arc<Embedded>,
     pub apply: Arc<EmbeddedQueue>,
+    pub delivery: Arc<EmbeddedQueue>,
 }
 
 /// What a backup copied.
@@ -31,7 +34,7 @@ pub struct DataDir {
 pub struct Copied {
     /// Items, counters and index entries of the store.
     pub entries: u64,
-    /// Messages of the apply queue (and its dead letters).
+    /// Messages of the queues (and their dead letters).
     pub messages: usize,
 }
 
@@ -52,7 +55,11 @@ impl DataDir {
     /// The platform on this data directory.
     pub fn platform(&self, settings: Settings, clock: Arc<dyn Clock>) -> Arc<Platform> {
         let store = Arc::new(super::EmbeddedStore::new(self.db.clone()));
-        Platform::new(store, self.apply.clone(), clock, settings)
+        let queues = crate::platform::Queues {
+            apply: self.apply.clone(),
+            delivery: self.delivery.clone(),
+        };
+        Platform::new(store, queues, clock, settings)
     }
 
     /// Opens (or creates) the data directory at `path`; one process at a
@@ -71,11 +78,17 @@ impl DataDir {
         let db = Embedded::open(&path.join(STORE_FILE), clock.clone())?;
         let apply_log = path.join(APPLY_LOG);
         import_legacy(&db, "apply", &apply_log)?;
-        let apply = EmbeddedQueue::open(&apply_log, max_receives, clock)?;
+        let apply = EmbeddedQueue::open(&apply_log, max_receives, clock.clone())?;
+        let delivery = EmbeddedQueue::open(
+            &path.join(DELIVERY_LOG),
+            crate::platform::DELIVERY_MAX_RECEIVES,
+            clock,
+        )?;
         Ok(Self {
             path: path.to_path_buf(),
             db,
             apply: Arc::new(apply),
+            delivery: Arc::new(delivery),
         })
     }
 
@@ -107,7 +120,11 @@ impl DataDir {
             let messages = self
                 .apply
                 .copy_to(&partial.join(APPLY_LOG))
-                .map_err(|e| format!("copying the apply queue: {e}"))?;
+                .map_err(|e| format!("copying the apply queue: {e}"))?
+                + self
+                    .delivery
+                    .copy_to(&partial.join(DELIVERY_LOG))
+                    .map_err(|e| format!("copying the delivery queue: {e}"))?;
             let entries = self
                 .db
                 .copy_to(&partial.join(STORE_FILE))

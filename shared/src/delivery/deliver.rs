@@ -1,0 +1,646 @@
+//! The delivery queue's dispatcher: one attempt per message, and what
+//! follows it. Every attempt is logged; a failure sends the next attempt
+//! as a new message after its step of the retry schedule (a wait longer
+//! than the queue's 15-minute delay is parked in the store and released
+//! when due), so that no message waits in flight; the last failure, a 410
+//! or failing for longer than `Settings::disable_after` keeps the delivery
+//! as a dead letter. Waits that are not the delivery's fault (the
+//! webhook's rate limit, a suspended account, an endpoint that fails every
+//! call) defer it without using an attempt.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::attempts::{self, Attempt, Status};
+use super::request::{self, Answer, Unsendable};
+use crate::Platform;
+use crate::accounts::Status as AccountStatus;
+use crate::error::Error;
+use crate::ids::AttemptId;
+use crate::messages::Delivery;
+use crate::ports::queue::MAX_DELAY;
+use crate::ports::{Cond, Key, Put, Query, QueueMessage};
+use crate::webhooks::{self, Disabled, Webhook};
+use crate::work::{Handler, Outcome, backoff};
+
+/// How long deliveries of a suspended account wait before they look again.
+pub const SUSPENDED_PAUSE: Duration = Duration::from_secs(60);
+/// The longest `Retry-After` honoured; a longer one waits this long.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// Failures in a row (no answer, 5xx, 429) after which an endpoint gets
+/// one call at a time, the others deferred while it stays down.
+pub const BREAKER_FAILURES: u32 = 5;
+/// The longest an endpoint is left alone between probes.
+pub const BREAKER_MAX_OPEN: Duration = Duration::from_secs(600);
+
+pub struct DeliveryHandler {
+    platform: Arc<Platform>,
+}
+
+impl DeliveryHandler {
+    pub fn new(platform: Arc<Platform>) -> Self {
+        Self { platform }
+    }
+}
+
+#[async_trait]
+impl Handler for DeliveryHandler {
+    /// A batch's deliveries go out at once: each waits on its endpoint.
+    async fn handle(&self, messages: &[QueueMessage]) -> Vec<Outcome> {
+        futures::future::join_all(messages.iter().map(|m| self.one(m))).await
+    }
+
+    async fn keep_dead(&self, m: &QueueMessage) -> Result<(), String> {
+        let reason = format!(
+            "received {} times and never finished: its worker stopped with it (a crash or a time limit)",
+            self.platform.delivery_queue.max_receives()
+        );
+        keep_dead_message(&self.platform, &m.body, &reason)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Keeps a delivery message as a dead letter (an unreadable one too).
+async fn keep_dead_message(p: &Platform, body: &str, reason: &str) -> Result<(), Error> {
+    match serde_json::from_str::<Delivery>(body) {
+        Ok(d) => crate::dead_letters::keep_delivery(p, &d, reason).await?,
+        Err(_) => crate::dead_letters::keep_unreadable(p, "delivery", body, reason).await?,
+    }
+    Ok(())
+}
+
+impl DeliveryHandler {
+    async fn one(&self, m: &QueueMessage) -> Outcome {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "message",
+            queue = "delivery",
+            message_id = %m.id,
+            receive_count = m.receive_count,
+            account = tracing::field::Empty,
+            webhook = tracing::field::Empty,
+            event_id = tracing::field::Empty,
+            attempt = tracing::field::Empty,
+        );
+        async {
+            let d = match serde_json::from_str::<Delivery>(&m.body) {
+                Ok(d) => d,
+                Err(e) => {
+                    let reason = format!("not a delivery message: {e}");
+                    return match keep_dead_message(&self.platform, &m.body, &reason).await {
+                        Ok(()) => Outcome::Dead(reason),
+                        Err(_) => Outcome::Retry(backoff(m.receive_count)),
+                    };
+                }
+            };
+            let current = tracing::Span::current();
+            current.record("account", d.account.as_str());
+            current.record("webhook", d.webhook_id.as_str());
+            current.record("event_id", event_id(&d.event));
+            current.record("attempt", d.attempt);
+            let delivered = std::panic::AssertUnwindSafe(deliver(&self.platform, &d));
+            match futures::FutureExt::catch_unwind(delivered).await {
+                Ok(Ok(())) => Outcome::Done,
+                Ok(Err(error)) => {
+                    // The store or a queue, not the endpoint: the message
+                    // comes back without using an attempt of the delivery.
+                    tracing::warn!(%error, "delivery could not be settled; will retry");
+                    Outcome::Retry(backoff(m.receive_count))
+                }
+                Err(panic) => {
+                    let what = crate::transforms::pool::panic_message(&*panic);
+                    tracing::error!(panic = %what, "a delivery panicked; it will be retried");
+                    Outcome::Retry(backoff(m.receive_count))
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+fn event_id(event: &Map<String, Value>) -> &str {
+    event.get("id").and_then(Value::as_str).unwrap_or_default()
+}
+
+fn event_type(event: &Map<String, Value>) -> &str {
+    event
+        .get("event")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Makes one attempt of `d` (or defers it), and settles what follows.
+pub async fn deliver(p: &Platform, d: &Delivery) -> Result<(), Error> {
+    let Some(w) = webhooks::find_for_delivery(p, &d.account, &d.webhook_id).await? else {
+        tracing::info!("the webhook was deleted; its delivery is dropped");
+        return Ok(());
+    };
+    match crate::accounts::usage::status(p, &d.account).await? {
+        None | Some(AccountStatus::Deleting) => return Ok(()),
+        Some(AccountStatus::Suspended) => {
+            return defer(p, d, &w, SUSPENDED_PAUSE, "its account is suspended").await;
+        }
+        Some(AccountStatus::Active) => {}
+    }
+    let now = p.clock.now();
+    if !w.active {
+        let why = match &w.disabled {
+            Some(Disabled { reason, .. }) => format!("the webhook is disabled ({reason})"),
+            None => "the webhook is inactive".to_string(),
+        };
+        let attempt = attempt_of(d, &w, now, Status::Dead, None, Some(why.clone()));
+        return give_up(p, d, attempt, &why).await;
+    }
+    if let Some(wait) = rate_wait(p, &w, now) {
+        return defer(p, d, &w, wait, "the webhook's rate limit").await;
+    }
+    if let Some(wait) = p.kept.get::<Breakers>().wait(&w.id, now) {
+        return defer(
+            p,
+            d,
+            &w,
+            wait,
+            "its endpoint is failing; one call at a time",
+        )
+        .await;
+    }
+    let answer = match request::build(p, &w, &d.event, d.text.as_deref(), now).await {
+        Ok(out) => request::send(p, out, w.log_response_body).await,
+        Err(Unsendable(why)) => {
+            let attempt = attempt_of(d, &w, now, Status::Dead, None, Some(why.clone()));
+            return give_up(p, d, attempt, &why).await;
+        }
+    };
+    settle(p, d, &w, now, answer).await
+}
+
+/// What follows an attempt that got `answer`.
+async fn settle(
+    p: &Platform,
+    d: &Delivery,
+    w: &Webhook,
+    now: DateTime<Utc>,
+    answer: Answer,
+) -> Result<(), Error> {
+    let breakers = p.kept.get::<Breakers>();
+    if answer.succeeded() {
+        breakers.success(&w.id);
+        attempts::record(
+            p,
+            &d.account,
+            &attempt_of(d, w, now, Status::Succeeded, Some(&answer), None),
+        )
+        .await?;
+        if w.failing_since.is_some() {
+            set_failing(p, w, None).await?;
+        }
+        return Ok(());
+    }
+    if answer.status.is_none_or(|s| s >= 500 || s == 429) {
+        breakers.failure(&w.id, now);
+    } else {
+        // It answers: whatever it said, it is up.
+        breakers.success(&w.id);
+    }
+    let what = match (answer.status, &answer.error) {
+        (Some(s), _) => format!("the endpoint answered {s}"),
+        (None, Some(e)) => e.clone(),
+        (None, None) => "no answer".to_string(),
+    };
+    if answer.status == Some(410) {
+        let why = "the endpoint answered 410 Gone";
+        disable(p, w, why).await?;
+        let attempt = attempt_of(d, w, now, Status::Dead, Some(&answer), None);
+        return give_up(p, d, attempt, why).await;
+    }
+    let failing_since = match w.failing_since {
+        Some(since) => since,
+        None => {
+            set_failing(p, w, Some(now)).await?;
+            now
+        }
+    };
+    let limit = p.settings.disable_after;
+    if (now - failing_since).to_std().unwrap_or_default() >= limit {
+        let why = format!(
+            "every attempt failed for {} (the last: {what})",
+            crate::config::format_duration(limit)
+        );
+        disable(p, w, &why).await?;
+        let attempt = attempt_of(d, w, now, Status::Dead, Some(&answer), None);
+        return give_up(p, d, attempt, &why).await;
+    }
+    let schedule = &p.settings.retry_schedule;
+    let Some(step) = schedule.get(d.attempt as usize) else {
+        let why = format!("{} attempts failed; the last: {what}", d.attempt);
+        let attempt = attempt_of(d, w, now, Status::Dead, Some(&answer), None);
+        return give_up(p, d, attempt, &why).await;
+    };
+    let mut wait = jitter(*step);
+    if let Some(asked) = answer.retry_after {
+        wait = wait.max(asked.min(MAX_RETRY_AFTER));
+    }
+    let next_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
+    let mut attempt = attempt_of(d, w, now, Status::Failed, Some(&answer), None);
+    attempt.next_attempt_at = Some(next_at);
+    let next = Delivery {
+        attempt: d.attempt + 1,
+        pending_logged: false,
+        ..d.clone()
+    };
+    schedule_at(p, &next, wait).await?;
+    attempts::record(p, &d.account, &attempt).await?;
+    Ok(())
+}
+
+/// ±10 % of a step, so that a burst of failures does not come back as one.
+fn jitter(step: Duration) -> Duration {
+    if step.is_zero() {
+        return step;
+    }
+    step.mul_f64(rand::rng().random_range(0.9..1.1))
+}
+
+fn attempt_of(
+    d: &Delivery,
+    w: &Webhook,
+    now: DateTime<Utc>,
+    status: Status,
+    answer: Option<&Answer>,
+    error: Option<String>,
+) -> Attempt {
+    Attempt {
+        id: AttemptId::new(),
+        webhook_id: w.id.clone(),
+        event_id: event_id(&d.event).to_string(),
+        event: event_type(&d.event).to_string(),
+        attempt: d.attempt,
+        status,
+        response_status: answer.and_then(|a| a.status),
+        duration_ms: answer.map_or(0, |a| a.duration.as_millis() as u64),
+        response_body: answer.and_then(|a| a.body.clone()),
+        error: error.or_else(|| answer.and_then(|a| a.error.clone())),
+        next_attempt_at: None,
+        at: now,
+        test: false,
+    }
+}
+
+/// Logs the attempt and keeps the delivery as a dead letter.
+async fn give_up(p: &Platform, d: &Delivery, attempt: Attempt, why: &str) -> Result<(), Error> {
+    crate::dead_letters::keep_delivery(p, d, why).await?;
+    attempts::record(p, &d.account, &attempt).await?;
+    tracing::warn!(reason = why, "delivery dead-lettered");
+    Ok(())
+}
+
+/// Sends `d` again after `wait` without using an attempt, logging it
+/// `pending` the first time.
+async fn defer(
+    p: &Platform,
+    d: &Delivery,
+    w: &Webhook,
+    wait: Duration,
+    why: &str,
+) -> Result<(), Error> {
+    let next = Delivery {
+        pending_logged: true,
+        ..d.clone()
+    };
+    schedule_at(p, &next, wait).await?;
+    if !d.pending_logged {
+        let now = p.clock.now();
+        let mut attempt = attempt_of(
+            d,
+            w,
+            now,
+            Status::Pending,
+            None,
+            Some(format!("waiting: {why}")),
+        );
+        attempt.next_attempt_at = Some(now + chrono::Duration::from_std(wait).unwrap_or_default());
+        attempts::record(p, &d.account, &attempt).await?;
+    }
+    Ok(())
+}
+
+/// Waits up to this long go on the queue as a delay; longer ones are parked.
+const PARK_PAST: Duration = Duration::from_secs(MAX_DELAY.as_secs() - 60);
+
+/// Queues `d` to be attempted after `wait`: on the queue, or parked in the
+/// store until it is due within the queue's longest delay.
+pub async fn schedule_at(p: &Platform, d: &Delivery, wait: Duration) -> Result<(), Error> {
+    if wait <= PARK_PAST {
+        p.delivery_queue.send(d.encode(), wait).await?;
+        return Ok(());
+    }
+    let due = p.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
+    let sk = format!("{:013}#{}", due.timestamp_millis(), AttemptId::new());
+    let put = Put::new(
+        parked(due.timestamp() / 60, &sk),
+        json!({"due": due, "delivery": d.encode()}),
+    );
+    p.store.put(put).await?;
+    Ok(())
+}
+
+fn parked_partition(minute: i64) -> String {
+    format!("parked#{minute}")
+}
+
+fn parked(minute: i64, sk: &str) -> Key {
+    Key::new(parked_partition(minute), sk)
+}
+
+fn release_cursor() -> Key {
+    Key::new("parked", "cursor")
+}
+
+/// Minutes a release looks back before its cursor, for parkers whose clock
+/// was behind the releaser's.
+const RELEASE_OVERLAP: i64 = 5;
+
+/// Moves parked deliveries due within the queue's longest delay onto the
+/// queue (with what is left of their wait); answers how many. Runs every
+/// few seconds on one machine, every minute on AWS.
+pub async fn release(p: &Platform, budget: Duration) -> Result<usize, Error> {
+    let started = std::time::Instant::now();
+    let now = p.clock.now();
+    let now_minute = now.timestamp() / 60;
+    let until = now_minute + (PARK_PAST.as_secs() as i64 / 60) - 1;
+    let from = match p.store.get(&release_cursor()).await? {
+        Some(item) => item.body["minute"].as_i64().unwrap_or(now_minute) - RELEASE_OVERLAP,
+        // Nothing released yet: a day back is far enough.
+        None => now_minute - 24 * 60,
+    };
+    let mut released = 0;
+    for minute in from..=until {
+        loop {
+            let mut query = Query::new(parked_partition(minute), "");
+            query.limit = 100;
+            let page = p.store.query(query).await?;
+            for item in &page.items {
+                let due: DateTime<Utc> = item
+                    .body
+                    .get("due")
+                    .and_then(|d| serde_json::from_value(d.clone()).ok())
+                    .unwrap_or(now);
+                let wait = (due - now).to_std().unwrap_or_default().min(MAX_DELAY);
+                let body = item.body["delivery"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                p.delivery_queue.send(body, wait).await?;
+                p.store.delete(&item.key, Cond::Any).await?;
+                released += 1;
+            }
+            if page.next_cursor.is_none() {
+                break;
+            }
+        }
+        if minute > from + RELEASE_OVERLAP || minute == until {
+            p.store
+                .put(Put::new(release_cursor(), json!({"minute": minute})))
+                .await?;
+        }
+        if started.elapsed() > budget {
+            break;
+        }
+    }
+    Ok(released)
+}
+
+/// `release` every `period` until `shutdown` (one machine).
+pub async fn release_forever(
+    p: Arc<Platform>,
+    period: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = shutdown.changed() => return,
+        }
+        match release(&p, Duration::from_secs(10)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(released = n, "parked deliveries released"),
+            Err(error) => {
+                tracing::warn!(%error, "parked deliveries could not be released; will retry")
+            }
+        }
+    }
+}
+
+/// Per-webhook rate limits of this process: the next free slot of each.
+#[derive(Default)]
+struct Slots(Mutex<HashMap<String, DateTime<Utc>>>);
+
+/// How long the delivery waits for its slot under the webhook's rate
+/// limit (which it takes); `None` to go now.
+fn rate_wait(p: &Platform, w: &Webhook, now: DateTime<Utc>) -> Option<Duration> {
+    let rate = w.rate_limit?;
+    let interval = chrono::Duration::microseconds(1_000_000 / i64::from(rate.max(1)));
+    let slots = p.kept.get::<Slots>();
+    let mut all = slots.0.lock().unwrap_or_else(PoisonError::into_inner);
+    if all.len() > 100_000 {
+        all.retain(|_, at| *at > now);
+    }
+    let next = all.entry(w.id.to_string()).or_insert(now);
+    let slot = (*next).max(now);
+    *next = slot + interval;
+    let wait = (slot - now).to_std().unwrap_or_default();
+    (!wait.is_zero()).then_some(wait)
+}
+
+#[derive(Default)]
+struct Breaker {
+    failures: u32,
+    open_until: Option<DateTime<Utc>>,
+}
+
+/// Endpoints that fail every call, in this process: past
+/// `BREAKER_FAILURES` in a row, one call goes at a time (a probe) and the
+/// others wait, so that a dead endpoint's backlog neither holds the
+/// workers in timeouts nor uses up its deliveries' attempts.
+#[derive(Default)]
+struct Breakers(Mutex<HashMap<String, Breaker>>);
+
+impl Breakers {
+    fn wait(&self, id: &str, now: DateTime<Utc>) -> Option<Duration> {
+        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let b = all.get_mut(id)?;
+        let until = b.open_until?;
+        if until > now {
+            // Spread over the open window, so they do not all come back as one.
+            let window = (until - now).to_std().unwrap_or_default();
+            return Some(window + window.mul_f64(rand::rng().random_range(0.0..1.0)));
+        }
+        // This one is the probe; the rest wait for what it finds.
+        b.open_until = Some(now + chrono::Duration::seconds(5));
+        None
+    }
+
+    fn failure(&self, id: &str, now: DateTime<Utc>) {
+        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if all.len() > 100_000 {
+            all.clear();
+        }
+        let b = all.entry(id.to_string()).or_default();
+        b.failures += 1;
+        if b.failures >= BREAKER_FAILURES {
+            let doublings = (b.failures - BREAKER_FAILURES).min(10);
+            let open = Duration::from_secs(5 << doublings).min(BREAKER_MAX_OPEN);
+            b.open_until = Some(now + chrono::Duration::from_std(open).unwrap_or_default());
+        }
+    }
+
+    fn success(&self, id: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+}
+
+/// Sets when the webhook started failing (`None`: it works again).
+async fn set_failing(p: &Platform, w: &Webhook, since: Option<DateTime<Utc>>) -> Result<(), Error> {
+    change(p, w, |w| {
+        if w.failing_since.is_some() == since.is_some() {
+            return false;
+        }
+        w.failing_since = since;
+        true
+    })
+    .await
+    .map(drop)
+}
+
+/// Disables the webhook and publishes `webhook.disabled`, once.
+async fn disable(p: &Platform, w: &Webhook, reason: &str) -> Result<(), Error> {
+    let now = p.clock.now();
+    let changed = change(p, w, |w| {
+        if !w.active {
+            return false;
+        }
+        w.active = false;
+        w.disabled = Some(Disabled {
+            at: now,
+            reason: reason.to_string(),
+        });
+        w.updated_at = now;
+        true
+    })
+    .await?;
+    if let Some(w) = changed {
+        tracing::warn!(reason, "webhook disabled");
+        let endpoint = match &w.channel {
+            webhooks::Channel::Web { url, .. } => url.clone(),
+            webhooks::Channel::Pushover { .. } => "pushover".into(),
+            webhooks::Channel::Twilio { .. } => "twilio".into(),
+        };
+        let mut fields = Map::new();
+        fields.insert("event".into(), webhooks::DISABLED_EVENT.into());
+        fields.insert("webhook_id".into(), w.id.to_string().into());
+        fields.insert("webhook_name".into(), w.name.clone().into());
+        fields.insert("endpoint".into(), endpoint.into());
+        fields.insert("reason".into(), reason.into());
+        super::events::publish_own(p, &w.account, fields).await?;
+    }
+    Ok(())
+}
+
+/// Applies `edit` to the stored webhook under its version (again on a
+/// conflict); answers the webhook written, or `None` when `edit` changed
+/// nothing (or the webhook is gone).
+async fn change(
+    p: &Platform,
+    w: &Webhook,
+    edit: impl Fn(&mut Webhook) -> bool,
+) -> Result<Option<Webhook>, Error> {
+    for attempt in 0..crate::ports::store::OPTIMISTIC_ATTEMPTS {
+        let (mut current, version) = match webhooks::get(p, &w.account, &w.id).await {
+            Ok(found) => found,
+            Err(Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !edit(&mut current) {
+            return Ok(None);
+        }
+        match webhooks::save(p, &current, Cond::Version(version)).await {
+            Ok(()) => return Ok(Some(current)),
+            Err(crate::ports::StoreError::Conflict) => {
+                crate::ports::store::contention_pause(attempt).await
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(crate::ports::StoreError::Conflict.into())
+}
+
+/// Sends a sample of one of the webhook's events now, once (no retry),
+/// and answers the attempt, logged as a test.
+pub async fn test(
+    p: &Platform,
+    account: &str,
+    w: &Webhook,
+    kind: Option<&str>,
+) -> Result<Attempt, Error> {
+    let kind = match kind {
+        Some(k) if w.events.iter().any(|e| e == k) => k.to_string(),
+        Some(k) => {
+            return Err(Error::invalid(
+                "invalid_event",
+                format!(
+                    "event: the webhook is not subscribed to {k:?}: use one of {}",
+                    w.events.join(", ")
+                ),
+            ));
+        }
+        None => w
+            .events
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "delivered".into()),
+    };
+    let now = p.clock.now();
+    let event = request::sample(&kind, now);
+    let d = Delivery {
+        account: account.to_string(),
+        webhook_id: w.id.clone(),
+        event,
+        attempt: 1,
+        first_queued_at: now,
+        text: None,
+        pending_logged: false,
+    };
+    let (status, answer, error) = match request::build(p, w, &d.event, None, now).await {
+        Ok(out) => {
+            let answer = request::send(p, out, true).await;
+            let status = if answer.succeeded() {
+                Status::Succeeded
+            } else {
+                Status::Failed
+            };
+            (status, Some(answer), None)
+        }
+        Err(Unsendable(why)) => (Status::Failed, None, Some(why)),
+    };
+    let mut attempt = attempt_of(&d, w, now, status, answer.as_ref(), error);
+    attempt.test = true;
+    if !w.log_response_body {
+        // Shown to the caller, not kept.
+        let shown = attempt.clone();
+        attempt.response_body = None;
+        attempts::record(p, account, &attempt).await?;
+        return Ok(shown);
+    }
+    attempts::record(p, account, &attempt).await?;
+    Ok(attempt)
+}
