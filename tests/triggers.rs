@@ -94,11 +94,20 @@ async fn mixmax_seed_nested_candidate_lands_in_the_list() {
 
 #[tokio::test]
 async fn heymarket_seed_bearer_key_phone_identifier_and_exact_answer() {
-    let a = Admin::start();
+    // The message goes out by SMS, through a local fake of Twilio's API.
+    let twilio = support::receiver::Receiver::start().await;
+    let a = Admin::start_with(&[
+        ("HOOKLINE_TWILIO_URL", twilio.base.as_str()),
+        ("HOOKLINE_ALLOW_PRIVATE_TARGETS", "1"),
+    ]);
+    let sms = a
+        .create("/v1/webhooks", json!({"name": "SMS", "events": ["delivered"],
+            "channel": {"type": "twilio", "account_sid": "AC123", "auth_token": "twilio-token", "from": "+15005550006"}}))
+        .await;
     let trigger = a
         .create("/v1/triggers", json!({
             "name": "Salesforce leads", "identifier": "phone_number", "require_api_key": true,
-            "actions": [{"type": "update_contact"}, {"type": "send_message", "webhook_id": "wh_sms", "template": "Hi {{first_name}}, thanks!"}]
+            "actions": [{"type": "update_contact"}, {"type": "send_message", "webhook_id": sms["id"], "template": "Hi {{first_name}}, thanks!"}]
         }))
         .await;
     let (id, url) = (
@@ -159,6 +168,28 @@ async fn heymarket_seed_bearer_key_phone_identifier_and_exact_answer() {
     );
     assert_eq!(contact["name"], "John Smith");
     assert_eq!(contact["phone_number"], "12155556677");
+    let sent = twilio
+        .wait_for(
+            "/2010-04-01/Accounts/AC123/Messages.json",
+            1,
+            std::time::Duration::from_secs(20),
+        )
+        .await;
+    let form = sent[0].form();
+    assert_eq!(
+        (
+            form["To"].as_str(),
+            form["From"].as_str(),
+            form["Body"].as_str()
+        ),
+        ("12155556677", "+15005550006", "Hi John, thanks!")
+    );
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode("AC123:twilio-token");
+    assert_eq!(
+        sent[0].header("authorization"),
+        Some(format!("Basic {basic}").as_str())
+    );
 
     // The key is kept only hashed: it never appears again.
     let (_, shown) = a.get(&format!("/v1/triggers/{id}")).await;
@@ -865,18 +896,26 @@ async fn every_body_within_the_limit_is_queued() {
 #[tokio::test]
 async fn an_action_too_large_to_keep_fails_the_request_at_once() {
     let a = Admin::start();
+    let hook = a
+        .create(
+            "/v1/webhooks",
+            json!({"name": "Out", "events": ["delivered"],
+            "channel": {"type": "web", "url": "https://example.com/messages"}}),
+        )
+        .await;
     let t = a
         .create(
             "/v1/triggers",
             json!({
                 "name": "Big message",
                 "transform": "email = email\nfields.notes = notes",
-                "actions": [{"type": "send_message", "webhook_id": "wh_1",
+                "actions": [{"type": "send_message", "webhook_id": hook["id"],
                              "template": "{{fields.notes}}{{fields.notes}}"}]
             }),
         )
         .await;
-    // The contact (210 KB) fits; the message (420 KB) does not.
+    // The contact (210 KB) fits; the message (420 KB) is past what a
+    // message may be.
     let body = json!({"email": "notes@example.com", "notes": "n".repeat(210 * 1024)});
     let (status, r) = a.hook(t["url"].as_str().unwrap(), &body, &[]).await;
     assert_eq!(status, 200, "{r}");
@@ -886,7 +925,7 @@ async fn an_action_too_large_to_keep_fails_the_request_at_once() {
     assert_eq!(record["status"], "failed");
     let reason = record["reason"].as_str().unwrap();
     assert!(
-        reason.contains("send_message: the message is too large to keep"),
+        reason.contains("send_message: the message is too large to send"),
         "{reason}"
     );
 }

@@ -660,3 +660,59 @@ async fn private_targets_are_refused() {
         (403, json!("webhook_limit_reached"))
     );
 }
+
+/// A trigger's `publish_event` flows like a published event; its
+/// `send_message` goes out through the named webhook's channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_actions_publish_events_and_send_messages() {
+    let receiver = Receiver::start().await;
+    let admin = start(&[("HOOKLINE_PUSHOVER_URL", &receiver.base)]);
+    let (status, got) = admin
+        .post("/v1/triggers", json!({"name": "t", "actions": [{"type": "send_message", "webhook_id": "wh_01jf6z0c1qz8m3v2w4x5y6z7a8", "template": "hi"}]}))
+        .await;
+    assert_eq!(status, 422, "a message to no webhook: {got}");
+    let trigger = admin
+        .create("/v1/triggers", json!({"name": "Hired", "transform": "email = candidate.email\nfirst_name = candidate.first_name",
+            "actions": [{"type": "publish_event", "event": "candidate.hired"}]}))
+        .await;
+    webhook(
+        &admin,
+        json!({"name": "HR", "events": ["candidate.hired"], "channel": web(&receiver.url("/hr"))}),
+    )
+    .await;
+    let push = webhook(
+        &admin,
+        json!({"name": "Phone", "events": ["delivered"],
+        "channel": {"type": "pushover", "user_key": "u-key", "api_token": "a-token"}}),
+    )
+    .await;
+    let (status, _) = admin
+        .send(reqwest::Method::PATCH, &format!("/v1/triggers/{}", trigger["id"].as_str().unwrap()),
+            Some(json!({"actions": [{"type": "publish_event", "event": "candidate.hired"},
+                                    {"type": "send_message", "webhook_id": push, "template": "Welcome {{first_name}} ({{email}})"}]})))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = admin
+        .hook(
+            trigger["url"].as_str().unwrap(),
+            &json!({"candidate": {"email": "ada@example.com", "first_name": "Ada"}}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let hr = receiver
+        .wait_for("/hr", 1, Duration::from_secs(20))
+        .await
+        .remove(0)
+        .json();
+    assert_eq!(hr["event"], "candidate.hired");
+    assert_eq!(hr["email"], "ada@example.com");
+    assert_eq!(hr["data"]["candidate"]["first_name"], "Ada");
+    let push = receiver
+        .wait_for("/1/messages.json", 1, Duration::from_secs(20))
+        .await
+        .remove(0)
+        .form();
+    assert_eq!(push["message"], "Welcome Ada (ada@example.com)");
+    assert_eq!(push["token"], "a-token");
+}

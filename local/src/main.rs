@@ -182,7 +182,7 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
             ))
         })
         .collect();
-    let delivery = Arc::new(hookline::delivery::DeliveryHandler::new(platform.clone()));
+    let delivery = Arc::new(hookline::deliver::DeliveryHandler::new(platform.clone()));
     let mut delivering: Vec<_> = (0..args.delivery_workers)
         .map(|_| {
             tokio::spawn(hookline::work::drive(
@@ -192,7 +192,7 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
             ))
         })
         .collect();
-    delivering.push(tokio::spawn(hookline::delivery::deliver::release_forever(
+    delivering.push(tokio::spawn(hookline::deliver::release_forever(
         platform.clone(),
         std::time::Duration::from_secs(5),
         stopped.clone(),

@@ -53,6 +53,9 @@ pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
     Ok(steps)
 }
 
+/// The longest a delivery may wait on its endpoint.
+pub const MAX_DELIVERY_TIMEOUT: Duration = Duration::from_secs(50);
+
 pub const DEFAULT_RETRY_SCHEDULE: &str = "0s,5s,5m,30m,2h,5h,10h,10h";
 
 #[derive(Debug, Clone)]
@@ -132,6 +135,16 @@ fn flag(value: &str) -> bool {
 }
 
 impl Settings {
+    /// The wait before a delivery's first attempt: the retry schedule's
+    /// first step (`0s` by default), within the queue's longest delay.
+    pub fn first_delay(&self) -> Duration {
+        self.retry_schedule
+            .first()
+            .copied()
+            .unwrap_or_default()
+            .min(crate::ports::queue::MAX_DELAY)
+    }
+
     /// Reads the `HOOKLINE_*` variables; a malformed one is an error naming it.
     pub fn from_env() -> Result<Self, String> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -195,8 +208,19 @@ impl Settings {
                 return Err("HOOKLINE_HEADER_TIMEOUT: must be longer than 0s".into());
             }
         }
+        if let Some(v) = get("HOOKLINE_DELIVERY_TIMEOUT") {
+            s.delivery_timeout =
+                parse_duration(&v).map_err(|e| format!("HOOKLINE_DELIVERY_TIMEOUT: {e}"))?;
+            // Below the time a worker holds a message (60 s), so that no
+            // attempt outlives its message's visibility.
+            if s.delivery_timeout.is_zero() || s.delivery_timeout > MAX_DELIVERY_TIMEOUT {
+                return Err(format!(
+                    "HOOKLINE_DELIVERY_TIMEOUT: from 1ms to {}",
+                    format_duration(MAX_DELIVERY_TIMEOUT)
+                ));
+            }
+        }
         for (name, into) in [
-            ("HOOKLINE_DELIVERY_TIMEOUT", &mut s.delivery_timeout),
             ("HOOKLINE_DISABLE_AFTER", &mut s.disable_after),
             ("HOOKLINE_ATTEMPT_RETENTION", &mut s.attempt_retention),
         ] {

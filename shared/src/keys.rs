@@ -16,10 +16,11 @@
 //! | inbound request (log) | `{account}#trigger_request#{trigger id}` | request id (time-ordered) |
 //! | idempotency key | `trigger_idem#{trigger id}` | the key (expires after 24 h) |
 //! | webhook | `{account}#webhook` | webhook id |
+//! | webhook's failing streak | `{account}#webhook_health` | webhook id |
 //! | delivery attempt (log) | `{account}#attempt#{webhook id}` | attempt id (time-ordered) |
 //! | delivery waiting past the queue's longest delay | `parked#{minute}` | delivery id |
-//! | published event | `{account}#event` | event id |
-//! | message to send | `{account}#message` | message id |
+//! | published event (kept by builds before outbound delivery; now queued) | `{account}#event` | event id |
+//! | message to send (likewise) | `{account}#message` | message id |
 //! | dead letter (a queue message given up on) | `{account}#dead_letter` | dead letter id (time-ordered) |
 //!
 //! Partitions are per account and per resource, so a list query reads one
@@ -110,6 +111,14 @@ pub fn webhooks(account: &str) -> String {
 
 pub fn webhook(account: &str, id: &str) -> Key {
     Key::new(webhooks(account), id)
+}
+
+pub fn webhook_healths(account: &str) -> String {
+    format!("{account}#webhook_health")
+}
+
+pub fn webhook_health(account: &str, id: &str) -> Key {
+    Key::new(webhook_healths(account), id)
 }
 
 pub fn attempts(account: &str, webhook: &str) -> String {

@@ -12,7 +12,8 @@
 //!   `contacts`, `transforms`, `triggers`, `webhooks`, `delivery`,
 //!   `dead_letters`;
 //! - edges: `http` (the admin and ingest routers: the only code that knows
-//!   HTTP), `apply` (the apply queue's dispatcher), `work` (feeding any
+//!   HTTP), `apply` (the apply queue's dispatcher), `deliver` (the
+//!   delivery queue's), `work` (feeding any
 //!   queue to a handler, and settling the outcomes), `adapters` (embedded:
 //!   redb and a log file; AWS: DynamoDB and SQS), `testkit`.
 //!
@@ -37,6 +38,7 @@ pub mod collections;
 pub mod config;
 pub mod contacts;
 pub mod dead_letters;
+pub mod deliver;
 pub mod delivery;
 pub mod egress;
 pub mod error;

@@ -119,6 +119,9 @@ pub struct Delivery {
     /// webhook's rate limit or its account): once is enough.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending_logged: bool,
+    /// The slot it holds under its webhook's rate limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 impl Delivery {

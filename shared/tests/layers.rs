@@ -26,6 +26,8 @@ const DOMAIN: &[&str] = &[
     "dead_letters",
     "transforms",
     "triggers",
+    "webhooks",
+    "delivery",
 ];
 /// Test support: it may import anything; nothing but tests imports it.
 const TESTKIT: &str = "testkit";

@@ -365,7 +365,20 @@ async fn updates_keep_what_they_leave_out_and_secrets_rotate_with_overlap() {
     let now = stored(&c.platform, &id).await;
     assert_eq!(now.secrets.len(), 1);
     assert_ne!(now.secrets, first.secrets);
-    assert!(now.channel_password().is_none(), "no auth given: none kept");
+    // What a channel leaves out is kept: the type stays web, and so do its
+    // method, content type and basic auth.
+    assert_eq!(now.channel_password(), Some("p4ssw0rd-never-shown"));
+    let (_, got) = c
+        .call(
+            "PATCH",
+            &path,
+            Some(json!({"channel": {"type": "web", "auth": {"type": "none"}}})),
+        )
+        .await;
+    assert_eq!(got["channel"]["auth"], json!({"type": "none"}), "{got}");
+    assert_eq!(got["endpoint"], "https://api.example.com/v2");
+    let now = stored(&c.platform, &id).await;
+    assert!(now.channel_password().is_none(), "auth none removes it");
 
     // Rotation: the new secret answered once, the old one signing for 24 h.
     let before = now.secrets[0].value.clone();

@@ -25,6 +25,7 @@ fn plain_partitions(account: &str) -> Vec<String> {
         keys::event(account, "").pk,
         keys::message(account, "").pk,
         keys::dead_letters(account),
+        keys::webhook_healths(account),
         keys::usage(account, "").pk,
     ]
 }

@@ -20,6 +20,8 @@ pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 /// read from the store (an account with more than the cache holds); the
 /// rest goes on in a message of its own.
 pub const FAN_OUT_PAGE: usize = 200;
+/// Deliveries queued by one send.
+const SEND_CHUNK: usize = 100;
 
 /// Mumara's payload fields that hold text (`campaign_id` may be a number too).
 const TEXT_FIELDS: [&str; 12] = [
@@ -58,7 +60,7 @@ pub fn parse_event(raw: &Value, at: &str, now: DateTime<Utc>) -> Result<Map<Stri
             ));
         }
     };
-    crate::triggers::check_event_name(kind).map_err(|m| invalid(&format!("{at}.event"), m))?;
+    webhooks::check_event_name(kind).map_err(|m| invalid(&format!("{at}.event"), m))?;
     if fields.contains_key("id") {
         return Err(invalid(
             &format!("{at}.id"),
@@ -229,9 +231,10 @@ pub async fn fan_out(
                 )
             }
         };
-    if !matched.is_empty() {
-        let now = p.clock.now();
-        let messages = matched
+    // A chunk at a time: each message carries the event.
+    let now = p.clock.now();
+    for chunk in matched.chunks(SEND_CHUNK) {
+        let messages = chunk
             .iter()
             .map(|w| {
                 let delivery = Delivery {
@@ -242,23 +245,14 @@ pub async fn fan_out(
                     first_queued_at: now,
                     text: None,
                     pending_logged: false,
+                    not_before: None,
                 };
-                (delivery.encode(), first_delay(p))
+                (delivery.encode(), p.settings.first_delay())
             })
             .collect();
         p.delivery_queue.send_batch(messages).await?;
     }
     Ok(next)
-}
-
-/// The wait before a first attempt: the schedule's first step (`0s` by default).
-pub fn first_delay(p: &Platform) -> std::time::Duration {
-    p.settings
-        .retry_schedule
-        .first()
-        .copied()
-        .unwrap_or_default()
-        .min(crate::ports::queue::MAX_DELAY)
 }
 
 /// Publishes Hookline's own event into the account, as a user's would be.

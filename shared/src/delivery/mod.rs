@@ -4,14 +4,13 @@
 //! - `events.rs`: an event checked and published; its fan-out to the
 //!   account's matching webhooks, a page at a time;
 //! - `request.rs`: the payload, shaped for the channel and signed;
-//! - `deliver.rs`: one attempt per message and what follows it (the retry
+//! - `attempt.rs`: one attempt of a delivery and what follows it (the retry
 //!   schedule, parking long waits, 410, disabling, dead letters, rate
-//!   limits, endpoints that fail every call);
+//!   limits, endpoints that fail every call); the queue's dispatcher is
+//!   the edge `crate::deliver`;
 //! - `attempts.rs`: the attempt log.
 
+pub mod attempt;
 pub mod attempts;
-pub mod deliver;
 pub mod events;
 pub mod request;
-
-pub use deliver::DeliveryHandler;

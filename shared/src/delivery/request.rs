@@ -97,7 +97,7 @@ fn insert(out: &mut Map<String, Value>, path: &str, value: Value) {
 #[derive(Default)]
 struct Compiled(Mutex<HashMap<String, (String, Transform)>>);
 
-async fn transform(p: &Platform, w: &Webhook, source: &str) -> Result<Transform, String> {
+async fn transform(p: &Platform, w: &Webhook, source: &str) -> Result<Transform, Unsendable> {
     let cache = p.kept.get::<Compiled>();
     if let Some((kept_source, t)) = cache
         .0
@@ -110,8 +110,8 @@ async fn transform(p: &Platform, w: &Webhook, source: &str) -> Result<Transform,
     }
     let t = Transform::compile_payload_bounded(source.to_string())
         .await
-        .map_err(|e| format!("the payload transform could not be compiled: {e}"))?
-        .map_err(|e| format!("the payload transform does not compile: {e}"))?;
+        .map_err(|e| Unsendable::Busy(format!("the payload transform could not be compiled: {e}")))?
+        .map_err(|e| Unsendable::Never(format!("the payload transform does not compile: {e}")))?;
     let mut all = cache.0.lock().unwrap_or_else(PoisonError::into_inner);
     if all.len() >= 10_000 {
         all.clear();
@@ -120,10 +120,14 @@ async fn transform(p: &Platform, w: &Webhook, source: &str) -> Result<Transform,
     Ok(t)
 }
 
-/// Why a delivery cannot be made, now or ever (the same event fails the
-/// same way): it is not retried.
+/// Why a delivery cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unsendable(pub String);
+pub enum Unsendable {
+    /// Ever: the same event fails the same way; it is not retried.
+    Never(String),
+    /// Now: the transform threads are all busy.
+    Busy(String),
+}
 
 /// The body a webhook sends for `event`: the event itself, or what its
 /// mappings or transform make of it.
@@ -153,12 +157,14 @@ pub async fn payload(
             transform: Some(source),
             ..
         }) => {
-            let t = transform(p, w, source).await.map_err(Unsendable)?;
+            let t = transform(p, w, source).await?;
             match t.evaluate_payload(event).await {
                 Ok(Ok(body)) => Ok(Value::Object(body)),
-                Ok(Err(e)) => Err(Unsendable(format!("the payload transform failed: {e}"))),
+                Ok(Err(e)) => Err(Unsendable::Never(format!(
+                    "the payload transform failed: {e}"
+                ))),
                 // The transform threads, not the event: a retry may pass.
-                Err(e) => Err(Unsendable(format!(
+                Err(e) => Err(Unsendable::Busy(format!(
                     "the payload transform could not run: {e}"
                 ))),
             }
@@ -231,7 +237,8 @@ pub async fn build(
         None => payload(p, w, event).await?,
     };
     let parse = |u: &str| {
-        reqwest::Url::parse(u).map_err(|e| Unsendable(format!("the URL {u:?} is invalid: {e}")))
+        reqwest::Url::parse(u)
+            .map_err(|e| Unsendable::Never(format!("the URL {u:?} is invalid: {e}")))
     };
     let form_type = "application/x-www-form-urlencoded";
     match &w.channel {
@@ -331,7 +338,7 @@ pub async fn build(
                 .and_then(text_of)
                 .filter(|t| !t.trim().is_empty())
                 .ok_or_else(|| {
-                    Unsendable(format!("the event has no {to_field} to send the SMS to"))
+                    Unsendable::Never(format!("the event has no {to_field} to send the SMS to"))
                 })?;
             let fields = vec![
                 ("To".to_string(), to),

@@ -38,6 +38,37 @@ pub fn routes() -> OpenApiRouter<Arc<Platform>> {
         .routes(routes!(attempts))
 }
 
+/// The event names the account's triggers publish (`publish_event`), which
+/// its webhooks may subscribe to beside the known types; read only when
+/// `events` name another.
+async fn publishable(
+    p: &Platform,
+    account: &str,
+    events: Option<&[String]>,
+) -> Result<Vec<String>, ApiError> {
+    let mut names = Vec::new();
+    if !events.is_some_and(webhooks::names_custom) {
+        return Ok(names);
+    }
+    let mut cursor = None;
+    loop {
+        let (page, next) = crate::triggers::page(p, account, 200, cursor).await?;
+        for t in page {
+            for a in t.actions {
+                if let crate::triggers::Action::PublishEvent { event } = a
+                    && !names.contains(&event)
+                {
+                    names.push(event);
+                }
+            }
+        }
+        match next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(names),
+        }
+    }
+}
+
 /// A webhook id from the path; one that cannot be is not found.
 pub(super) fn webhook_id(text: &str) -> Result<WebhookId, ApiError> {
     WebhookId::parse(text).ok_or_else(|| ApiError::not_found("webhook"))
@@ -164,11 +195,19 @@ impl<'a> From<&'a Webhook> for WebhookView<'a> {
             active: w.active,
             status: w.status(),
             disabled: w.disabled.as_ref(),
-            failing_since: w.failing_since,
+            failing_since: None,
             created_at: w.created_at,
             updated_at: w.updated_at,
             secret: None,
         }
+    }
+}
+
+impl WebhookView<'_> {
+    /// With its failing streak, if it has one.
+    fn failing(mut self, health: Option<&webhooks::Health>) -> Self {
+        self.failing_since = health.map(|h| h.failing_since);
+        self
     }
 }
 
@@ -197,7 +236,8 @@ pub struct WebhookList<'a> {
               (status = 403, description = "the account has as many webhooks as its limit (`webhook_limit_reached`)", body = ErrorBody),
               (status = 422, description = "a field is invalid: the message names it", body = ErrorBody)))]
 async fn create(State(p): P, Account(a): Account, Json(input): Json<NewWebhook>) -> Answer {
-    let w = webhooks::create(&p, &a, input).await?;
+    let publishable = publishable(&p, &a, Some(&input.events)).await?;
+    let w = webhooks::create(&p, &a, input, &publishable).await?;
     Ok(answer(StatusCode::CREATED, &WebhookView::from(&w)))
 }
 
@@ -214,8 +254,12 @@ async fn index(State(p): P, Account(a): Account, Query(q): Query<PageParams>) ->
         },
         crate::accounts::usage::limits(&p, &a)
     )?;
+    let health = webhooks::healths(&p, &a, crate::http::extract::MAX_PAGE.max(all.len())).await?;
     let list = WebhookList {
-        data: all.iter().map(WebhookView::from).collect(),
+        data: all
+            .iter()
+            .map(|w| WebhookView::from(w).failing(health.get(w.id.as_str())))
+            .collect(),
         next_cursor,
         usage: WebhookUsage {
             count,
@@ -230,8 +274,13 @@ async fn index(State(p): P, Account(a): Account, Query(q): Query<PageParams>) ->
     responses((status = 200, description = "found", body = WebhookView),
               (status = 404, description = "no such webhook in this account", body = ErrorBody)))]
 async fn show(State(p): P, Account(a): Account, Path(id): Path<String>) -> Answer {
-    let (w, _) = webhooks::get(&p, &a, &webhook_id(&id)?).await?;
-    Ok(answer(StatusCode::OK, &WebhookView::from(&w)))
+    let id = webhook_id(&id)?;
+    let (w, _) = webhooks::get(&p, &a, &id).await?;
+    let health = webhooks::health(&p, &a, &id).await?;
+    Ok(answer(
+        StatusCode::OK,
+        &WebhookView::from(&w).failing(health.as_ref()),
+    ))
 }
 
 /// Change a webhook (absent fields are kept; an absent or blank secret too)
@@ -247,7 +296,8 @@ async fn update(
     Path(id): Path<String>,
     Json(input): Json<WebhookPatch>,
 ) -> Answer {
-    let w = webhooks::update(&p, &a, &webhook_id(&id)?, input).await?;
+    let publishable = publishable(&p, &a, input.events.as_deref()).await?;
+    let w = webhooks::update(&p, &a, &webhook_id(&id)?, input, &publishable).await?;
     Ok(answer(StatusCode::OK, &WebhookView::from(&w)))
 }
 
@@ -256,7 +306,7 @@ async fn set_active(p: &Platform, a: &str, id: &str, active: bool) -> Answer {
         active: Some(active),
         ..Default::default()
     };
-    let w = webhooks::update(p, a, &webhook_id(id)?, input).await?;
+    let w = webhooks::update(p, a, &webhook_id(id)?, input, &[]).await?;
     Ok(answer(StatusCode::OK, &WebhookView::from(&w)))
 }
 
@@ -335,7 +385,7 @@ async fn test(
 ) -> Answer {
     let (w, _) = webhooks::get(&p, &a, &webhook_id(&id)?).await?;
     let event = crate::http::extract::optional_json::<TestRequest>(&body)?.and_then(|b| b.event);
-    let attempt = crate::delivery::deliver::test(&p, &a, &w, event.as_deref()).await?;
+    let attempt = crate::delivery::attempt::test(&p, &a, &w, event.as_deref()).await?;
     Ok(answer(StatusCode::OK, &attempt))
 }
 

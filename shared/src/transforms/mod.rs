@@ -20,6 +20,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
+/// The longest transform, in characters.
+pub const MAX_SOURCE: usize = 16 * 1024;
+
 /// Where a contact's value goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {

@@ -85,9 +85,9 @@ mod tests {
 
     #[test]
     fn event_names() {
-        assert!(check_event_name("candidate.hired").is_ok());
-        assert!(check_event_name("Bad Name").is_err());
-        assert!(check_event_name("").is_err());
+        assert!(crate::webhooks::check_event_name("candidate.hired").is_ok());
+        assert!(crate::webhooks::check_event_name("Bad Name").is_err());
+        assert!(crate::webhooks::check_event_name("").is_err());
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use crate::ids::TriggerId;
 pub const ID_PREFIX: &str = "trg";
 pub(super) const MAX_ACTIONS: usize = 20;
 pub(super) const MAX_TEMPLATE: usize = 1600;
-pub const MAX_TRANSFORM: usize = 16 * 1024;
+pub const MAX_TRANSFORM: usize = crate::transforms::MAX_SOURCE;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]

@@ -337,19 +337,30 @@ async fn run_action(
             outcome(true, if created { "created" } else { "updated" }.into())
         }
         Action::PublishEvent { event } => {
-            // Derived from the request, so a second delivery writes the same event.
+            // Named by the request, so a second run publishes the same event
+            // (its deliveries carry the same webhook-id).
             let id = format!("evt_{}_{key}", m.request_id.trim_start_matches("req_"));
-            let body = json!({
-                "id": id, "event": event, "timestamp": m.received_at,
-                "email": contact.email, "phone_number": contact.phone_number, "contact_id": contact.id,
-                "trigger_id": m.trigger_id, "request_id": m.request_id, "data": m.payload,
-            });
-            match keep_once(p, keys::event(&m.account, &id), body).await? {
-                Ok(()) => outcome(true, format!("published {id}")),
-                Err(too_large) => outcome(
+            let mut fields = Map::new();
+            fields.insert("id".into(), json!(id));
+            fields.insert("event".into(), json!(event));
+            fields.insert("timestamp".into(), json!(m.received_at));
+            fields.insert("email".into(), json!(contact.email));
+            fields.insert("phone_number".into(), json!(contact.phone_number));
+            fields.insert("contact_id".into(), json!(contact.id));
+            fields.insert("request_id".into(), json!(m.request_id));
+            fields.insert("data".into(), Value::Object(m.payload.clone()));
+            let message = crate::messages::ApplyMessage::FanOut {
+                account: m.account.clone(),
+                event: fields,
+                after: None,
+            };
+            match message.send(p).await {
+                Ok(_) => outcome(true, format!("published {id}")),
+                Err(crate::ports::QueueError::TooLarge(n)) => outcome(
                     false,
-                    format!("the event is too large to keep ({too_large})"),
+                    format!("the event is too large to publish ({n} bytes)"),
                 ),
+                Err(e) => return Err(StoreError::Backend(e.to_string())),
             }
         }
         Action::SendMessage {
@@ -357,41 +368,62 @@ async fn run_action(
             template,
         } => {
             let id = format!("msg_{}_{key}", m.request_id.trim_start_matches("req_"));
-            let body = json!({
-                "id": id, "webhook_id": webhook_id, "contact_id": contact.id,
-                "email": contact.email, "phone_number": contact.phone_number,
-                "text": render(template, contact), "status": "waiting_for_channel", "created_at": p.clock.now(),
-            });
-            match keep_once(p, keys::message(&m.account, &id), body).await? {
-                Ok(()) => outcome(
-                    true,
-                    format!(
-                        "{id} kept for webhook {webhook_id}; outbound channels deliver it once they exist"
-                    ),
-                ),
-                Err(too_large) => outcome(
+            let found = match crate::ids::WebhookId::parse(webhook_id) {
+                Some(w) => match crate::webhooks::get(p, &m.account, &w).await {
+                    Ok(_) => Some(w),
+                    Err(crate::error::Error::Store(e)) => return Err(e),
+                    Err(_) => None,
+                },
+                None => None,
+            };
+            let Some(webhook) = found else {
+                return Ok(outcome(
                     false,
-                    format!("the message is too large to keep ({too_large})"),
-                ),
+                    format!("webhook {webhook_id} no longer exists"),
+                ));
+            };
+            let text = render(template, contact);
+            if text.len() > MAX_MESSAGE_BYTES {
+                return Ok(outcome(
+                    false,
+                    format!(
+                        "the message is too large to send ({} bytes; at most {MAX_MESSAGE_BYTES})",
+                        text.len()
+                    ),
+                ));
             }
+            let mut fields = Map::new();
+            fields.insert("id".into(), json!(id));
+            fields.insert("event".into(), json!("message"));
+            fields.insert("timestamp".into(), json!(m.received_at));
+            fields.insert("email".into(), json!(contact.email));
+            fields.insert("phone_number".into(), json!(contact.phone_number));
+            fields.insert("name".into(), json!(contact.name));
+            fields.insert("contact_id".into(), json!(contact.id));
+            fields.insert("request_id".into(), json!(m.request_id));
+            fields.insert("text".into(), json!(text));
+            let delivery = crate::messages::Delivery {
+                account: m.account.clone(),
+                webhook_id: webhook.clone(),
+                event: fields,
+                attempt: 1,
+                first_queued_at: p.clock.now(),
+                text: Some(text),
+                pending_logged: false,
+                not_before: None,
+            };
+            let delay = p.settings.first_delay();
+            p.delivery_queue
+                .send(delivery.encode(), delay)
+                .await
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            outcome(true, format!("{id} queued for webhook {webhook}"))
         }
     })
 }
 
-/// Writes what an action made, once: another delivery of the request finds
-/// it there. One too large to keep fails the action (the inner error), as
-/// retrying cannot help; other store failures are the outer error.
-async fn keep_once(
-    p: &Platform,
-    key: crate::ports::Key,
-    body: Value,
-) -> Result<Result<(), String>, StoreError> {
-    match p.store.put(Put::new(key, body).when(Cond::Absent)).await {
-        Ok(_) | Err(StoreError::Conflict) => Ok(Ok(())),
-        Err(StoreError::TooLarge(m)) => Ok(Err(m)),
-        Err(e) => Err(e),
-    }
-}
+/// The longest message a `send_message` action sends.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// Fills `{{field}}` placeholders; a field the contact lacks becomes empty.
 pub fn render(template: &str, c: &Contact) -> String {

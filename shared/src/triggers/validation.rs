@@ -66,20 +66,6 @@ pub(super) fn check_template(template: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub fn check_event_name(event: &str) -> Result<(), String> {
-    let ok = (1..=64).contains(&event.len())
-        && event.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "event {event:?} must be 1 to 64 of a-z, 0-9, _, . or -"
-        ))
-    }
-}
-
 /// Parses and checks actions: every list and sequence they name must exist.
 pub async fn parse_actions(
     platform: &Platform,
@@ -123,12 +109,22 @@ pub async fn parse_actions(
                 webhook_id,
                 template,
             } => {
-                if webhook_id.trim().is_empty() {
-                    return Err(fail("webhook_id is empty".into()));
-                }
                 check_template(template).map_err(fail)?;
+                let found = match crate::ids::WebhookId::parse(webhook_id) {
+                    Some(id) => match crate::webhooks::get(platform, account, &id).await {
+                        Ok(_) => true,
+                        Err(Error::NotFound(_)) => false,
+                        Err(e) => return Err(e),
+                    },
+                    None => false,
+                };
+                if !found {
+                    return Err(fail(format!("webhook {webhook_id:?} does not exist")));
+                }
             }
-            Action::PublishEvent { event } => check_event_name(event).map_err(fail)?,
+            Action::PublishEvent { event } => {
+                crate::webhooks::check_event_name(event).map_err(fail)?
+            }
         }
         actions.push(action);
     }

@@ -98,7 +98,13 @@ pub async fn find_for_delivery(
     id: &crate::ids::WebhookId,
 ) -> Result<Option<Arc<Webhook>>, crate::error::Error> {
     if let Some(all) = all_cached(p, account).await? {
-        return Ok(all.iter().find(|w| w.id == *id).cloned());
+        match all.iter().find(|w| w.id == *id) {
+            Some(w) => return Ok(Some(w.clone())),
+            // Read since the last edit here: it is gone.
+            None if !p.store.shared() => return Ok(None),
+            // Made by another process since this one read them, perhaps.
+            None => {}
+        }
     }
     match get(p, account, id).await {
         Ok((w, _)) => Ok(Some(Arc::new(w))),

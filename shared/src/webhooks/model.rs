@@ -23,6 +23,21 @@ pub const EVENT_TYPES: [&str; 11] = [
     DISABLED_EVENT,
 ];
 
+/// An event type's name: 1 to 64 of a-z, 0-9, `_`, `.` or `-`.
+pub fn check_event_name(event: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&event.len())
+        && event.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "event {event:?} must be 1 to 64 of a-z, 0-9, _, . or -"
+        ))
+    }
+}
+
 /// Published when a webhook is disabled by a 410 or by failing too long.
 pub const DISABLED_EVENT: &str = "webhook.disabled";
 
@@ -181,9 +196,6 @@ pub struct Webhook {
     pub secrets: Vec<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<Disabled>,
-    /// Since when every attempt failed (`None` after a success).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failing_since: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -216,6 +228,18 @@ impl Webhook {
             (false, None) => "inactive",
         }
     }
+}
+
+/// How a webhook's endpoint fares, kept apart from the webhook (written
+/// by deliveries, so that they never race a user's edit): absent while it
+/// works.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// The first failure of the current streak.
+    pub failing_since: DateTime<Utc>,
+    /// The latest failure, to within a minute: a streak whose last failure
+    /// is older than the longest retry step has ended.
+    pub last_failure_at: DateTime<Utc>,
 }
 
 /// A channel as given: every field of every type, checked by `validation`

@@ -17,42 +17,21 @@ use crate::ports::{Cond, Put, Query, StoreError, Write};
 /// How long the old secret goes on signing after a rotation.
 pub const ROTATION_OVERLAP: TimeDelta = TimeDelta::hours(24);
 
-/// Event names the account's triggers publish (`publish_event`), which its
-/// webhooks may subscribe to beside the known ones.
-async fn publishable(p: &Platform, account: &str) -> Result<Vec<String>, Error> {
-    let mut names = Vec::new();
-    let mut cursor = None;
-    loop {
-        let (page, next) = crate::triggers::page(p, account, 200, cursor).await?;
-        for t in page {
-            for a in t.actions {
-                if let crate::triggers::Action::PublishEvent { event } = a
-                    && !names.contains(&event)
-                {
-                    names.push(event);
-                }
-            }
-        }
-        match next {
-            Some(c) => cursor = Some(c),
-            None => return Ok(names),
-        }
-    }
+/// Whether `events` name one that is not a known type: those must be
+/// published by a trigger of the account, which the caller finds
+/// (`publishable` of `create` and `update`).
+pub fn names_custom(events: &[String]) -> bool {
+    events.iter().any(|e| !EVENT_TYPES.contains(&e.trim()))
 }
 
-async fn events(p: &Platform, account: &str, raw: &[String]) -> Result<Vec<String>, Error> {
-    // The triggers are read only when an event is not a known one.
-    let custom = raw.iter().any(|e| !EVENT_TYPES.contains(&e.trim()));
-    let publishable = if custom {
-        publishable(p, account).await?
-    } else {
-        Vec::new()
-    };
-    parse_events(raw, &publishable)
-}
-
-/// Creates a webhook, within the account's limit.
-pub async fn create(p: &Platform, account: &str, input: NewWebhook) -> Result<Webhook, Error> {
+/// Creates a webhook, within the account's limit. `publishable`: the event
+/// names the account's triggers publish (needed when `names_custom`).
+pub async fn create(
+    p: &Platform,
+    account: &str,
+    input: NewWebhook,
+    publishable: &[String],
+) -> Result<Webhook, Error> {
     let name = collections::parse_name(&input.name)?;
     let channel = parse_channel(p, &input.channel, None)?;
     let secret = match &input.channel.secret {
@@ -65,7 +44,7 @@ pub async fn create(p: &Platform, account: &str, input: NewWebhook) -> Result<We
         account: account.to_string(),
         name,
         channel,
-        events: events(p, account, &input.events).await?,
+        events: parse_events(&input.events, publishable)?,
         filters: parse_filters(input.filters.as_ref())?,
         payload: parse_payload(input.payload).await?,
         rate_limit: parse_rate(input.rate_limit)?,
@@ -79,7 +58,6 @@ pub async fn create(p: &Platform, account: &str, input: NewWebhook) -> Result<We
             .into_iter()
             .collect(),
         disabled: None,
-        failing_since: None,
         created_at: now,
         updated_at: now,
     };
@@ -163,74 +141,154 @@ pub async fn page(
     ))
 }
 
-/// Changes a webhook under its version, so concurrent edits are not lost.
+/// Changes a webhook under its version, again when another change came
+/// first (a delivery disabling it, say), so that neither is lost.
 pub async fn update(
     p: &Platform,
     account: &str,
     id: &WebhookId,
     input: WebhookPatch,
+    publishable: &[String],
 ) -> Result<Webhook, Error> {
-    let (mut w, version) = get(p, account, id).await?;
-    if let Some(name) = &input.name {
-        w.name = collections::parse_name(name)?;
-    }
-    if let Some(channel) = &input.channel {
-        let same_type = matches!(
-            (&w.channel, channel.kind.as_str()),
-            (Channel::Web { .. }, "web")
-                | (Channel::Pushover { .. }, "pushover")
-                | (Channel::Twilio { .. }, "twilio")
-        );
-        w.channel = parse_channel(p, channel, same_type.then_some(&w.channel))?;
-        match &channel.secret {
-            // Absent or blank: the current secret stays (the seed's rule).
-            Patch::Absent => {}
-            Patch::Value(s) if s.trim().is_empty() => {}
-            Patch::Null => w.secrets.clear(),
-            Patch::Value(s) => {
-                w.secrets = parse_secret(s)?
+    // What does not depend on the webhook as it is, checked once.
+    let name = input
+        .name
+        .as_deref()
+        .map(collections::parse_name)
+        .transpose()?;
+    let events = input
+        .events
+        .as_deref()
+        .map(|e| parse_events(e, publishable))
+        .transpose()?;
+    let filters = match &input.filters {
+        Some(_) => Some(parse_filters(input.filters.as_ref())?),
+        None => None,
+    };
+    let payload = match input.payload {
+        Patch::Absent => None,
+        Patch::Null => Some(None),
+        Patch::Value(spec) => Some(parse_payload(Some(spec)).await?),
+    };
+    let rate_limit = match input.rate_limit {
+        Patch::Absent => None,
+        Patch::Null => Some(None),
+        Patch::Value(n) => Some(parse_rate(Some(n))?),
+    };
+    let secret = match input.channel.as_ref().map(|c| &c.secret) {
+        // Absent or blank: the current secret stays (the seed's rule).
+        None | Some(Patch::Absent) => None,
+        Some(Patch::Value(s)) if s.trim().is_empty() => None,
+        Some(Patch::Null) => Some(None),
+        Some(Patch::Value(s)) => Some(parse_secret(s)?),
+    };
+    for attempt in 0..OPTIMISTIC_ATTEMPTS {
+        let (mut w, version) = get(p, account, id).await?;
+        if let Some(name) = &name {
+            w.name = name.clone();
+        }
+        if let Some(channel) = &input.channel {
+            let same_type = matches!(
+                (&w.channel, channel.kind.as_str()),
+                (Channel::Web { .. }, "web")
+                    | (Channel::Pushover { .. }, "pushover")
+                    | (Channel::Twilio { .. }, "twilio")
+            );
+            w.channel = parse_channel(p, channel, same_type.then_some(&w.channel))?;
+            if let Some(secret) = &secret {
+                w.secrets = secret
+                    .iter()
                     .map(|value| Secret {
-                        value,
+                        value: value.clone(),
                         expires_at: None,
                     })
-                    .into_iter()
                     .collect();
             }
+            if !matches!(w.channel, Channel::Web { .. }) {
+                w.secrets.clear();
+            }
         }
-        if !matches!(w.channel, Channel::Web { .. }) {
-            w.secrets.clear();
+        if let Some(events) = &events {
+            w.events = events.clone();
+        }
+        if let Some(filters) = &filters {
+            w.filters = filters.clone();
+        }
+        if let Some(payload) = &payload {
+            w.payload = payload.clone();
+        }
+        if let Some(rate) = rate_limit {
+            w.rate_limit = rate;
+        }
+        if let Some(log) = input.log_response_body {
+            w.log_response_body = log;
+        }
+        let reactivated = input.active == Some(true) && !w.active;
+        if let Some(active) = input.active {
+            w.active = active;
+            if active {
+                // Turned on by hand: it starts afresh.
+                w.disabled = None;
+            }
+        }
+        w.updated_at = p.clock.now();
+        match save(p, &w, Cond::Version(version)).await {
+            Ok(()) => {
+                if reactivated {
+                    set_health(p, account, id, None).await?;
+                }
+                return Ok(w);
+            }
+            Err(StoreError::Conflict) => contention_pause(attempt).await,
+            Err(e) => return Err(e.into()),
         }
     }
-    if let Some(e) = &input.events {
-        w.events = events(p, account, e).await?;
+    Err(StoreError::Conflict.into())
+}
+
+/// The webhook's failing streak, if it has one.
+pub async fn health(p: &Platform, account: &str, id: &WebhookId) -> Result<Option<Health>, Error> {
+    match p.store.get(&keys::webhook_health(account, id)).await? {
+        Some(item) => Ok(serde_json::from_value(item.body).ok()),
+        None => Ok(None),
     }
-    if input.filters.is_some() {
-        w.filters = parse_filters(input.filters.as_ref())?;
+}
+
+/// The failing streaks of the account's webhooks (at most `limit`).
+pub async fn healths(
+    p: &Platform,
+    account: &str,
+    limit: usize,
+) -> Result<std::collections::HashMap<String, Health>, Error> {
+    let mut query = Query::new(keys::webhook_healths(account), "");
+    query.limit = limit;
+    let page = p.store.query(query).await?;
+    Ok(page
+        .items
+        .into_iter()
+        .filter_map(|i| Some((i.key.sk, serde_json::from_value(i.body).ok()?)))
+        .collect())
+}
+
+/// Writes the webhook's failing streak; `None` ends it.
+pub async fn set_health(
+    p: &Platform,
+    account: &str,
+    id: &WebhookId,
+    health: Option<&Health>,
+) -> Result<(), StoreError> {
+    let key = keys::webhook_health(account, id);
+    match health {
+        Some(h) => p
+            .store
+            .put(Put::new(
+                key,
+                serde_json::to_value(h).expect("serialisable"),
+            ))
+            .await
+            .map(drop),
+        None => p.store.delete(&key, Cond::Any).await,
     }
-    match input.payload {
-        Patch::Absent => {}
-        Patch::Null => w.payload = None,
-        Patch::Value(spec) => w.payload = parse_payload(Some(spec)).await?,
-    }
-    match input.rate_limit {
-        Patch::Absent => {}
-        Patch::Null => w.rate_limit = None,
-        Patch::Value(n) => w.rate_limit = parse_rate(Some(n))?,
-    }
-    if let Some(log) = input.log_response_body {
-        w.log_response_body = log;
-    }
-    if let Some(active) = input.active {
-        w.active = active;
-        if active {
-            // Turned on by hand: it starts afresh.
-            w.disabled = None;
-            w.failing_since = None;
-        }
-    }
-    w.updated_at = p.clock.now();
-    save(p, &w, Cond::Version(version)).await?;
-    Ok(w)
 }
 
 /// A new secret, answered once; the old one signs beside it for

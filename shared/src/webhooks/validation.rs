@@ -139,8 +139,22 @@ pub fn parse_channel(
     not_for("to_field", input.to_field.is_some(), "twilio")?;
     match input.kind.as_str() {
         "web" => {
-            let url = parse_url(p, input.url.as_deref())?;
+            // An update keeps what it leaves out.
+            let kept = match current {
+                Some(Channel::Web {
+                    url,
+                    method,
+                    content_type,
+                    basic_auth,
+                }) => Some((url, *method, *content_type, basic_auth)),
+                _ => None,
+            };
+            let url = match (&input.url, kept) {
+                (None, Some((url, ..))) => url.clone(),
+                (given, _) => parse_url(p, given.as_deref())?,
+            };
             let method = match input.method.as_deref().map(str::trim) {
+                None if kept.is_some() => kept.map_or(Method::Post, |k| k.1),
                 None | Some("POST") | Some("post") => Method::Post,
                 Some("GET") | Some("get") => Method::Get,
                 Some(m) => {
@@ -151,6 +165,7 @@ pub fn parse_channel(
                 }
             };
             let content_type = match input.content_type.as_deref().map(str::trim) {
+                None if kept.is_some() => kept.map_or(ContentType::Json, |k| k.2),
                 None | Some("json") => ContentType::Json,
                 Some("form") => ContentType::Form,
                 Some(c) => {
@@ -168,7 +183,10 @@ pub fn parse_channel(
                 _ => None,
             };
             let basic_auth = match &input.auth {
-                None => None,
+                None => match kept {
+                    Some((_, _, _, Some(auth))) if method == Method::Post => Some(auth.clone()),
+                    _ => None,
+                },
                 Some(a) if a.kind == "none" => {
                     if a.username.is_some() || a.password.is_some() {
                         return Err(invalid(
@@ -217,21 +235,37 @@ pub fn parse_channel(
                 Some(Channel::Pushover { api_token, .. }) => Some(api_token.as_str()),
                 _ => None,
             };
+            let (kept_user, kept_sound) = match current {
+                Some(Channel::Pushover {
+                    user_key, sound, ..
+                }) => (Some(user_key.as_str()), Some(sound.as_str())),
+                _ => (None, None),
+            };
             Ok(Channel::Pushover {
-                user_key: text("channel.user_key", input.user_key.as_deref())?,
+                user_key: text("channel.user_key", input.user_key.as_deref().or(kept_user))?,
                 api_token: match (input.api_token.as_deref(), kept) {
                     (None, Some(k)) => k.to_string(),
                     (given, _) => text("channel.api_token", given)?,
                 },
-                sound: parse_sound(input.sound.as_deref())?,
+                sound: parse_sound(input.sound.as_deref().or(kept_sound))?,
             })
         }
         "twilio" => {
-            let kept = match current {
-                Some(Channel::Twilio { auth_token, .. }) => Some(auth_token.as_str()),
-                _ => None,
+            let (kept, kept_sid, kept_from, kept_to) = match current {
+                Some(Channel::Twilio {
+                    auth_token,
+                    account_sid,
+                    from,
+                    to_field,
+                }) => (
+                    Some(auth_token.as_str()),
+                    Some(account_sid.as_str()),
+                    Some(from.as_str()),
+                    Some(to_field.as_str()),
+                ),
+                _ => (None, None, None, None),
             };
-            let to_field = match input.to_field.as_deref() {
+            let to_field = match input.to_field.as_deref().or(kept_to) {
                 None => "phone_number".to_string(),
                 Some(f) => {
                     let f = text("channel.to_field", Some(f))?;
@@ -240,12 +274,15 @@ pub fn parse_channel(
                 }
             };
             Ok(Channel::Twilio {
-                account_sid: text("channel.account_sid", input.account_sid.as_deref())?,
+                account_sid: text(
+                    "channel.account_sid",
+                    input.account_sid.as_deref().or(kept_sid),
+                )?,
                 auth_token: match (input.auth_token.as_deref(), kept) {
                     (None, Some(k)) => k.to_string(),
                     (given, _) => text("channel.auth_token", given)?,
                 },
-                from: text("channel.from", input.from.as_deref())?,
+                from: text("channel.from", input.from.as_deref().or(kept_from))?,
                 to_field,
             })
         }
@@ -269,9 +306,13 @@ fn check_path(field: &str, path: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The shortest secret of one's own (a generated one has 32 random bytes).
+const MIN_SECRET: usize = 8;
+
 /// The signing secret given, if any: blank means none. Accepts the
-/// Standard Webhooks form (`whsec_` and base64) or any text of 16 to 512
-/// characters, used as the key's bytes.
+/// Standard Webhooks form (`whsec_` and base64) or any text of 8 to 512
+/// characters, used as the key's bytes: `whsec_` + base64 of the text in
+/// the Standard Webhooks libraries.
 pub fn parse_secret(raw: &str) -> Result<Option<String>, Error> {
     let s = raw.trim();
     if s.is_empty() {
@@ -290,10 +331,14 @@ pub fn parse_secret(raw: &str) -> Result<Option<String>, Error> {
         }
         return Ok(Some(s.to_string()));
     }
-    if !(16..=MAX_CREDENTIAL).contains(&s.chars().count()) || s.chars().any(char::is_control) {
+    if !(MIN_SECRET..=MAX_CREDENTIAL).contains(&s.chars().count())
+        || s.chars().any(char::is_control)
+    {
         return Err(invalid(
             "channel.secret",
-            format!("16 to {MAX_CREDENTIAL} characters, or whsec_ and base64 (omit it for none)"),
+            format!(
+                "{MIN_SECRET} to {MAX_CREDENTIAL} characters, or whsec_ and base64 (omit it for none)"
+            ),
         ));
     }
     use base64::Engine;
@@ -460,7 +505,7 @@ pub async fn parse_payload(raw: Option<PayloadSpec>) -> Result<Option<PayloadSpe
 
 /// Compiles a payload transform, answering a 422 that names the line and column.
 pub async fn compile(source: &str) -> Result<crate::transforms::Transform, Error> {
-    let max = crate::triggers::MAX_TRANSFORM;
+    let max = crate::transforms::MAX_SOURCE;
     if source.chars().count() > max {
         return Err(Error::invalid(
             "invalid_transform",

@@ -1,4 +1,4 @@
-//! The delivery queue's dispatcher: one attempt per message, and what
+//! One attempt of a delivery (a message of the delivery queue), and what
 //! follows it. Every attempt is logged; a failure sends the next attempt
 //! as a new message after its step of the retry schedule (a wait longer
 //! than the queue's 15-minute delay is parked in the store and released
@@ -8,12 +8,11 @@
 //! webhook's rate limit, a suspended account, an endpoint that fails every
 //! call) defer it without using an attempt.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use super::attempts::{self, Attempt, Status};
@@ -24,9 +23,8 @@ use crate::error::Error;
 use crate::ids::AttemptId;
 use crate::messages::Delivery;
 use crate::ports::queue::MAX_DELAY;
-use crate::ports::{Cond, Key, Put, Query, QueueMessage};
+use crate::ports::{Cond, Key, Put, Query};
 use crate::webhooks::{self, Disabled, Webhook};
-use crate::work::{Handler, Outcome, backoff};
 
 /// How long deliveries of a suspended account wait before they look again.
 pub const SUSPENDED_PAUSE: Duration = Duration::from_secs(60);
@@ -38,91 +36,13 @@ pub const BREAKER_FAILURES: u32 = 5;
 /// The longest an endpoint is left alone between probes.
 pub const BREAKER_MAX_OPEN: Duration = Duration::from_secs(600);
 
-pub struct DeliveryHandler {
-    platform: Arc<Platform>,
-}
-
-impl DeliveryHandler {
-    pub fn new(platform: Arc<Platform>) -> Self {
-        Self { platform }
-    }
-}
-
-#[async_trait]
-impl Handler for DeliveryHandler {
-    /// A batch's deliveries go out at once: each waits on its endpoint.
-    async fn handle(&self, messages: &[QueueMessage]) -> Vec<Outcome> {
-        futures::future::join_all(messages.iter().map(|m| self.one(m))).await
-    }
-
-    async fn keep_dead(&self, m: &QueueMessage) -> Result<(), String> {
-        let reason = format!(
-            "received {} times and never finished: its worker stopped with it (a crash or a time limit)",
-            self.platform.delivery_queue.max_receives()
-        );
-        keep_dead_message(&self.platform, &m.body, &reason)
-            .await
-            .map_err(|e| e.to_string())
-    }
-}
-
 /// Keeps a delivery message as a dead letter (an unreadable one too).
-async fn keep_dead_message(p: &Platform, body: &str, reason: &str) -> Result<(), Error> {
+pub async fn keep_dead_message(p: &Platform, body: &str, reason: &str) -> Result<(), Error> {
     match serde_json::from_str::<Delivery>(body) {
         Ok(d) => crate::dead_letters::keep_delivery(p, &d, reason).await?,
         Err(_) => crate::dead_letters::keep_unreadable(p, "delivery", body, reason).await?,
     }
     Ok(())
-}
-
-impl DeliveryHandler {
-    async fn one(&self, m: &QueueMessage) -> Outcome {
-        use tracing::Instrument;
-        let span = tracing::info_span!(
-            "message",
-            queue = "delivery",
-            message_id = %m.id,
-            receive_count = m.receive_count,
-            account = tracing::field::Empty,
-            webhook = tracing::field::Empty,
-            event_id = tracing::field::Empty,
-            attempt = tracing::field::Empty,
-        );
-        async {
-            let d = match serde_json::from_str::<Delivery>(&m.body) {
-                Ok(d) => d,
-                Err(e) => {
-                    let reason = format!("not a delivery message: {e}");
-                    return match keep_dead_message(&self.platform, &m.body, &reason).await {
-                        Ok(()) => Outcome::Dead(reason),
-                        Err(_) => Outcome::Retry(backoff(m.receive_count)),
-                    };
-                }
-            };
-            let current = tracing::Span::current();
-            current.record("account", d.account.as_str());
-            current.record("webhook", d.webhook_id.as_str());
-            current.record("event_id", event_id(&d.event));
-            current.record("attempt", d.attempt);
-            let delivered = std::panic::AssertUnwindSafe(deliver(&self.platform, &d));
-            match futures::FutureExt::catch_unwind(delivered).await {
-                Ok(Ok(())) => Outcome::Done,
-                Ok(Err(error)) => {
-                    // The store or a queue, not the endpoint: the message
-                    // comes back without using an attempt of the delivery.
-                    tracing::warn!(%error, "delivery could not be settled; will retry");
-                    Outcome::Retry(backoff(m.receive_count))
-                }
-                Err(panic) => {
-                    let what = crate::transforms::pool::panic_message(&*panic);
-                    tracing::error!(panic = %what, "a delivery panicked; it will be retried");
-                    Outcome::Retry(backoff(m.receive_count))
-                }
-            }
-        }
-        .instrument(span)
-        .await
-    }
 }
 
 fn event_id(event: &Map<String, Value>) -> &str {
@@ -158,8 +78,16 @@ pub async fn deliver(p: &Platform, d: &Delivery) -> Result<(), Error> {
         let attempt = attempt_of(d, &w, now, Status::Dead, None, Some(why.clone()));
         return give_up(p, d, attempt, &why).await;
     }
-    if let Some(wait) = rate_wait(p, &w, now) {
-        return defer(p, d, &w, wait, "the webhook's rate limit").await;
+    if let Some(slot) = rate_slot(p, &w, d, now) {
+        let wait = (slot - now).to_std().unwrap_or_default();
+        if wait > WAIT_IN_PLACE {
+            let held = Delivery {
+                not_before: Some(slot),
+                ..d.clone()
+            };
+            return defer(p, &held, &w, wait, "the webhook's rate limit").await;
+        }
+        tokio::time::sleep(wait).await;
     }
     if let Some(wait) = p.kept.get::<Breakers>().wait(&w.id, now) {
         return defer(
@@ -173,10 +101,12 @@ pub async fn deliver(p: &Platform, d: &Delivery) -> Result<(), Error> {
     }
     let answer = match request::build(p, &w, &d.event, d.text.as_deref(), now).await {
         Ok(out) => request::send(p, out, w.log_response_body).await,
-        Err(Unsendable(why)) => {
+        Err(Unsendable::Never(why)) => {
             let attempt = attempt_of(d, &w, now, Status::Dead, None, Some(why.clone()));
             return give_up(p, d, attempt, &why).await;
         }
+        // The transform threads are all busy: the message comes back.
+        Err(Unsendable::Busy(why)) => return Err(Error::Busy(why)),
     };
     settle(p, d, &w, now, answer).await
 }
@@ -198,9 +128,7 @@ async fn settle(
             &attempt_of(d, w, now, Status::Succeeded, Some(&answer), None),
         )
         .await?;
-        if w.failing_since.is_some() {
-            set_failing(p, w, None).await?;
-        }
+        healthy(p, w).await?;
         return Ok(());
     }
     if answer.status.is_none_or(|s| s >= 500 || s == 429) {
@@ -220,13 +148,7 @@ async fn settle(
         let attempt = attempt_of(d, w, now, Status::Dead, Some(&answer), None);
         return give_up(p, d, attempt, why).await;
     }
-    let failing_since = match w.failing_since {
-        Some(since) => since,
-        None => {
-            set_failing(p, w, Some(now)).await?;
-            now
-        }
-    };
+    let failing_since = failing(p, w, now).await?;
     let limit = p.settings.disable_after;
     if (now - failing_since).to_std().unwrap_or_default() >= limit {
         let why = format!(
@@ -253,10 +175,14 @@ async fn settle(
     let next = Delivery {
         attempt: d.attempt + 1,
         pending_logged: false,
+        not_before: None,
         ..d.clone()
     };
-    schedule_at(p, &next, wait).await?;
+    // Logged first: were the log to fail after the next attempt is queued,
+    // this message would come back and queue another, and the delivery
+    // would go on twice.
     attempts::record(p, &d.account, &attempt).await?;
+    schedule_at(p, &next, wait).await?;
     Ok(())
 }
 
@@ -295,8 +221,8 @@ fn attempt_of(
 
 /// Logs the attempt and keeps the delivery as a dead letter.
 async fn give_up(p: &Platform, d: &Delivery, attempt: Attempt, why: &str) -> Result<(), Error> {
-    crate::dead_letters::keep_delivery(p, d, why).await?;
     attempts::record(p, &d.account, &attempt).await?;
+    crate::dead_letters::keep_delivery(p, d, why).await?;
     tracing::warn!(reason = why, "delivery dead-lettered");
     Ok(())
 }
@@ -314,7 +240,6 @@ async fn defer(
         pending_logged: true,
         ..d.clone()
     };
-    schedule_at(p, &next, wait).await?;
     if !d.pending_logged {
         let now = p.clock.now();
         let mut attempt = attempt_of(
@@ -328,6 +253,7 @@ async fn defer(
         attempt.next_attempt_at = Some(now + chrono::Duration::from_std(wait).unwrap_or_default());
         attempts::record(p, &d.account, &attempt).await?;
     }
+    schedule_at(p, &next, wait).await?;
     Ok(())
 }
 
@@ -375,8 +301,17 @@ pub async fn release(p: &Platform, budget: Duration) -> Result<usize, Error> {
     let now = p.clock.now();
     let now_minute = now.timestamp() / 60;
     let until = now_minute + (PARK_PAST.as_secs() as i64 / 60) - 1;
+    // The cursor is never past the clock of the release that wrote it, so
+    // a clock that went back (or another releaser's, behind) still finds
+    // every minute parked after it.
     let from = match p.store.get(&release_cursor()).await? {
-        Some(item) => item.body["minute"].as_i64().unwrap_or(now_minute) - RELEASE_OVERLAP,
+        Some(item) => {
+            item.body["minute"]
+                .as_i64()
+                .unwrap_or(now_minute)
+                .min(now_minute)
+                - RELEASE_OVERLAP
+        }
         // Nothing released yet: a day back is far enough.
         None => now_minute - 24 * 60,
     };
@@ -401,50 +336,38 @@ pub async fn release(p: &Platform, budget: Duration) -> Result<usize, Error> {
                 p.store.delete(&item.key, Cond::Any).await?;
                 released += 1;
             }
-            if page.next_cursor.is_none() {
+            if page.next_cursor.is_none() || started.elapsed() > budget {
                 break;
             }
         }
-        if minute > from + RELEASE_OVERLAP || minute == until {
+        if started.elapsed() > budget {
+            // This minute may hold more: the next release starts here.
+            break;
+        }
+        if minute > from + RELEASE_OVERLAP && minute <= now_minute {
             p.store
                 .put(Put::new(release_cursor(), json!({"minute": minute})))
                 .await?;
         }
-        if started.elapsed() > budget {
-            break;
-        }
     }
     Ok(released)
-}
-
-/// `release` every `period` until `shutdown` (one machine).
-pub async fn release_forever(
-    p: Arc<Platform>,
-    period: Duration,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {}
-            _ = shutdown.changed() => return,
-        }
-        match release(&p, Duration::from_secs(10)).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(released = n, "parked deliveries released"),
-            Err(error) => {
-                tracing::warn!(%error, "parked deliveries could not be released; will retry")
-            }
-        }
-    }
 }
 
 /// Per-webhook rate limits of this process: the next free slot of each.
 #[derive(Default)]
 struct Slots(Mutex<HashMap<String, DateTime<Utc>>>);
 
-/// How long the delivery waits for its slot under the webhook's rate
-/// limit (which it takes); `None` to go now.
-fn rate_wait(p: &Platform, w: &Webhook, now: DateTime<Utc>) -> Option<Duration> {
+/// Waits shorter than this are waited in place rather than queued: the
+/// queue's delays have a grain of a second (SQS).
+const WAIT_IN_PLACE: Duration = Duration::from_secs(1);
+
+/// When the delivery may go under the webhook's rate limit: the slot it
+/// holds (`not_before`, taken when it was deferred), or the next free one,
+/// which it takes. `None`: now.
+fn rate_slot(p: &Platform, w: &Webhook, d: &Delivery, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if let Some(held) = d.not_before {
+        return (held > now).then_some(held);
+    }
     let rate = w.rate_limit?;
     let interval = chrono::Duration::microseconds(1_000_000 / i64::from(rate.max(1)));
     let slots = p.kept.get::<Slots>();
@@ -455,8 +378,7 @@ fn rate_wait(p: &Platform, w: &Webhook, now: DateTime<Utc>) -> Option<Duration> 
     let next = all.entry(w.id.to_string()).or_insert(now);
     let slot = (*next).max(now);
     *next = slot + interval;
-    let wait = (slot - now).to_std().unwrap_or_default();
-    (!wait.is_zero()).then_some(wait)
+    (slot > now).then_some(slot)
 }
 
 #[derive(Default)]
@@ -509,22 +431,108 @@ impl Breakers {
     }
 }
 
-/// Sets when the webhook started failing (`None`: it works again).
-async fn set_failing(p: &Platform, w: &Webhook, since: Option<DateTime<Utc>>) -> Result<(), Error> {
-    change(p, w, |w| {
-        if w.failing_since.is_some() == since.is_some() {
-            return false;
-        }
-        w.failing_since = since;
-        true
-    })
-    .await
-    .map(drop)
+/// Webhooks this process knows to have no failing streak stored.
+#[derive(Default)]
+struct Healthy(Mutex<std::collections::HashSet<String>>);
+
+/// Ends the webhook's failing streak, if it had one (a success).
+async fn healthy(p: &Platform, w: &Webhook) -> Result<(), Error> {
+    let known = p.kept.get::<Healthy>();
+    if known
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(w.id.as_str())
+    {
+        return Ok(());
+    }
+    webhooks::set_health(p, &w.account, &w.id, None).await?;
+    let mut all = known.0.lock().unwrap_or_else(PoisonError::into_inner);
+    if all.len() > 100_000 {
+        all.clear();
+    }
+    all.insert(w.id.to_string());
+    Ok(())
 }
 
-/// Disables the webhook and publishes `webhook.disabled`, once.
+/// Records a failure; answers since when the webhook has been failing.
+/// A streak whose last failure is older than the longest retry step (and
+/// an hour) has ended: the endpoint had nothing to fail on meanwhile.
+async fn failing(p: &Platform, w: &Webhook, now: DateTime<Utc>) -> Result<DateTime<Utc>, Error> {
+    p.kept
+        .get::<Healthy>()
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(w.id.as_str());
+    let longest = p
+        .settings
+        .retry_schedule
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or_default();
+    let gap = chrono::Duration::from_std(longest + Duration::from_secs(3600)).unwrap_or_default();
+    let current = webhooks::health(p, &w.account, &w.id).await?;
+    let (since, write) = match &current {
+        Some(h) if now - h.last_failure_at <= gap => {
+            // Written again at most once a minute.
+            (
+                h.failing_since,
+                now - h.last_failure_at > chrono::Duration::minutes(1),
+            )
+        }
+        _ => (now, true),
+    };
+    if write {
+        let h = webhooks::Health {
+            failing_since: since,
+            last_failure_at: now,
+        };
+        webhooks::set_health(p, &w.account, &w.id, Some(&h)).await?;
+    }
+    Ok(since)
+}
+
+/// Disables the webhook and publishes `webhook.disabled`. The event goes
+/// first, named by the webhook's version: should the disabling fail (or
+/// the process die) after it, the retry publishes it again under the same
+/// id, which receivers drop by its `webhook-id`; none is lost.
 async fn disable(p: &Platform, w: &Webhook, reason: &str) -> Result<(), Error> {
+    let (current, version) = match webhooks::get(p, &w.account, &w.id).await {
+        Ok(found) => found,
+        Err(Error::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !current.active {
+        return Ok(());
+    }
+    // Where it went, without the path: a chat service's webhook URL is a
+    // secret of its own.
+    let endpoint = match &current.channel {
+        webhooks::Channel::Web { url, .. } => reqwest::Url::parse(url)
+            .map(|u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or_default()))
+            .unwrap_or_default(),
+        webhooks::Channel::Pushover { .. } => "pushover".into(),
+        webhooks::Channel::Twilio { .. } => "twilio".into(),
+    };
     let now = p.clock.now();
+    let mut event = Map::new();
+    event.insert(
+        "id".into(),
+        format!("evt_disabled_{}_{version}", w.id).into(),
+    );
+    event.insert("event".into(), webhooks::DISABLED_EVENT.into());
+    event.insert(
+        "timestamp".into(),
+        now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .into(),
+    );
+    event.insert("webhook_id".into(), w.id.to_string().into());
+    event.insert("webhook_name".into(), current.name.clone().into());
+    event.insert("endpoint".into(), endpoint.into());
+    event.insert("reason".into(), reason.into());
+    super::events::publish(p, &w.account, vec![event]).await?;
     let changed = change(p, w, |w| {
         if !w.active {
             return false;
@@ -538,20 +546,8 @@ async fn disable(p: &Platform, w: &Webhook, reason: &str) -> Result<(), Error> {
         true
     })
     .await?;
-    if let Some(w) = changed {
+    if changed.is_some() {
         tracing::warn!(reason, "webhook disabled");
-        let endpoint = match &w.channel {
-            webhooks::Channel::Web { url, .. } => url.clone(),
-            webhooks::Channel::Pushover { .. } => "pushover".into(),
-            webhooks::Channel::Twilio { .. } => "twilio".into(),
-        };
-        let mut fields = Map::new();
-        fields.insert("event".into(), webhooks::DISABLED_EVENT.into());
-        fields.insert("webhook_id".into(), w.id.to_string().into());
-        fields.insert("webhook_name".into(), w.name.clone().into());
-        fields.insert("endpoint".into(), endpoint.into());
-        fields.insert("reason".into(), reason.into());
-        super::events::publish_own(p, &w.account, fields).await?;
     }
     Ok(())
 }
@@ -619,6 +615,7 @@ pub async fn test(
         first_queued_at: now,
         text: None,
         pending_logged: false,
+        not_before: None,
     };
     let (status, answer, error) = match request::build(p, w, &d.event, None, now).await {
         Ok(out) => {
@@ -630,7 +627,7 @@ pub async fn test(
             };
             (status, Some(answer), None)
         }
-        Err(Unsendable(why)) => (Status::Failed, None, Some(why)),
+        Err(Unsendable::Never(why) | Unsendable::Busy(why)) => (Status::Failed, None, Some(why)),
     };
     let mut attempt = attempt_of(&d, w, now, status, answer.as_ref(), error);
     attempt.test = true;
