@@ -48,7 +48,12 @@ fn queue_settings_match_the_code() {
 
 #[test]
 fn every_function_binary_exists_and_the_environment_is_complete() {
-    for (binary, krate) in [("ingest", "ingest"), ("admin", "admin"), ("apply", "apply")] {
+    for (binary, krate) in [
+        ("ingest", "ingest"),
+        ("admin", "admin"),
+        ("apply", "apply"),
+        ("deliver", "deliver"),
+    ] {
         assert!(
             TEMPLATE.contains(&format!("Binary: {binary}\n")),
             "template builds {binary}"

@@ -16,9 +16,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let handler = ApplyHandler::new(platform.clone());
     let handler = &handler;
     let queue = &*platform.apply_queue;
+    let dlq = std::env::var("HOOKLINE_APPLY_DLQ_URL").ok();
+    let dlq = &dlq;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, lambda_runtime::Error>(
-            hookline_apply::process(event.payload, handler, queue).await,
+            hookline::adapters::aws::lambda::process(event.payload, handler, queue, dlq.as_deref())
+                .await,
         )
     }))
     .await

@@ -3,6 +3,7 @@
 //! real ones, so visibility changes and dead-lettering really happen.
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use hookline::adapters::aws::lambda;
 use hookline::apply::{ApplyHandler, ApplyMessage};
 use hookline::collections::Kind;
 use hookline::ports::{Key, Put, Query, QueueMessage};
@@ -50,7 +51,7 @@ async fn event_for(
 async fn the_fixture_decodes_as_apply_messages() {
     let event: SqsEvent =
         serde_json::from_str(include_str!("../../../events/apply-sqs.json")).unwrap();
-    let messages = hookline_apply::messages(event);
+    let messages = lambda::messages(event);
     assert_eq!(messages.len(), 3);
     assert!(matches!(
         serde_json::from_str(&messages[0].body),
@@ -96,7 +97,7 @@ async fn inbound_fixture_is_applied() {
     let handler = ApplyHandler::new(platform.clone());
 
     let (event, _) = event_for(&platform, std::slice::from_ref(&body)).await;
-    let response = hookline_apply::process(event, &handler, &*platform.apply_queue).await;
+    let response = lambda::process(event, &handler, &*platform.apply_queue, None).await;
     assert!(response.batch_item_failures.is_empty());
     let email = hookline::contacts::Identifier::Email;
     let (contact, _) = hookline::contacts::find(&platform, account, email, "john@example.com")
@@ -111,7 +112,7 @@ async fn inbound_fixture_is_applied() {
     // The same message again has the effect of once.
     let (event, _) = event_for(&platform, std::slice::from_ref(&body)).await;
     assert!(
-        hookline_apply::process(event, &handler, &*platform.apply_queue)
+        lambda::process(event, &handler, &*platform.apply_queue, None)
             .await
             .batch_item_failures
             .is_empty()
@@ -168,7 +169,7 @@ async fn purge_poison_and_retry() {
     ];
     let (event, sent) = event_for(&platform, &bodies).await;
     let handler = ApplyHandler::new(platform.clone());
-    let response = hookline_apply::process(event, &handler, &*platform.apply_queue).await;
+    let response = lambda::process(event, &handler, &*platform.apply_queue, None).await;
 
     // Only the purge of the live list failed, to be retried.
     let failed: Vec<_> = response
@@ -235,15 +236,15 @@ async fn what_sqs_dead_lettered_by_itself_is_kept_in_the_table() {
         r.event_source_arn = Some("arn:aws:sqs:us-east-1:123456789012:hookline-apply-dlq".into());
     }
     let dlq = "https://sqs.us-east-1.amazonaws.com/123456789012/hookline-apply-dlq";
-    assert!(hookline_apply::from_dead_letter_queue(&event, Some(dlq)));
-    assert!(!hookline_apply::from_dead_letter_queue(
+    assert!(lambda::from_dead_letter_queue(&event, Some(dlq)));
+    assert!(!lambda::from_dead_letter_queue(
         &event,
         Some("https://sqs.us-east-1.amazonaws.com/123456789012/hookline-apply")
     ));
-    assert!(!hookline_apply::from_dead_letter_queue(&event, None));
+    assert!(!lambda::from_dead_letter_queue(&event, None));
 
     let handler = ApplyHandler::new(platform.clone());
-    let response = hookline_apply::keep_dead(event, &handler).await;
+    let response = lambda::keep_dead(event, &handler).await;
     assert!(response.batch_item_failures.is_empty());
     let kept = platform
         .store

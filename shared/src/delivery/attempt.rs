@@ -267,6 +267,7 @@ pub async fn schedule_at(p: &Platform, d: &Delivery, wait: Duration) -> Result<(
         p.delivery_queue.send(d.encode(), wait).await?;
         return Ok(());
     }
+    ensure_cursor(p).await?;
     let due = p.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
     let sk = format!("{:013}#{}", due.timestamp_millis(), AttemptId::new());
     let put = Put::new(
@@ -274,6 +275,27 @@ pub async fn schedule_at(p: &Platform, d: &Delivery, wait: Duration) -> Result<(
         json!({"due": due, "delivery": d.encode()}),
     );
     p.store.put(put).await?;
+    Ok(())
+}
+
+/// Whether this process made sure the release cursor exists.
+#[derive(Default)]
+struct CursorMade(std::sync::atomic::AtomicBool);
+
+/// Writes the release cursor at the current minute unless one exists, so
+/// that the first release starts no later than the first park.
+async fn ensure_cursor(p: &Platform) -> Result<(), Error> {
+    let made = p.kept.get::<CursorMade>();
+    if made.0.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(());
+    }
+    let minute = p.clock.now().timestamp() / 60;
+    let put = Put::new(release_cursor(), json!({ "minute": minute })).when(Cond::Absent);
+    match p.store.put(put).await {
+        Ok(_) | Err(crate::ports::StoreError::Conflict) => {}
+        Err(e) => return Err(e.into()),
+    }
+    made.0.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 
@@ -312,8 +334,8 @@ pub async fn release(p: &Platform, budget: Duration) -> Result<usize, Error> {
                 .min(now_minute)
                 - RELEASE_OVERLAP
         }
-        // Nothing released yet: a day back is far enough.
-        None => now_minute - 24 * 60,
+        // Nothing was ever parked (the first park writes the cursor).
+        None => now_minute - RELEASE_OVERLAP,
     };
     let mut released = 0;
     for minute in from..=until {

@@ -161,14 +161,14 @@ pub mod aws {
     /// A platform on a new table and queues of the shared moto server, as
     /// a Lambda function builds it from its environment.
     pub async fn platform() -> Arc<crate::Platform> {
+        platform_with(crate::config::Settings::default()).await
+    }
+
+    /// `platform`, with these settings.
+    pub async fn platform_with(settings: crate::config::Settings) -> Arc<crate::Platform> {
         let clock: Arc<dyn Clock> = Arc::new(crate::ports::SystemClock);
         let (store, _) = store(clock.clone()).await;
-        crate::Platform::new(
-            Arc::new(store),
-            queues().await,
-            clock,
-            crate::config::Settings::default(),
-        )
+        crate::Platform::new(Arc::new(store), queues().await, clock, settings)
     }
 
     /// A new apply queue and delivery queue.

@@ -7,6 +7,7 @@
 //! filters them out as well.
 
 mod dynamo;
+pub mod lambda;
 mod sqs;
 
 pub use dynamo::{DynamoStore, create_table};

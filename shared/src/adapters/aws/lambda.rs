@@ -1,12 +1,13 @@
-//! SQS events in, partial batch failures out, through the same settle
+//! The queue-driven Lambda functions (`apply`, `deliver`): SQS events in,
+//! partial batch failures out, through the same settle
 //! routine as the one-machine worker (`work::settle`): a retry changes the
 //! message's visibility to its backoff and reports it failed; a dead message,
 //! kept in the store as a dead letter by the handler, is done as far as SQS
 //! is concerned.
 
+use crate::ports::{Queue, QueueMessage};
+use crate::work::{Handler, Removal};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use hookline::ports::{Queue, QueueMessage};
-use hookline::work::{Handler, Removal};
 
 pub fn messages(event: SqsEvent) -> Vec<QueueMessage> {
     event
@@ -53,18 +54,20 @@ pub async fn keep_dead(event: SqsEvent, handler: &dyn Handler) -> SqsBatchRespon
     failures(failed)
 }
 
+/// Handles an SQS event of `queue` (or of its dead-letter queue, at
+/// `dead_queue_url`, whose messages are kept as dead letters).
 pub async fn process(
     event: SqsEvent,
     handler: &dyn Handler,
     queue: &dyn Queue,
+    dead_queue_url: Option<&str>,
 ) -> SqsBatchResponse {
-    let dead_queue_url = std::env::var("HOOKLINE_APPLY_DLQ_URL").ok();
-    if from_dead_letter_queue(&event, dead_queue_url.as_deref()) {
+    if from_dead_letter_queue(&event, dead_queue_url) {
         return keep_dead(event, handler).await;
     }
     let messages = messages(event);
-    let outcomes = hookline::work::handle_caught(handler, &messages).await;
-    let stay = hookline::work::settle(queue, &messages, &outcomes, Removal::BySource).await;
+    let outcomes = crate::work::handle_caught(handler, &messages).await;
+    let stay = crate::work::settle(queue, &messages, &outcomes, Removal::BySource).await;
     failures(stay)
 }
 
@@ -77,4 +80,24 @@ fn failures(ids: impl IntoIterator<Item = String>) -> SqsBatchResponse {
         response.batch_item_failures.push(failure);
     }
     response
+}
+
+/// The `deliver` function's event: the delivery queue's (or its dead-letter
+/// queue's) SQS records, or the schedule's tick (any other event), which
+/// releases parked deliveries that are due.
+pub async fn on_delivery_event(
+    platform: &crate::Platform,
+    handler: &dyn Handler,
+    event: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    if event.get("Records").is_some() {
+        let sqs: SqsEvent = serde_json::from_value(event).map_err(|e| e.to_string())?;
+        let dlq = std::env::var("HOOKLINE_DELIVERY_DLQ_URL").ok();
+        let response = process(sqs, handler, &*platform.delivery_queue, dlq.as_deref()).await;
+        return serde_json::to_value(response).map_err(|e| e.to_string());
+    }
+    let released = crate::delivery::attempt::release(platform, std::time::Duration::from_secs(40))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({ "released": released }))
 }
