@@ -716,3 +716,72 @@ async fn trigger_actions_publish_events_and_send_messages() {
     assert_eq!(push["message"], "Welcome Ada (ada@example.com)");
     assert_eq!(push["token"], "a-token");
 }
+
+/// An event to 2,000 webhooks (more than a process keeps in memory, so
+/// fanned out 200 at a time, a message each), the server killed with
+/// SIGKILL once deliveries start: after a restart every webhook gets the
+/// event. Nothing is lost; some may come twice, with one `webhook-id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_fan_out_loses_no_delivery() {
+    const N: usize = 2000;
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("HOOKLINE_ALLOW_PRIVATE_TARGETS", "1"),
+        ("HOOKLINE_WEBHOOK_LIMIT", "5000"),
+    ];
+    let admin = Admin::start_in_with(dir.path(), &env);
+    let mut made = Vec::new();
+    for chunk in (0..N).collect::<Vec<_>>().chunks(50) {
+        let calls = chunk.iter().map(|i| {
+            admin.post(
+                "/v1/webhooks",
+                json!({"name": format!("w{i}"), "events": ["delivered"],
+                "channel": web(&receiver.url(&format!("/w/{i}")))}),
+            )
+        });
+        for (status, got) in futures::future::join_all(calls).await {
+            assert_eq!(status, 201, "{got}");
+            made.push(got["id"].as_str().unwrap().to_string());
+        }
+    }
+    publish(
+        &admin,
+        json!({"event": "delivered", "email": "all@example.com"}),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while receiver.received().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no delivery began");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    admin.server.crash();
+    let at_kill: std::collections::HashSet<String> =
+        receiver.received().into_iter().map(|r| r.path).collect();
+    eprintln!(
+        "{} of {N} webhooks had the event when the server was killed",
+        at_kill.len()
+    );
+
+    let _admin = Admin::start_in_with(dir.path(), &env);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let got: std::collections::HashSet<String> =
+            receiver.received().into_iter().map(|r| r.path).collect();
+        if got.len() == N {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {N} webhooks got the event after the restart",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Each webhook's copies carry one webhook-id.
+    let all = receiver.received();
+    for path in ["/w/0", "/w/999", "/w/1999"] {
+        let copies: Vec<_> = all.iter().filter(|r| r.path == path).cloned().collect();
+        same_webhook_id(&copies);
+    }
+}

@@ -172,13 +172,20 @@ impl Admin {
     /// A server with `env` besides the admin key, in a new data directory.
     pub fn start_with(env: &[(&str, &str)]) -> Admin {
         let dir = tempfile::tempdir().unwrap();
+        let mut admin = Self::start_in_with(dir.path(), env);
+        admin._dir = Some(dir);
+        admin
+    }
+
+    /// A server with `env` besides the admin key, keeping its data in `data_dir`.
+    pub fn start_in_with(data_dir: &Path, env: &[(&str, &str)]) -> Admin {
         let mut all = vec![("HOOKLINE_ADMIN_KEY", ADMIN_KEY)];
         all.extend_from_slice(env);
         Admin {
-            server: Server::start(dir.path(), &all),
+            server: Server::start(data_dir, &all),
             key: ADMIN_KEY.into(),
             http: client(),
-            _dir: Some(dir),
+            _dir: None,
         }
     }
 
