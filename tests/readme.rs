@@ -50,6 +50,16 @@ fn readme_examples_work() {
     // The Mixmax example's contact is in its list, and the request applied.
     assert!(stdout.contains("\"name\":\"John Doe\""), "{stdout}");
     assert!(stdout.contains("\"status\":\"applied\""), "{stdout}");
+    // The webhook, listed with the account's usage against its limit, and
+    // the event's attempt logged.
+    assert!(
+        stdout.contains("\"usage\":{\"count\":1,\"limit\":100}"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"event\":\"delivered\",\"attempt\":1"),
+        "{stdout}"
+    );
     // The operator's account, with its first admin key.
     assert!(stdout.contains("\"admin_key\":\"hl_admin_"), "{stdout}");
 }
