@@ -307,6 +307,7 @@ async fn send_again(p: &Platform, account: &str, letter: &DeadLetter) -> Result<
             d.attempt = 1;
             d.first_queued_at = p.clock.now();
             d.pending_logged = false;
+            d.not_before = None;
             p.delivery_queue
                 .send(d.encode(), std::time::Duration::ZERO)
                 .await?;

@@ -20,29 +20,45 @@ pub enum EgressError {
     Http(#[from] reqwest::Error),
 }
 
+/// The client is built on the first call out, not with the platform: it
+/// loads the CA store, which only the functions that call out need (a
+/// Lambda function that never does, ingest say, starts without it).
 #[derive(Clone)]
 pub struct Egress {
-    client: reqwest::Client,
+    client: Arc<std::sync::OnceLock<reqwest::Client>>,
     allow_private: bool,
+    timeout: Duration,
 }
 
 impl Egress {
     /// `timeout` bounds a whole call, connect to last byte.
     pub fn new(allow_private: bool, timeout: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver { allow_private }))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("Hookline/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("HTTP client builds");
         Self {
-            client,
+            client: Arc::default(),
             allow_private,
+            timeout,
         }
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        self.client.get_or_init(|| {
+            let allow_private = self.allow_private;
+            reqwest::Client::builder()
+                .dns_resolver(Arc::new(GuardedResolver { allow_private }))
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .timeout(self.timeout)
+                .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+                .pool_idle_timeout(Duration::from_secs(60))
+                .user_agent(concat!("Hookline/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .expect("HTTP client builds")
+        })
+    }
+
+    /// Whether the client (and the CA store) was loaded yet.
+    pub fn loaded(&self) -> bool {
+        self.client.get().is_some()
     }
 
     pub fn allows_private(&self) -> bool {
@@ -75,10 +91,10 @@ impl Egress {
         build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, EgressError> {
         self.check_url(&url)?;
-        let request = build(self.client.request(method, url)).build()?;
+        let request = build(self.client().request(method, url)).build()?;
         // `build` may not change where it goes.
         self.check_url(request.url())?;
-        Ok(self.client.execute(request).await?)
+        Ok(self.client().execute(request).await?)
     }
 
     /// The checks that need no DNS: scheme, and the address when the host is an IP.
@@ -301,6 +317,7 @@ mod tests {
         let addr = local_server().await;
         let strict = Egress::new(false, Duration::from_secs(5));
         let open = Egress::new(true, Duration::from_secs(5));
+        assert!(!strict.loaded(), "no client before the first call");
         let url = |host: &str, path: &str| {
             reqwest::Url::parse(&format!("http://{host}:{}{path}", addr.port())).unwrap()
         };
@@ -328,6 +345,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ok.text().await.unwrap(), "hello");
+        assert!(open.loaded());
         // Redirects are answered, not followed.
         let r = open
             .send(reqwest::Method::GET, url("127.0.0.1", "/redirect"), |b| {

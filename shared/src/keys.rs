@@ -19,8 +19,8 @@
 //! | webhook's failing streak | `{account}#webhook_health` | webhook id |
 //! | delivery attempt (log) | `{account}#attempt#{webhook id}` | attempt id (time-ordered) |
 //! | delivery waiting past the queue's longest delay | `parked#{minute}` | delivery id |
-//! | published event (kept by builds before outbound delivery; now queued) | `{account}#event` | event id |
-//! | message to send (likewise) | `{account}#message` | message id |
+//! | event a trigger's action published (a marker: not again) | `{account}#event` | event id |
+//! | message a trigger's action sent (likewise) | `{account}#message` | message id |
 //! | dead letter (a queue message given up on) | `{account}#dead_letter` | dead letter id (time-ordered) |
 //!
 //! Partitions are per account and per resource, so a list query reads one

@@ -245,3 +245,64 @@ async fn an_endpoint_that_fails_every_call_gets_one_at_a_time() {
         "no attempt used up by waiting"
     );
 }
+
+/// A suspended account's deliveries wait, without using attempts, and go
+/// once it is resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_accounts_deliveries_wait_for_its_resumption() {
+    let clock = TestClock::at("2026-11-25T12:00:00Z".parse().unwrap());
+    let (p, _dir) = platform(Arc::new(clock.clone())).await;
+    let (url, calls) = receiver(200).await;
+    let (account, key) = hookline::accounts::create(&p, "Suspended", Default::default())
+        .await
+        .unwrap();
+    let input: hookline::webhooks::NewWebhook = serde_json::from_value(json!({
+        "name": "w", "events": ["delivered"], "channel": {"type": "web", "url": url}}))
+    .unwrap();
+    let id = hookline::webhooks::create(&p, &account.id, input, &[])
+        .await
+        .unwrap()
+        .id;
+    let status = |s| hookline::accounts::update(&p, &account.id, Default::default(), Some(s));
+    status(hookline::accounts::Status::Suspended).await.unwrap();
+    let event = hookline::delivery::events::parse_event(
+        &json!({"event": "delivered"}),
+        "event",
+        clock.now(),
+    )
+    .unwrap();
+    hookline::delivery::events::publish(&p, &account.id, vec![event])
+        .await
+        .unwrap();
+    let apply = hookline::apply::ApplyHandler::new(p.clone());
+    let batch = p
+        .apply_queue
+        .receive(10, Duration::from_secs(60), Duration::ZERO)
+        .await
+        .unwrap();
+    let outcomes = apply.handle(&batch).await;
+    hookline::work::settle(&*p.apply_queue, &batch, &outcomes, Removal::ByWorker).await;
+    for _ in 0..3 {
+        deliver_visible(&p).await;
+        clock.advance(Duration::from_secs(61));
+    }
+    assert_eq!(
+        calls.lock().unwrap().len(),
+        0,
+        "a suspended account's delivery went out"
+    );
+    let (log, _) = hookline::delivery::attempts::page(&p, &account.id, &id, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        log.len(),
+        1,
+        "one pending record, however long it waits: {log:?}"
+    );
+    assert_eq!(log[0].status, hookline::delivery::attempts::Status::Pending);
+    status(hookline::accounts::Status::Active).await.unwrap();
+    clock.advance(Duration::from_secs(61));
+    deliver_visible(&p).await;
+    assert_eq!(calls.lock().unwrap().len(), 1);
+    drop(key);
+}

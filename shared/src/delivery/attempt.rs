@@ -26,6 +26,9 @@ use crate::ports::queue::MAX_DELAY;
 use crate::ports::{Cond, Key, Put, Query};
 use crate::webhooks::{self, Disabled, Webhook};
 
+/// How long a delivery waits when the transform threads are all busy.
+const BUSY_WAIT: Duration = Duration::from_secs(2);
+
 /// How long deliveries of a suspended account wait before they look again.
 pub const SUSPENDED_PAUSE: Duration = Duration::from_secs(60);
 /// The longest `Retry-After` honoured; a longer one waits this long.
@@ -65,7 +68,12 @@ pub async fn deliver(p: &Platform, d: &Delivery) -> Result<(), Error> {
     match crate::accounts::usage::status(p, &d.account).await? {
         None | Some(AccountStatus::Deleting) => return Ok(()),
         Some(AccountStatus::Suspended) => {
-            return defer(p, d, &w, SUSPENDED_PAUSE, "its account is suspended").await;
+            let waiting = Delivery {
+                not_before: None,
+                ..d.clone()
+            };
+            let pause = jitter(SUSPENDED_PAUSE);
+            return defer(p, &waiting, &w, pause, "its account is suspended").await;
         }
         Some(AccountStatus::Active) => {}
     }
@@ -90,14 +98,12 @@ pub async fn deliver(p: &Platform, d: &Delivery) -> Result<(), Error> {
         tokio::time::sleep(wait).await;
     }
     if let Some(wait) = p.kept.get::<Breakers>().wait(&w.id, now) {
-        return defer(
-            p,
-            d,
-            &w,
-            wait,
-            "its endpoint is failing; one call at a time",
-        )
-        .await;
+        let waiting = Delivery {
+            not_before: None,
+            ..d.clone()
+        };
+        let why = "its endpoint is failing; one call at a time";
+        return defer(p, &waiting, &w, wait, why).await;
     }
     let answer = match request::build(p, &w, &d.event, d.text.as_deref(), now).await {
         Ok(out) => request::send(p, out, w.log_response_body).await,
@@ -105,8 +111,12 @@ pub async fn deliver(p: &Platform, d: &Delivery) -> Result<(), Error> {
             let attempt = attempt_of(d, &w, now, Status::Dead, None, Some(why.clone()));
             return give_up(p, d, attempt, &why).await;
         }
-        // The transform threads are all busy: the message comes back.
-        Err(Unsendable::Busy(why)) => return Err(Error::Busy(why)),
+        // The transform threads are all busy: it waits a little, without
+        // using an attempt (nor a receive of its message).
+        Err(Unsendable::Busy(why)) => {
+            tracing::debug!(reason = %why, "delivery waits for the transform threads");
+            return schedule_at(p, d, BUSY_WAIT).await;
+        }
     };
     settle(p, d, &w, now, answer).await
 }
@@ -334,8 +344,17 @@ pub async fn release(p: &Platform, budget: Duration) -> Result<usize, Error> {
                 .min(now_minute)
                 - RELEASE_OVERLAP
         }
-        // Nothing was ever parked (the first park writes the cursor).
-        None => now_minute - RELEASE_OVERLAP,
+        // Nothing was ever parked (the first park writes the cursor), or
+        // it was lost: from now on, it is kept.
+        None => {
+            let put =
+                Put::new(release_cursor(), json!({ "minute": now_minute })).when(Cond::Absent);
+            match p.store.put(put).await {
+                Ok(_) | Err(crate::ports::StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+            now_minute - RELEASE_OVERLAP
+        }
     };
     let mut released = 0;
     for minute in from..=until {
@@ -343,21 +362,36 @@ pub async fn release(p: &Platform, budget: Duration) -> Result<usize, Error> {
             let mut query = Query::new(parked_partition(minute), "");
             query.limit = 100;
             let page = p.store.query(query).await?;
+            let mut due = Vec::with_capacity(page.items.len());
             for item in &page.items {
-                let due: DateTime<Utc> = item
+                let at: Option<DateTime<Utc>> = item
                     .body
                     .get("due")
-                    .and_then(|d| serde_json::from_value(d.clone()).ok())
-                    .unwrap_or(now);
-                let wait = (due - now).to_std().unwrap_or_default().min(MAX_DELAY);
-                let body = item.body["delivery"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                p.delivery_queue.send(body, wait).await?;
-                p.store.delete(&item.key, Cond::Any).await?;
-                released += 1;
+                    .and_then(|d| serde_json::from_value(d.clone()).ok());
+                match (at, item.body["delivery"].as_str()) {
+                    (Some(at), Some(body)) => {
+                        let wait = (at - now).to_std().unwrap_or_default().min(MAX_DELAY);
+                        due.push((body.to_string(), wait));
+                    }
+                    // Not one this code parked: kept to look at, not retried.
+                    _ => {
+                        let text = item.body.to_string();
+                        let why = "a parked delivery that cannot be read";
+                        crate::dead_letters::keep_unreadable(p, "delivery", &text, why).await?;
+                    }
+                }
             }
+            // Sent before they are deleted: a crash between sends one twice.
+            for chunk in due.chunks(10) {
+                p.delivery_queue.send_batch(chunk.to_vec()).await?;
+            }
+            futures::future::try_join_all(
+                page.items
+                    .iter()
+                    .map(|item| p.store.delete(&item.key, Cond::Any)),
+            )
+            .await?;
+            released += due.len();
             if page.next_cursor.is_none() || started.elapsed() > budget {
                 break;
             }
@@ -387,7 +421,11 @@ const WAIT_IN_PLACE: Duration = Duration::from_secs(1);
 /// holds (`not_before`, taken when it was deferred), or the next free one,
 /// which it takes. `None`: now.
 fn rate_slot(p: &Platform, w: &Webhook, d: &Delivery, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    if let Some(held) = d.not_before {
+    // A slot held is kept; one passed long ago (the delivery waited on
+    // something else meanwhile) is not: it takes a new one.
+    if let Some(held) = d.not_before
+        && held > now - chrono::Duration::seconds(5)
+    {
         return (held > now).then_some(held);
     }
     let rate = w.rate_limit?;
@@ -424,7 +462,10 @@ impl Breakers {
         if until > now {
             // Spread over the open window, so they do not all come back as one.
             let window = (until - now).to_std().unwrap_or_default();
-            return Some(window + window.mul_f64(rand::rng().random_range(0.0..1.0)));
+            let wait = window + window.mul_f64(rand::rng().random_range(0.0..1.0));
+            // Within the queue's delay: a backlog waiting on an endpoint is
+            // never parked (the release would have to carry it all).
+            return Some(wait.min(PARK_PAST));
         }
         // This one is the probe; the rest wait for what it finds.
         b.open_until = Some(now + chrono::Duration::seconds(5));
@@ -453,9 +494,13 @@ impl Breakers {
     }
 }
 
-/// Webhooks this process knows to have no failing streak stored.
+/// Webhooks this process ended the failing streak of, and when: another
+/// process may have begun a streak since, so a success ends it again after
+/// `HEALTHY_FOR`.
 #[derive(Default)]
-struct Healthy(Mutex<std::collections::HashSet<String>>);
+struct Healthy(Mutex<HashMap<String, std::time::Instant>>);
+
+const HEALTHY_FOR: Duration = Duration::from_secs(60);
 
 /// Ends the webhook's failing streak, if it had one (a success).
 async fn healthy(p: &Platform, w: &Webhook) -> Result<(), Error> {
@@ -464,7 +509,8 @@ async fn healthy(p: &Platform, w: &Webhook) -> Result<(), Error> {
         .0
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .contains(w.id.as_str())
+        .get(w.id.as_str())
+        .is_some_and(|at| at.elapsed() < HEALTHY_FOR)
     {
         return Ok(());
     }
@@ -473,7 +519,7 @@ async fn healthy(p: &Platform, w: &Webhook) -> Result<(), Error> {
     if all.len() > 100_000 {
         all.clear();
     }
-    all.insert(w.id.to_string());
+    all.insert(w.id.to_string(), std::time::Instant::now());
     Ok(())
 }
 
@@ -487,6 +533,9 @@ async fn failing(p: &Platform, w: &Webhook, now: DateTime<Utc>) -> Result<DateTi
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .remove(w.id.as_str());
+    // The longest a failing endpoint may go unasked while its streak goes
+    // on: the longest step with its jitter, or the longest Retry-After; a
+    // breaker's wait; and an hour of lateness.
     let longest = p
         .settings
         .retry_schedule
@@ -494,7 +543,8 @@ async fn failing(p: &Platform, w: &Webhook, now: DateTime<Utc>) -> Result<DateTi
         .max()
         .copied()
         .unwrap_or_default();
-    let gap = chrono::Duration::from_std(longest + Duration::from_secs(3600)).unwrap_or_default();
+    let quiet = longest.mul_f64(1.1).max(MAX_RETRY_AFTER) + BREAKER_MAX_OPEN * 2;
+    let gap = chrono::Duration::from_std(quiet + Duration::from_secs(3600)).unwrap_or_default();
     let current = webhooks::health(p, &w.account, &w.id).await?;
     let (since, write) = match &current {
         Some(h) if now - h.last_failure_at <= gap => {

@@ -14,8 +14,7 @@ use crate::webhooks::{self, Webhook};
 
 /// Events one call may publish.
 pub const MAX_EVENTS: usize = 100;
-/// The largest event, as JSON.
-pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+pub use crate::webhooks::MAX_EVENT_BYTES;
 /// Webhooks one fan-out message matches an event against when they are
 /// read from the store (an account with more than the cache holds); the
 /// rest goes on in a message of its own.

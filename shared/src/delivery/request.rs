@@ -110,7 +110,7 @@ async fn transform(p: &Platform, w: &Webhook, source: &str) -> Result<Transform,
     }
     let t = Transform::compile_payload_bounded(source.to_string())
         .await
-        .map_err(|e| Unsendable::Busy(format!("the payload transform could not be compiled: {e}")))?
+        .map_err(|e| busy_or_never("the payload transform could not be compiled", e))?
         .map_err(|e| Unsendable::Never(format!("the payload transform does not compile: {e}")))?;
     let mut all = cache.0.lock().unwrap_or_else(PoisonError::into_inner);
     if all.len() >= 10_000 {
@@ -127,6 +127,15 @@ pub enum Unsendable {
     Never(String),
     /// Now: the transform threads are all busy.
     Busy(String),
+}
+
+/// Busy transform threads pass (the delivery waits); a panic would
+/// happen again on the same event.
+fn busy_or_never(what: &str, e: crate::transforms::pool::Failed) -> Unsendable {
+    match e {
+        crate::transforms::pool::Failed::Busy => Unsendable::Busy(format!("{what}: {e}")),
+        crate::transforms::pool::Failed::Panicked(_) => Unsendable::Never(format!("{what}: {e}")),
+    }
 }
 
 /// The body a webhook sends for `event`: the event itself, or what its
@@ -163,10 +172,7 @@ pub async fn payload(
                 Ok(Err(e)) => Err(Unsendable::Never(format!(
                     "the payload transform failed: {e}"
                 ))),
-                // The transform threads, not the event: a retry may pass.
-                Err(e) => Err(Unsendable::Busy(format!(
-                    "the payload transform could not run: {e}"
-                ))),
+                Err(e) => Err(busy_or_never("the payload transform could not run", e)),
             }
         }
         Some(_) => Ok(Value::Object(event.clone())),

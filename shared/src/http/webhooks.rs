@@ -298,7 +298,11 @@ async fn update(
 ) -> Answer {
     let publishable = publishable(&p, &a, input.events.as_deref()).await?;
     let w = webhooks::update(&p, &a, &webhook_id(&id)?, input, &publishable).await?;
-    Ok(answer(StatusCode::OK, &WebhookView::from(&w)))
+    let health = webhooks::health(&p, &a, &w.id).await?;
+    Ok(answer(
+        StatusCode::OK,
+        &WebhookView::from(&w).failing(health.as_ref()),
+    ))
 }
 
 async fn set_active(p: &Platform, a: &str, id: &str, active: bool) -> Answer {
@@ -307,7 +311,11 @@ async fn set_active(p: &Platform, a: &str, id: &str, active: bool) -> Answer {
         ..Default::default()
     };
     let w = webhooks::update(p, a, &webhook_id(id)?, input, &[]).await?;
-    Ok(answer(StatusCode::OK, &WebhookView::from(&w)))
+    let health = webhooks::health(p, a, &w.id).await?;
+    Ok(answer(
+        StatusCode::OK,
+        &WebhookView::from(&w).failing(health.as_ref()),
+    ))
 }
 
 /// Activate a webhook (also one disabled by failures: it starts afresh)

@@ -340,34 +340,57 @@ async fn run_action(
             // Named by the request, so a second run publishes the same event
             // (its deliveries carry the same webhook-id).
             let id = format!("evt_{}_{key}", m.request_id.trim_start_matches("req_"));
+            let marker = keys::event(&m.account, &id);
+            if p.store.get(&marker).await?.is_some() {
+                return Ok(outcome(true, format!("{id} was published already")));
+            }
             let mut fields = Map::new();
             fields.insert("id".into(), json!(id));
             fields.insert("event".into(), json!(event));
-            fields.insert("timestamp".into(), json!(m.received_at));
+            fields.insert(
+                "timestamp".into(),
+                json!(
+                    m.received_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                ),
+            );
             fields.insert("email".into(), json!(contact.email));
             fields.insert("phone_number".into(), json!(contact.phone_number));
             fields.insert("contact_id".into(), json!(contact.id));
             fields.insert("request_id".into(), json!(m.request_id));
             fields.insert("data".into(), Value::Object(m.payload.clone()));
+            let size = serde_json::to_vec(&fields).map_or(usize::MAX, |b| b.len());
+            let max = crate::webhooks::MAX_EVENT_BYTES;
+            if size > max {
+                return Ok(outcome(
+                    false,
+                    format!(
+                        "the event is too large to publish ({size} bytes with the posted payload as its data; at most {max})"
+                    ),
+                ));
+            }
             let message = crate::messages::ApplyMessage::FanOut {
                 account: m.account.clone(),
                 event: fields,
                 after: None,
             };
-            match message.send(p).await {
-                Ok(_) => outcome(true, format!("published {id}")),
-                Err(crate::ports::QueueError::TooLarge(n)) => outcome(
-                    false,
-                    format!("the event is too large to publish ({n} bytes)"),
-                ),
-                Err(e) => return Err(StoreError::Backend(e.to_string())),
-            }
+            message
+                .send(p)
+                .await
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            // A second run of the request (a retry, a replay) finds it sent.
+            sent(p, marker).await?;
+            outcome(true, format!("published {id}"))
         }
         Action::SendMessage {
             webhook_id,
             template,
         } => {
             let id = format!("msg_{}_{key}", m.request_id.trim_start_matches("req_"));
+            let marker = keys::message(&m.account, &id);
+            if p.store.get(&marker).await?.is_some() {
+                return Ok(outcome(true, format!("{id} was sent already")));
+            }
             let found = match crate::ids::WebhookId::parse(webhook_id) {
                 Some(w) => match crate::webhooks::get(p, &m.account, &w).await {
                     Ok(_) => Some(w),
@@ -417,9 +440,20 @@ async fn run_action(
                 .send(delivery.encode(), delay)
                 .await
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
+            sent(p, marker).await?;
             outcome(true, format!("{id} queued for webhook {webhook}"))
         }
     })
+}
+
+/// Marks what an action sent, after sending it: a second run of the
+/// request skips it (a crash between the two sends it twice, never none).
+async fn sent(p: &Platform, marker: crate::ports::Key) -> Result<(), StoreError> {
+    let expires = p.clock.now() + chrono::Duration::days(30);
+    p.store
+        .put(Put::new(marker, json!({})).expires(expires))
+        .await
+        .map(drop)
 }
 
 /// The longest message a `send_message` action sends.

@@ -38,6 +38,9 @@ pub fn check_event_name(event: &str) -> Result<(), String> {
     }
 }
 
+/// The largest event, as JSON.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
 /// Published when a webhook is disabled by a 410 or by failing too long.
 pub const DISABLED_EVENT: &str = "webhook.disabled";
 

@@ -96,7 +96,9 @@ pub async fn on_delivery_event(
         let response = process(sqs, handler, &*platform.delivery_queue, dlq.as_deref()).await;
         return serde_json::to_value(response).map_err(|e| e.to_string());
     }
-    let released = crate::delivery::attempt::release(platform, std::time::Duration::from_secs(40))
+    // Well within the function's 30 s, so that a run is never cut off
+    // between a send and its delete.
+    let released = crate::delivery::attempt::release(platform, std::time::Duration::from_secs(20))
         .await
         .map_err(|e| e.to_string())?;
     Ok(serde_json::json!({ "released": released }))
