@@ -785,3 +785,81 @@ async fn a_kill_during_fan_out_loses_no_delivery() {
         same_webhook_id(&copies);
     }
 }
+
+/// A request whose later action failed, replayed: the message its
+/// `send_message` sent the first time is not sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_request_sends_its_message_once() {
+    let receiver = Receiver::start().await;
+    let admin = start(&[("HOOKLINE_PUSHOVER_URL", &receiver.base)]);
+    let list = admin
+        .create("/v1/lists", json!({"name": "Soon gone"}))
+        .await;
+    let push = webhook(
+        &admin,
+        json!({"name": "Phone", "events": ["delivered"],
+        "channel": {"type": "pushover", "user_key": "u-key", "api_token": "a-token"}}),
+    )
+    .await;
+    let trigger = admin
+        .create(
+            "/v1/triggers",
+            json!({"name": "T", "actions": [
+            {"type": "send_message", "webhook_id": push, "template": "Hello {{email}}"},
+            {"type": "add_to_list", "list_id": list["id"]}]}),
+        )
+        .await;
+    let (status, _) = admin
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/lists/{}", list["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, taken) = admin
+        .hook(
+            trigger["url"].as_str().unwrap(),
+            &json!({"email": "once@example.com"}),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{taken}");
+    let (id, request) = (
+        trigger["id"].as_str().unwrap(),
+        taken["request_id"].as_str().unwrap(),
+    );
+    let record = admin.applied(id, request).await;
+    assert_eq!(record["status"], "failed", "{record}");
+    receiver
+        .wait_for("/1/messages.json", 1, Duration::from_secs(20))
+        .await;
+    let (status, replayed) = admin
+        .post(
+            &format!("/v1/triggers/{id}/requests/{request}/replay"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{replayed}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, r) = admin
+            .get(&format!("/v1/triggers/{id}/requests/{request}"))
+            .await;
+        if r["attempts"] == 2 {
+            assert!(r.to_string().contains("was sent already"), "{r}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replay was not applied: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        receiver.received_at("/1/messages.json").len(),
+        1,
+        "the message went twice"
+    );
+}

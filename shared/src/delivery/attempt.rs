@@ -86,6 +86,12 @@ pub async fn deliver(p: &Platform, d: &Delivery) -> Result<(), Error> {
         let attempt = attempt_of(d, &w, now, Status::Dead, None, Some(why.clone()));
         return give_up(p, d, attempt, &why).await;
     }
+    if let Some(wait) = p.kept.get::<Breakers>().wait(&w.id, now) {
+        // Checked before the rate limit, so that waiting on the endpoint
+        // takes no slot; a slot held already is kept.
+        let why = "its endpoint is failing; one call at a time";
+        return defer(p, d, &w, wait, why).await;
+    }
     if let Some(slot) = rate_slot(p, &w, d, now) {
         let wait = (slot - now).to_std().unwrap_or_default();
         if wait > WAIT_IN_PLACE {
@@ -96,14 +102,6 @@ pub async fn deliver(p: &Platform, d: &Delivery) -> Result<(), Error> {
             return defer(p, &held, &w, wait, "the webhook's rate limit").await;
         }
         tokio::time::sleep(wait).await;
-    }
-    if let Some(wait) = p.kept.get::<Breakers>().wait(&w.id, now) {
-        let waiting = Delivery {
-            not_before: None,
-            ..d.clone()
-        };
-        let why = "its endpoint is failing; one call at a time";
-        return defer(p, &waiting, &w, wait, why).await;
     }
     let answer = match request::build(p, &w, &d.event, d.text.as_deref(), now).await {
         Ok(out) => request::send(p, out, w.log_response_body).await,
@@ -421,11 +419,9 @@ const WAIT_IN_PLACE: Duration = Duration::from_secs(1);
 /// holds (`not_before`, taken when it was deferred), or the next free one,
 /// which it takes. `None`: now.
 fn rate_slot(p: &Platform, w: &Webhook, d: &Delivery, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    // A slot held is kept; one passed long ago (the delivery waited on
-    // something else meanwhile) is not: it takes a new one.
-    if let Some(held) = d.not_before
-        && held > now - chrono::Duration::seconds(5)
-    {
+    // A slot held is kept, however late the delivery comes back for it
+    // (waits for other reasons drop it: a suspension).
+    if let Some(held) = d.not_before {
         return (held > now).then_some(held);
     }
     let rate = w.rate_limit?;

@@ -379,7 +379,7 @@ async fn run_action(
                 .await
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
             // A second run of the request (a retry, a replay) finds it sent.
-            sent(p, marker).await?;
+            sent(p, m, marker).await?;
             outcome(true, format!("published {id}"))
         }
         Action::SendMessage {
@@ -418,7 +418,13 @@ async fn run_action(
             let mut fields = Map::new();
             fields.insert("id".into(), json!(id));
             fields.insert("event".into(), json!("message"));
-            fields.insert("timestamp".into(), json!(m.received_at));
+            fields.insert(
+                "timestamp".into(),
+                json!(
+                    m.received_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                ),
+            );
             fields.insert("email".into(), json!(contact.email));
             fields.insert("phone_number".into(), json!(contact.phone_number));
             fields.insert("name".into(), json!(contact.name));
@@ -440,7 +446,7 @@ async fn run_action(
                 .send(delivery.encode(), delay)
                 .await
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
-            sent(p, marker).await?;
+            sent(p, m, marker).await?;
             outcome(true, format!("{id} queued for webhook {webhook}"))
         }
     })
@@ -448,8 +454,11 @@ async fn run_action(
 
 /// Marks what an action sent, after sending it: a second run of the
 /// request skips it (a crash between the two sends it twice, never none).
-async fn sent(p: &Platform, marker: crate::ports::Key) -> Result<(), StoreError> {
-    let expires = p.clock.now() + chrono::Duration::days(30);
+async fn sent(p: &Platform, m: &Inbound, marker: crate::ports::Key) -> Result<(), StoreError> {
+    // As long as the request can be replayed: its record's life, and a day.
+    let kept = p.settings.request_log_retention + std::time::Duration::from_secs(86_400);
+    let expires =
+        m.received_at + chrono::Duration::from_std(kept).unwrap_or(chrono::Duration::days(31));
     p.store
         .put(Put::new(marker, json!({})).expires(expires))
         .await
