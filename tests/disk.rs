@@ -63,8 +63,12 @@ impl Drop for SmallDisk {
     }
 }
 
+/// `/health` on a connection of its own: a refused request's connection is
+/// closed by the server (its body unread), and a pooled client could send
+/// the next request on it just as it closes.
 async fn health(a: &Admin) -> (u16, Value) {
-    support::answer(a.http.get(a.server.url("/health")).send().await.unwrap()).await
+    let fresh = support::client();
+    support::answer(fresh.get(a.server.url("/health")).send().await.unwrap()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
