@@ -344,20 +344,7 @@ async fn run_action(
             if p.store.get(&marker).await?.is_some() {
                 return Ok(outcome(true, format!("{id} was published already")));
             }
-            let mut fields = Map::new();
-            fields.insert("id".into(), json!(id));
-            fields.insert("event".into(), json!(event));
-            fields.insert(
-                "timestamp".into(),
-                json!(
-                    m.received_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                ),
-            );
-            fields.insert("email".into(), json!(contact.email));
-            fields.insert("phone_number".into(), json!(contact.phone_number));
-            fields.insert("contact_id".into(), json!(contact.id));
-            fields.insert("request_id".into(), json!(m.request_id));
+            let mut fields = action_event(m, contact, &id, event);
             fields.insert("data".into(), Value::Object(m.payload.clone()));
             let size = serde_json::to_vec(&fields).map_or(usize::MAX, |b| b.len());
             let max = crate::webhooks::MAX_EVENT_BYTES;
@@ -415,21 +402,8 @@ async fn run_action(
                     ),
                 ));
             }
-            let mut fields = Map::new();
-            fields.insert("id".into(), json!(id));
-            fields.insert("event".into(), json!("message"));
-            fields.insert(
-                "timestamp".into(),
-                json!(
-                    m.received_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                ),
-            );
-            fields.insert("email".into(), json!(contact.email));
-            fields.insert("phone_number".into(), json!(contact.phone_number));
+            let mut fields = action_event(m, contact, &id, "message");
             fields.insert("name".into(), json!(contact.name));
-            fields.insert("contact_id".into(), json!(contact.id));
-            fields.insert("request_id".into(), json!(m.request_id));
             fields.insert("text".into(), json!(text));
             let delivery = crate::messages::Delivery {
                 account: m.account.clone(),
@@ -450,6 +424,23 @@ async fn run_action(
             outcome(true, format!("{id} queued for webhook {webhook}"))
         }
     })
+}
+
+/// The event an action publishes or sends: its id, type and time (the
+/// request's), and the contact it is about.
+fn action_event(m: &Inbound, contact: &Contact, id: &str, kind: &str) -> Map<String, Value> {
+    let mut fields = Map::new();
+    fields.insert("id".into(), json!(id));
+    fields.insert("event".into(), json!(kind));
+    let at = m
+        .received_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    fields.insert("timestamp".into(), json!(at));
+    fields.insert("email".into(), json!(contact.email));
+    fields.insert("phone_number".into(), json!(contact.phone_number));
+    fields.insert("contact_id".into(), json!(contact.id));
+    fields.insert("request_id".into(), json!(m.request_id));
+    fields
 }
 
 /// Marks what an action sent, after sending it: a second run of the
