@@ -469,3 +469,50 @@ async fn events_a_trigger_publishes_may_be_subscribed_to() {
     assert_eq!(status, 201, "{got}");
     assert_eq!(got["events"], json!(["delivered", "candidate.hired"]));
 }
+
+#[tokio::test]
+async fn events_are_bounded_and_checked() {
+    let (c, _dir) = client(open()).await;
+    let one = json!({"event": "delivered", "email": "a@example.com"});
+    let cases = [
+        (json!({"events": vec![one.clone(); 101]}), "1 to 100 events"),
+        (json!({"events": []}), "1 to 100 events"),
+        (
+            json!({"event": "delivered", "blob": "x".repeat(70 * 1024)}),
+            "more than 65536",
+        ),
+        (
+            json!({"email": "a@example.com"}),
+            "event.event: is required",
+        ),
+        (json!({"event": "Not A Name"}), "event.event"),
+        (json!({"event": "delivered", "id": "mine"}), "event.id"),
+        (
+            json!({"event": "delivered", "timestamp": "yesterday"}),
+            "event.timestamp",
+        ),
+        (
+            json!({"event": "delivered", "campaign_id": [1]}),
+            "event.campaign_id",
+        ),
+        (
+            json!({"events": [one.clone(), {"event": "delivered", "email": 5}]}),
+            "events[1].email",
+        ),
+    ];
+    for (body, expected) in cases {
+        let (status, got) = c.call("POST", "/v1/events", Some(body)).await;
+        assert_eq!(status, 422, "{got}");
+        let message = got["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+    }
+    let (status, got) = c
+        .call(
+            "POST",
+            "/v1/events",
+            Some(json!({"events": vec![one; 100]})),
+        )
+        .await;
+    assert_eq!(status, 202, "{got}");
+    assert_eq!(got["ids"].as_array().unwrap().len(), 100);
+}
