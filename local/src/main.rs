@@ -76,6 +76,10 @@ struct ServeArgs {
     /// time (they wait on the endpoints, up to the delivery timeout).
     #[arg(long, env = "HOOKLINE_DELIVERY_WORKERS", default_value_t = 32)]
     delivery_workers: usize,
+    /// Receive loops doing campaign runs' work (matching a page of
+    /// profiles, posting a batch), each 10 messages at a time.
+    #[arg(long, env = "HOOKLINE_CAMPAIGN_WORKERS", default_value_t = 4)]
+    campaign_workers: usize,
 }
 
 fn main() -> ExitCode {
@@ -202,6 +206,24 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
         delivery.clone(),
         stopped.clone(),
     )));
+    let campaigns = Arc::new(hookline::scheduler::CampaignHandler::new(platform.clone()));
+    for _ in 0..args.campaign_workers {
+        delivering.push(tokio::spawn(hookline::work::drive(
+            platform.campaign_queue.clone(),
+            campaigns.clone(),
+            stopped.clone(),
+        )));
+    }
+    delivering.push(apply_runtime.spawn(hookline::work::drain_dead_forever(
+        platform.campaign_queue.clone(),
+        campaigns.clone(),
+        stopped.clone(),
+    )));
+    delivering.push(tokio::spawn(hookline::scheduler::tick_forever(
+        platform.clone(),
+        platform.settings.scheduler_tick,
+        stopped.clone(),
+    )));
     let sweeper = apply_runtime.spawn(hookline::work::sweep_forever(
         platform.store.clone(),
         stopped.clone(),
@@ -245,6 +267,7 @@ async fn serve(args: ServeArgs, apply_runtime: &tokio::runtime::Handle) -> Resul
     }
     drop(handler);
     drop(delivery);
+    drop(campaigns);
     drop(platform);
     drop(data);
     println!("hookline stopped");

@@ -95,6 +95,12 @@ impl ApplyHandler {
             )
             .await
             .map_err(waiting("webhook"))?,
+            ApplyMessage::PurgeCampaign {
+                account,
+                campaign_id,
+            } => crate::campaigns::purge(&self.platform, account, campaign_id, self.purge_budget)
+                .await
+                .map_err(waiting("campaign"))?,
             ApplyMessage::PurgeAccount { account } => {
                 crate::accounts::purge(&self.platform, account, self.purge_budget)
                     .await
@@ -225,6 +231,9 @@ impl ApplyHandler {
                 ApplyMessage::FanOut { account, .. } => ("fan_out", account, None, None),
                 ApplyMessage::PurgeWebhook { account, .. } => {
                     ("purge_webhook", account, None, None)
+                }
+                ApplyMessage::PurgeCampaign { account, .. } => {
+                    ("purge_campaign", account, None, None)
                 }
                 ApplyMessage::PurgeAccount { account } => ("purge_account", account, None, None),
             };

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Platform;
 use crate::error::{Error, Result};
-use crate::ids::{DeadLetterId, RequestId, TriggerId, WebhookId};
+use crate::ids::{CampaignId, DeadLetterId, RequestId, TriggerId, WebhookId};
 use crate::keys;
-use crate::messages::{ApplyMessage, Delivery};
+use crate::messages::{ApplyMessage, CampaignMessage, Delivery};
 use crate::ports::{Cond, Page, Put, Query, StoreError};
 
 /// The most of a message's text kept when it cannot be read (for a look;
@@ -26,11 +26,12 @@ pub const MAX_REDRIVE: usize = 100;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: DeadLetterId,
-    /// The queue it died on: `apply` or `delivery`.
+    /// The queue it died on: `apply`, `delivery` or `campaigns`.
     pub queue: String,
     /// What the message was: `inbound` (a request to a trigger URL),
     /// `delivery` (an event to a webhook), `fan_out`, `purge`,
-    /// `purge_trigger_log`, `purge_webhook`, `purge_account`, or `unreadable`.
+    /// `purge_trigger_log`, `purge_webhook`, `purge_account`,
+    /// `purge_campaign`, `campaign_segment`, `campaign_batch`, or `unreadable`.
     pub kind: String,
     pub reason: String,
     /// Times it was received before it was given up on.
@@ -48,6 +49,9 @@ pub struct DeadLetter {
     /// A delivery's event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
+    /// A campaign run's segment or batch: redriving it does it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<CampaignId>,
     /// The message itself, sent again as it was by a redrive (an inbound
     /// request is replayed from its log when it has a record there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +95,13 @@ pub async fn keep_apply(
             None,
             Some(body.to_string()),
         ),
+        Some(ApplyMessage::PurgeCampaign { account, .. }) => (
+            account.clone(),
+            "purge_campaign",
+            None,
+            None,
+            Some(body.to_string()),
+        ),
         Some(ApplyMessage::PurgeWebhook { account, .. }) => (
             account.clone(),
             "purge_webhook",
@@ -121,6 +132,7 @@ pub async fn keep_apply(
         request_id,
         webhook_id: None,
         event_id: None,
+        campaign_id: None,
         message,
     };
     keep(platform, &account, letter).await
@@ -148,6 +160,7 @@ pub async fn keep_unreadable(
         request_id: None,
         webhook_id: None,
         event_id: None,
+        campaign_id: None,
         message: Some(body[..end].to_string()),
     };
     keep(platform, keys::NO_ACCOUNT, letter).await
@@ -176,9 +189,38 @@ pub async fn keep_delivery(
             .get("id")
             .and_then(|v| v.as_str())
             .map(str::to_string),
+        campaign_id: None,
         message: Some(d.encode()),
     };
     keep(platform, &d.account, letter).await
+}
+
+/// Keeps a message of the campaign queue as a dead letter.
+pub async fn keep_campaign(
+    platform: &Platform,
+    m: &CampaignMessage,
+    reason: &str,
+    attempts: u32,
+) -> Result<(), StoreError> {
+    let (kind, campaign) = match m {
+        CampaignMessage::Segment { campaign_id, .. } => ("campaign_segment", campaign_id),
+        CampaignMessage::Batch { campaign_id, .. } => ("campaign_batch", campaign_id),
+    };
+    let letter = DeadLetter {
+        id: DeadLetterId::new(),
+        queue: "campaigns".into(),
+        kind: kind.into(),
+        reason: reason.into(),
+        attempts,
+        dead_at: platform.clock.now(),
+        trigger_id: None,
+        request_id: None,
+        webhook_id: None,
+        event_id: None,
+        campaign_id: Some(campaign.clone()),
+        message: Some(m.encode()),
+    };
+    keep(platform, m.account(), letter).await
 }
 
 async fn keep(platform: &Platform, account: &str, letter: DeadLetter) -> Result<(), StoreError> {
@@ -310,6 +352,12 @@ async fn send_again(p: &Platform, account: &str, letter: &DeadLetter) -> Result<
             d.not_before = None;
             p.delivery_queue
                 .send(d.encode(), std::time::Duration::ZERO)
+                .await?;
+            Ok(Redriven::Queued)
+        }
+        Some(body) if letter.queue == "campaigns" => {
+            p.campaign_queue
+                .send(body.clone(), std::time::Duration::ZERO)
                 .await?;
             Ok(Redriven::Queued)
         }

@@ -105,6 +105,10 @@ typed_id! {
     EventId = "evt";
     /// A delivery attempt's: `att_...`.
     AttemptId = "att";
+    /// A webhook campaign's: `cmp_...`.
+    CampaignId = "cmp";
+    /// A campaign's run: `run_...`.
+    RunId = "run";
 }
 
 /// How logs name a trigger: a short digest of its id, from which the id

@@ -22,6 +22,16 @@
 //! | event a trigger's action published (a marker: not again) | `{account}#event` | event id |
 //! | message a trigger's action sent (likewise) | `{account}#message` | message id |
 //! | dead letter (a queue message given up on) | `{account}#dead_letter` | dead letter id (time-ordered) |
+//! | user profile, with its daily event counts | `{account}#profile#{segment, 00..15}` | distinct id |
+//! | webhook campaign | `{account}#campaign` | campaign id |
+//! | campaign due to run (every account's) | `campaign_due` | `{next run, RFC 3339}#{account}#{campaign id}` |
+//! | campaign's lease (a run in progress) | `{account}#campaign_lease` | campaign id |
+//! | campaign run | `{account}#campaign_run#{campaign id}` | run id (time-ordered) |
+//! | run's counters | `{account}#campaign_count#{run id}` | `matched`, `queued`, `sent`, `failed`, ... |
+//! | users a run claimed and has not batched yet (segments' remainders) | `{account}#campaign_ready#{run id}` | distinct id |
+//! | a run's segments matched to the end, and its remainder batched | `{account}#campaign_done#{run id}` | segment (`00`..`15`), `flush` |
+//! | a user's record in a campaign (claimed, sent) | `{account}#campaign_user#{campaign id}` | distinct id |
+//! | campaign batch attempt (log) | `{account}#campaign_attempt#{campaign id}` | attempt id (time-ordered) |
 //!
 //! Partitions are per account and per resource, so a list query reads one
 //! partition and accounts never share one.
@@ -146,4 +156,68 @@ pub fn dead_letters(account: &str) -> String {
 
 pub fn dead_letter(account: &str, id: &str) -> Key {
     Key::new(dead_letters(account), id)
+}
+
+/// `segment`: which of an account's profile partitions (`profiles::segment_of`).
+pub fn profiles(account: &str, segment: u32) -> String {
+    format!("{account}#profile#{segment:02}")
+}
+
+pub fn profile(account: &str, segment: u32, distinct_id: &str) -> Key {
+    Key::new(profiles(account, segment), distinct_id)
+}
+
+pub fn campaigns(account: &str) -> String {
+    format!("{account}#campaign")
+}
+
+pub fn campaign(account: &str, id: &str) -> Key {
+    Key::new(campaigns(account), id)
+}
+
+/// The partition of every account's campaigns waiting for their next run.
+pub const CAMPAIGNS_DUE: &str = "campaign_due";
+
+pub fn campaign_due(at: &str, account: &str, id: &str) -> Key {
+    Key::new(CAMPAIGNS_DUE, format!("{at}#{account}#{id}"))
+}
+
+pub fn campaign_lease(account: &str, id: &str) -> Key {
+    Key::new(format!("{account}#campaign_lease"), id)
+}
+
+pub fn campaign_runs(account: &str, campaign: &str) -> String {
+    format!("{account}#campaign_run#{campaign}")
+}
+
+pub fn campaign_run(account: &str, campaign: &str, run: &str) -> Key {
+    Key::new(campaign_runs(account, campaign), run)
+}
+
+pub fn run_counter(account: &str, run: &str, what: &str) -> Key {
+    Key::new(format!("{account}#campaign_count#{run}"), what)
+}
+
+pub fn campaign_users(account: &str, campaign: &str) -> String {
+    format!("{account}#campaign_user#{campaign}")
+}
+
+pub fn campaign_user(account: &str, campaign: &str, distinct_id: &str) -> Key {
+    Key::new(campaign_users(account, campaign), distinct_id)
+}
+
+pub fn campaign_attempts(account: &str, campaign: &str) -> String {
+    format!("{account}#campaign_attempt#{campaign}")
+}
+
+pub fn campaign_attempt(account: &str, campaign: &str, id: &str) -> Key {
+    Key::new(campaign_attempts(account, campaign), id)
+}
+
+pub fn run_ready(account: &str, run: &str) -> String {
+    format!("{account}#campaign_ready#{run}")
+}
+
+pub fn run_done(account: &str, run: &str) -> String {
+    format!("{account}#campaign_done#{run}")
 }

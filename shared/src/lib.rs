@@ -10,10 +10,11 @@
 //!   types), `patch` (absent, null or a value, in an update), `alloc`;
 //! - domain: `accounts`, `collections` (contact lists and sequences),
 //!   `contacts`, `transforms`, `triggers`, `webhooks`, `delivery`,
-//!   `dead_letters`;
+//!   `dead_letters`, `profiles`, `campaigns`;
 //! - edges: `http` (the admin and ingest routers: the only code that knows
 //!   HTTP), `apply` (the apply queue's dispatcher), `deliver` (the
-//!   delivery queue's), `work` (feeding any
+//!   delivery queue's), `scheduler` (the campaign queue's, and the
+//!   campaigns' clock), `work` (feeding any
 //!   queue to a handler, and settling the outcomes), `adapters` (embedded:
 //!   redb and a log file; AWS: DynamoDB and SQS), `testkit`.
 //!
@@ -34,6 +35,7 @@ pub mod accounts;
 pub mod adapters;
 pub mod alloc;
 pub mod apply;
+pub mod campaigns;
 pub mod collections;
 pub mod config;
 pub mod contacts;
@@ -49,6 +51,8 @@ pub mod messages;
 pub mod patch;
 pub mod platform;
 pub mod ports;
+pub mod profiles;
+pub mod scheduler;
 pub mod transforms;
 pub mod triggers;
 pub mod webhooks;

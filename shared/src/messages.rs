@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::Platform;
-use crate::ids::{RequestId, TriggerId, WebhookId};
+use crate::ids::{CampaignId, RequestId, RunId, TriggerId, WebhookId};
 use crate::ports::QueueError;
 
 /// Which collection: a list or a sequence (`collections::Kind`).
@@ -68,6 +68,11 @@ pub enum ApplyMessage {
         account: String,
         webhook_id: WebhookId,
     },
+    /// Remove the users, runs and attempt log of a deleted campaign.
+    PurgeCampaign {
+        account: String,
+        campaign_id: CampaignId,
+    },
     /// Remove everything of a deleted account, then the account.
     PurgeAccount { account: String },
 }
@@ -127,5 +132,46 @@ pub struct Delivery {
 impl Delivery {
     pub fn encode(&self) -> String {
         encode(self)
+    }
+}
+
+/// The campaign queue's messages: a run's work, in parts that each end
+/// well within a Lambda invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CampaignMessage {
+    /// Match one segment of the account's profiles from `after` (a cursor;
+    /// `None`: from the first) on: one page, then the rest as a message of
+    /// its own.
+    Segment {
+        account: String,
+        campaign_id: CampaignId,
+        run_id: RunId,
+        segment: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+        /// Users the segment's pages before claimed and did not fill a
+        /// batch of 50 with (fewer than 50).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        carry: Vec<String>,
+    },
+    /// Post these users (claimed by the run) to the campaign's URL.
+    Batch {
+        account: String,
+        campaign_id: CampaignId,
+        run_id: RunId,
+        users: Vec<String>,
+    },
+}
+
+impl CampaignMessage {
+    pub fn encode(&self) -> String {
+        encode(self)
+    }
+
+    pub fn account(&self) -> &str {
+        match self {
+            Self::Segment { account, .. } | Self::Batch { account, .. } => account,
+        }
     }
 }

@@ -18,6 +18,9 @@ pub const APPLY_MAX_RECEIVES: u32 = 8;
 /// sent again for each: a receive that ends without settling is a worker
 /// that stopped with it (a crash, a time limit).
 pub const DELIVERY_MAX_RECEIVES: u32 = 5;
+/// Receives of a campaign message (a segment to match, a batch to post)
+/// before it becomes a dead letter.
+pub const CAMPAIGN_MAX_RECEIVES: u32 = 5;
 
 pub struct Platform {
     pub store: Arc<dyn Store>,
@@ -26,6 +29,8 @@ pub struct Platform {
     pub apply_queue: Arc<dyn Queue>,
     /// Deliveries of events to webhooks, each attempt a message.
     pub delivery_queue: Arc<dyn Queue>,
+    /// Campaign runs' work: segments of profiles to match, batches to post.
+    pub campaign_queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     pub egress: Egress,
     pub settings: Settings,
@@ -37,14 +42,16 @@ pub struct Platform {
 pub struct Queues {
     pub apply: Arc<dyn Queue>,
     pub delivery: Arc<dyn Queue>,
+    pub campaigns: Arc<dyn Queue>,
 }
 
 impl Queues {
-    /// One queue for both (tests that deliver nothing).
+    /// One queue for all (tests that deliver nothing).
     pub fn single(queue: Arc<dyn Queue>) -> Self {
         Self {
             apply: queue.clone(),
-            delivery: queue,
+            delivery: queue.clone(),
+            campaigns: queue,
         }
     }
 }
@@ -90,6 +97,7 @@ impl Platform {
             store,
             apply_queue: queues.apply,
             delivery_queue: queues.delivery,
+            campaign_queue: queues.campaigns,
             clock,
             settings,
             kept: Kept::default(),
@@ -101,6 +109,7 @@ impl Platform {
         Queues {
             apply: self.apply_queue.clone(),
             delivery: self.delivery_queue.clone(),
+            campaigns: self.campaign_queue.clone(),
         }
     }
 
@@ -116,6 +125,7 @@ impl Platform {
             store,
             apply_queue: self.apply_queue.clone(),
             delivery_queue: self.delivery_queue.clone(),
+            campaign_queue: self.campaign_queue.clone(),
             clock: self.clock.clone(),
             egress: self.egress.clone(),
             settings: self.settings.clone(),

@@ -28,6 +28,8 @@ const DOMAIN: &[&str] = &[
     "triggers",
     "webhooks",
     "delivery",
+    "profiles",
+    "campaigns",
 ];
 /// Test support: it may import anything; nothing but tests imports it.
 const TESTKIT: &str = "testkit";

@@ -74,6 +74,8 @@ fn every_function_binary_exists_and_the_environment_is_complete() {
         "HOOKLINE_APPLY_DLQ_URL",
         "HOOKLINE_DELIVERY_QUEUE_URL",
         "HOOKLINE_DELIVERY_DLQ_URL",
+        "HOOKLINE_CAMPAIGN_QUEUE_URL",
+        "HOOKLINE_CAMPAIGN_DLQ_URL",
         "HOOKLINE_ADMIN_KEY",
     ] {
         assert!(

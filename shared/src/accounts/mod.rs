@@ -7,7 +7,7 @@ mod purge;
 pub mod usage;
 
 pub use keys::*;
-pub use purge::purge;
+pub use purge::{purge, purge_campaign};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -18,7 +18,7 @@ use crate::ports::{Cond, StoreError, Write};
 
 /// Partitions of an account that hold plain items, nothing hanging from them.
 fn plain_partitions(account: &str) -> Vec<String> {
-    vec![
+    let mut partitions = vec![
         keys::contacts(account),
         keys::contact_by(account, crate::contacts::Identifier::Email, "").pk,
         keys::contact_by(account, crate::contacts::Identifier::PhoneNumber, "").pk,
@@ -27,7 +27,52 @@ fn plain_partitions(account: &str) -> Vec<String> {
         keys::dead_letters(account),
         keys::webhook_healths(account),
         keys::usage(account, "").pk,
-    ]
+    ];
+    partitions.extend((0..crate::profiles::SEGMENTS).map(|s| keys::profiles(account, s)));
+    partitions
+}
+
+/// Removes what hangs from a campaign (not the campaign): its runs and
+/// their counters, its users' records, its attempt log and its lease.
+pub async fn purge_campaign(
+    p: &Platform,
+    account: &str,
+    id: &str,
+    budget: Duration,
+) -> Result<Progress, StoreError> {
+    let store = &*p.store;
+    let start = Instant::now();
+    while let Some(runs) = first_page(store, &keys::campaign_runs(account, id)).await? {
+        for run in &runs {
+            // Its counters expire with it; its markers go now.
+            let left = budget.saturating_sub(start.elapsed());
+            for pk in [
+                keys::run_done(account, &run.key.sk),
+                keys::run_ready(account, &run.key.sk),
+            ] {
+                if clear_partition(store, &pk, left).await? == Progress::More {
+                    return Ok(Progress::More);
+                }
+            }
+        }
+        delete_items(store, runs).await?;
+        if start.elapsed() >= budget {
+            return Ok(Progress::More);
+        }
+    }
+    for pk in [
+        keys::campaign_users(account, id),
+        keys::campaign_attempts(account, id),
+    ] {
+        let left = budget.saturating_sub(start.elapsed());
+        if clear_partition(store, &pk, left).await? == Progress::More {
+            return Ok(Progress::More);
+        }
+    }
+    store
+        .delete(&keys::campaign_lease(account, id), Cond::Any)
+        .await?;
+    Ok(Progress::Done)
 }
 
 /// Removes what `account` held, if it is being deleted; `More` when the
@@ -78,6 +123,35 @@ pub async fn purge(p: &Platform, account: &str, budget: Duration) -> Result<Prog
                 return Ok(Progress::More);
             }
             delete_items(&*p.store, vec![item]).await?;
+        }
+        if spent() {
+            return Ok(Progress::More);
+        }
+    }
+    // Campaigns: each one's runs, users and attempts, its place in the due
+    // index, then it.
+    while let Some(items) = first_page(&*p.store, &keys::campaigns(account)).await? {
+        for item in items {
+            if purge_campaign(p, account, &item.key.sk, left()).await? == Progress::More {
+                return Ok(Progress::More);
+            }
+            let mut writes = vec![Write::Delete {
+                key: item.key.clone(),
+                cond: Cond::Any,
+            }];
+            if let Some(at) = item.body["next_run_at"].as_str() {
+                let at = chrono::DateTime::parse_from_rfc3339(at)
+                    .map(|t| {
+                        t.to_utc()
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    })
+                    .unwrap_or_default();
+                writes.push(Write::Delete {
+                    key: keys::campaign_due(&at, account, &item.key.sk),
+                    cond: Cond::Any,
+                });
+            }
+            p.store.write_all(writes).await?;
         }
         if spent() {
             return Ok(Progress::More);

@@ -16,6 +16,8 @@ pub fn routes() -> OpenApiRouter<Arc<Platform>> {
         .merge(super::triggers::routes())
         .merge(super::webhooks::routes())
         .merge(super::events::routes())
+        .merge(super::profiles::routes())
+        .merge(super::campaigns::routes())
         .merge(super::dead_letters::routes())
         .merge(super::accounts::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

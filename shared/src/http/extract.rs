@@ -20,6 +20,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        read_json(req, state, false).await.map(Json)
+    }
+}
+
+/// A JSON body that may be a list as well as an object (routes that take
+/// one item or many: profiles, tracked events).
+pub struct JsonOrList<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonOrList<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        read_json(req, state, true).await.map(JsonOrList)
+    }
+}
+
+async fn read_json<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+    lists: bool,
+) -> Result<T, ApiError> {
+    {
         let (parts, body) = req.into_parts();
         let bytes =
             axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
@@ -32,7 +54,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             .get(axum::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("json"));
-        if json && bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        if !lists && json && bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
             return Err(ApiError::invalid(
                 "invalid_body",
                 "the body must be a JSON object, not a list",
@@ -40,7 +62,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         }
         let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
+            Ok(axum::Json(v)) => Ok(v),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }

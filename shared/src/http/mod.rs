@@ -4,6 +4,7 @@
 mod accounts;
 pub mod admin;
 pub mod body;
+mod campaigns;
 mod collections;
 mod contacts;
 mod dead_letters;
@@ -12,6 +13,7 @@ mod events;
 pub mod extract;
 pub mod ingest;
 pub mod openapi;
+mod profiles;
 mod triggers;
 mod views;
 mod webhooks;

@@ -22,6 +22,9 @@ struct Held {
     dead_letter: String,
     key: String,
     webhook: String,
+    campaign: String,
+    /// A profile's `$distinct_id`.
+    profile: String,
     /// A cursor of B's lists (B has two, paged one at a time).
     cursor: String,
 }
@@ -91,6 +94,22 @@ async fn hold(platform: &Arc<Platform>, b: &Caller) -> Held {
                    "channel": {"type": "web", "url": "https://b.example.com/hook", "secret": "b's secret, kept apart"}}),
         )
         .await;
+    let campaign = b
+        .id(
+            "/v1/campaigns",
+            json!({"name": "B's campaign", "url": "https://b.example.com/mixpanel", "active": false,
+                   "schedule": {"type": "scheduled", "at": "09:00", "days": ["wed"]}}),
+        )
+        .await;
+    let profile = "b-only-user".to_string();
+    let (status, set) = b
+        .call(
+            "POST",
+            "/v1/profiles",
+            Some(json!({"$distinct_id": profile, "$properties": {"plan": "pro"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
     let (_, page) = b.call("GET", "/v1/lists?limit=1", None).await;
     let cursor = page["next_cursor"].as_str().expect("a cursor").to_string();
     Held {
@@ -103,6 +122,8 @@ async fn hold(platform: &Arc<Platform>, b: &Caller) -> Held {
         dead_letter,
         key,
         webhook,
+        campaign,
+        profile,
         cursor,
     }
 }
@@ -129,10 +150,15 @@ fn with_ids(path: &str, held: &Held) -> String {
         &held.key
     } else if path.starts_with("/v1/webhooks/") {
         &held.webhook
+    } else if path.starts_with("/v1/campaigns/") {
+        &held.campaign
+    } else if path.starts_with("/v1/profiles/") {
+        &held.profile
     } else {
         panic!("{path}: which of B's objects does its {{id}} name? Add it to the isolation suite")
     };
     path.replace("{id}", id)
+        .replace("{distinct_id}", id)
         .replace("{request_id}", &held.request)
 }
 
@@ -175,6 +201,7 @@ pub async fn check(platform: Arc<Platform>) {
         &held.dead_letter,
         &held.key,
         &held.webhook,
+        &held.campaign,
     ];
 
     let doc = crate::http::openapi::document();
@@ -261,6 +288,8 @@ pub async fn check(platform: Arc<Platform>) {
         format!("/v1/triggers/{}", held.trigger),
         format!("/v1/triggers/{}/requests/{}", held.trigger, held.request),
         format!("/v1/webhooks/{}", held.webhook),
+        format!("/v1/campaigns/{}", held.campaign),
+        format!("/v1/profiles/{}", held.profile),
     ] {
         let (status, found) = b.call("GET", &path, None).await;
         assert_eq!(status, 200, "B's {path} after A's calls: {found}");

@@ -171,11 +171,12 @@ pub mod aws {
         crate::Platform::new(Arc::new(store), queues().await, clock, settings)
     }
 
-    /// A new apply queue and delivery queue.
+    /// A new apply queue, delivery queue and campaign queue.
     pub async fn queues() -> crate::platform::Queues {
         crate::platform::Queues {
             apply: Arc::new(queue(crate::platform::APPLY_MAX_RECEIVES).await),
             delivery: Arc::new(queue(crate::platform::DELIVERY_MAX_RECEIVES).await),
+            campaigns: Arc::new(queue(crate::platform::CAMPAIGN_MAX_RECEIVES).await),
         }
     }
 

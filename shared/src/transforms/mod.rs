@@ -150,56 +150,8 @@ impl Transform {
                 column: parsed.column_of(col),
                 message,
             };
-            if let Some(col) = budget::too_deep(&parsed.expression) {
-                return Err(at(
-                    col,
-                    format!(
-                        "brackets nest more than {} deep here: split the expression",
-                        budget::MAX_NESTING
-                    ),
-                ));
-            }
-            let mut expression = cel::parser::Parser::new()
-                .max_recursion_depth(budget::MAX_PARSER_RECURSION)
-                .parse(&parsed.expression)
-                .map_err(|e| {
-                    let first = e.errors.first();
-                    if first.is_some_and(|p| p.msg.contains("Recursion limit")) {
-                        return at(
-                            1,
-                            format!(
-                                "the expression nests too deeply (brackets, ternaries and unary operators at most {} levels): split it",
-                                budget::MAX_PARSER_RECURSION
-                            ),
-                        );
-                    }
-                    let (col, msg) = first.map_or((1, e.to_string()), |p| {
-                        (p.pos.1.max(1) as usize, p.msg.clone())
-                    });
-                    at(col, msg)
-                })?;
-            let (depth, nodes) = budget::shape(&expression);
-            if depth > budget::MAX_DEPTH || nodes > budget::MAX_NODES {
-                return Err(at(
-                    1,
-                    format!(
-                        "the expression is too large ({depth} levels, {nodes} parts; at most {} and {}): split it over several fields",
-                        budget::MAX_DEPTH,
-                        budget::MAX_NODES
-                    ),
-                ));
-            }
-            if let Some(message) = budget::unbounded_pattern(&expression) {
-                return Err(at(1, message));
-            }
-            if comprehension_depth(&expression) > 1 {
-                return Err(at(
-                    1,
-                    "a list macro (map, filter, all, exists, exists_one) inside another \
-                     is not allowed: its cost would multiply the payload's list sizes"
-                        .into(),
-                ));
-            }
+            let mut expression =
+                checked_expression(&parsed.expression).map_err(|(col, m)| at(col, m))?;
             variables.extend(
                 expression
                     .references()
@@ -349,6 +301,63 @@ impl Transform {
             Ok(out)
         })
     }
+}
+
+/// One CEL expression, parsed and checked against the limits of what one
+/// evaluation may cost (nesting, size, patterns, nested list macros); an
+/// error is placed at its 1-based column. Its loops are not metered yet
+/// (`budget::meter_loops`).
+pub fn checked_expression(source: &str) -> Result<cel::IdedExpr, (usize, String)> {
+    if let Some(col) = budget::too_deep(source) {
+        return Err((
+            col,
+            format!(
+                "brackets nest more than {} deep here: split the expression",
+                budget::MAX_NESTING
+            ),
+        ));
+    }
+    let expression = cel::parser::Parser::new()
+        .max_recursion_depth(budget::MAX_PARSER_RECURSION)
+        .parse(source)
+        .map_err(|e| {
+            let first = e.errors.first();
+            if first.is_some_and(|p| p.msg.contains("Recursion limit")) {
+                return (
+                    1,
+                    format!(
+                        "the expression nests too deeply (brackets, ternaries and unary operators at most {} levels): split it",
+                        budget::MAX_PARSER_RECURSION
+                    ),
+                );
+            }
+            first.map_or((1, e.to_string()), |p| {
+                (p.pos.1.max(1) as usize, p.msg.clone())
+            })
+        })?;
+    let (depth, nodes) = budget::shape(&expression);
+    if depth > budget::MAX_DEPTH || nodes > budget::MAX_NODES {
+        return Err((
+            1,
+            format!(
+                "the expression is too large ({depth} levels, {nodes} parts; at most {} and {}): split it",
+                budget::MAX_DEPTH,
+                budget::MAX_NODES
+            ),
+        ));
+    }
+    if let Some(message) = budget::unbounded_pattern(&expression) {
+        return Err((1, message));
+    }
+    if comprehension_depth(&expression) > 1 {
+        return Err((
+            1,
+            "a list macro (map, filter, all, exists, exists_one) inside another \
+             is not allowed: its cost would multiply the list sizes"
+                .into(),
+        ));
+    }
+    Ok(expression)
 }
 
 impl Assignment {

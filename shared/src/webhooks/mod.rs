@@ -14,7 +14,7 @@ mod validation;
 
 pub use model::*;
 pub use storage::*;
-pub use validation::{generate_secret, parse_sound};
+pub use validation::{generate_secret, parse_sound, parse_url_field};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -30,37 +30,44 @@ fn text(field: &str, value: Option<&str>) -> Result<String, Error> {
 /// Checks a web endpoint's URL: http(s), https unless private targets are
 /// allowed, and no address the egress guard refuses.
 pub fn parse_url(p: &Platform, raw: Option<&str>) -> Result<String, Error> {
+    parse_url_field(p, "invalid_webhook", "channel.url", raw)
+}
+
+/// `parse_url` for a URL sent as `field`, refused with `code`.
+pub fn parse_url_field(
+    p: &Platform,
+    code: &'static str,
+    field: &str,
+    raw: Option<&str>,
+) -> Result<String, Error> {
+    let invalid =
+        |_: &str, m: &dyn std::fmt::Display| Error::invalid(code, format!("{field}: {m}"));
     let raw = raw.map(str::trim).unwrap_or_default();
     if raw.is_empty() {
-        return Err(invalid("channel.url", "is required"));
+        return Err(invalid("", &"is required"));
     }
     if raw.len() > MAX_URL {
-        return Err(invalid(
-            "channel.url",
-            format!("longer than {MAX_URL} characters"),
-        ));
+        return Err(invalid("", &format!("longer than {MAX_URL} characters")));
     }
-    let url = url::Url::parse(raw).map_err(|e| invalid("channel.url", format!("{e}")))?;
+    let url = url::Url::parse(raw).map_err(|e| invalid("", &format!("{e}")))?;
     match url.scheme() {
         "https" => {}
         "http" if p.settings.allow_private_targets => {}
         "http" => {
             return Err(invalid(
-                "channel.url",
-                "must be https (plain http only where private targets are allowed)",
+                "",
+                &"must be https (plain http only where private targets are allowed)",
             ));
         }
-        s => return Err(invalid("channel.url", format!("scheme {s} is not https"))),
+        s => return Err(invalid("", &format!("scheme {s} is not https"))),
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid(
-            "channel.url",
-            "must not carry credentials: use auth (basic) instead",
+            "",
+            &"must not carry credentials: use auth (basic) instead",
         ));
     }
-    p.egress
-        .check_url(&url)
-        .map_err(|e| invalid("channel.url", e))?;
+    p.egress.check_url(&url).map_err(|e| invalid("", &e))?;
     Ok(url.to_string())
 }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::Platform;
 use crate::config::Settings;
-use crate::platform::{APPLY_MAX_RECEIVES, DELIVERY_MAX_RECEIVES};
+use crate::platform::{APPLY_MAX_RECEIVES, CAMPAIGN_MAX_RECEIVES, DELIVERY_MAX_RECEIVES};
 use crate::ports::Clock;
 
 /// The platform on the DynamoDB table and SQS queues named by the
@@ -43,11 +43,18 @@ pub async fn platform_from_env(settings: Settings) -> Result<Arc<Platform>, Stri
         var("HOOKLINE_DELIVERY_DLQ_URL")?,
         DELIVERY_MAX_RECEIVES,
     );
+    let campaigns = SqsQueue::new(
+        aws_sdk_sqs::Client::new(&config),
+        var("HOOKLINE_CAMPAIGN_QUEUE_URL")?,
+        var("HOOKLINE_CAMPAIGN_DLQ_URL")?,
+        CAMPAIGN_MAX_RECEIVES,
+    );
     Ok(Platform::new(
         Arc::new(store),
         crate::platform::Queues {
             apply: Arc::new(apply),
             delivery: Arc::new(delivery),
+            campaigns: Arc::new(campaigns),
         },
         clock,
         settings,

@@ -18,6 +18,8 @@ pub const STORE_FILE: &str = "hookline.redb";
 pub const APPLY_LOG: &str = "queues/apply.log";
 /// The delivery queue's log in a data directory.
 pub const DELIVERY_LOG: &str = "queues/delivery.log";
+/// The campaign queue's log in a data directory.
+pub const CAMPAIGN_LOG: &str = "queues/campaigns.log";
 /// Where a backup writes before it is whole; a data directory holding one
 /// is a backup that did not finish.
 const INCOMPLETE: &str = ".incomplete";
@@ -27,6 +29,7 @@ pub struct DataDir {
     pub db: Arc<Embedded>,
     pub apply: Arc<EmbeddedQueue>,
     pub delivery: Arc<EmbeddedQueue>,
+    pub campaigns: Arc<EmbeddedQueue>,
 }
 
 /// What a backup copied.
@@ -58,6 +61,7 @@ impl DataDir {
         let queues = crate::platform::Queues {
             apply: self.apply.clone(),
             delivery: self.delivery.clone(),
+            campaigns: self.campaigns.clone(),
         };
         Platform::new(store, queues, clock, settings)
     }
@@ -82,6 +86,11 @@ impl DataDir {
         let delivery = EmbeddedQueue::open(
             &path.join(DELIVERY_LOG),
             crate::platform::DELIVERY_MAX_RECEIVES,
+            clock.clone(),
+        )?;
+        let campaigns = EmbeddedQueue::open(
+            &path.join(CAMPAIGN_LOG),
+            crate::platform::CAMPAIGN_MAX_RECEIVES,
             clock,
         )?;
         Ok(Self {
@@ -89,6 +98,7 @@ impl DataDir {
             db,
             apply: Arc::new(apply),
             delivery: Arc::new(delivery),
+            campaigns: Arc::new(campaigns),
         })
     }
 
@@ -124,7 +134,11 @@ impl DataDir {
                 + self
                     .delivery
                     .copy_to(&partial.join(DELIVERY_LOG))
-                    .map_err(|e| format!("copying the delivery queue: {e}"))?;
+                    .map_err(|e| format!("copying the delivery queue: {e}"))?
+                + self
+                    .campaigns
+                    .copy_to(&partial.join(CAMPAIGN_LOG))
+                    .map_err(|e| format!("copying the campaign queue: {e}"))?;
             let entries = self
                 .db
                 .copy_to(&partial.join(STORE_FILE))
