@@ -38,12 +38,17 @@ fn queue_settings_match_the_code() {
         number_in("ApplyQueue", "maxReceiveCount"),
         APPLY_MAX_RECEIVES as u64
     );
-    let visibility = number_in("ApplyQueue", "VisibilityTimeout");
-    let timeout = number_in("ApplyFunction", "Timeout");
-    assert!(
-        visibility >= 6 * timeout,
-        "visibility {visibility}s < 6 x timeout {timeout}s"
-    );
+    for (queue, function) in [
+        ("ApplyQueue", "ApplyFunction"),
+        ("CampaignQueue", "CampaignsFunction"),
+    ] {
+        let visibility = number_in(queue, "VisibilityTimeout");
+        let timeout = number_in(function, "Timeout");
+        assert!(
+            visibility >= 6 * timeout,
+            "{queue}: visibility {visibility}s < 6 x {function}'s timeout {timeout}s"
+        );
+    }
 }
 
 #[test]
@@ -53,6 +58,7 @@ fn every_function_binary_exists_and_the_environment_is_complete() {
         ("admin", "admin"),
         ("apply", "apply"),
         ("deliver", "deliver"),
+        ("campaigns", "campaigns"),
     ] {
         assert!(
             TEMPLATE.contains(&format!("Binary: {binary}\n")),

@@ -103,3 +103,23 @@ pub async fn on_delivery_event(
         .map_err(|e| e.to_string())?;
     Ok(serde_json::json!({ "released": released }))
 }
+
+/// The campaigns function's events: SQS records of the campaign queue (or
+/// its dead-letter queue), or the scheduler's tick, which starts the
+/// campaigns that are due.
+pub async fn on_campaign_event(
+    platform: &crate::Platform,
+    handler: &dyn Handler,
+    event: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    if event.get("Records").is_some() {
+        let sqs: SqsEvent = serde_json::from_value(event).map_err(|e| e.to_string())?;
+        let dlq = std::env::var("HOOKLINE_CAMPAIGN_DLQ_URL").ok();
+        let response = process(sqs, handler, &*platform.campaign_queue, dlq.as_deref()).await;
+        return serde_json::to_value(response).map_err(|e| e.to_string());
+    }
+    let report = crate::campaigns::run::tick(platform, platform.clock.now())
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::to_value(report).map_err(|e| e.to_string())
+}
