@@ -26,6 +26,9 @@ use crate::profiles::{self, Profile, SEGMENTS};
 
 /// Profiles matched per message.
 pub const PAGE: usize = 500;
+/// Matching one message's page may take this long; the rest of the page
+/// is the next message's.
+const MATCH_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 /// Users per post, as Mixpanel sends them.
 pub const BATCH: usize = 50;
 /// Profiles a test send posts.
@@ -420,32 +423,38 @@ pub async fn segment(
         Err(e) => return Err(e),
     };
     if !renew(p, account, campaign, run).await? {
-        tracing::warn!(account, %campaign, %run, "a newer run holds the campaign: this one stops");
-        return Ok(());
+        // Its lease lapsed (a long backlog) and a newer run took it: this
+        // one still finishes (claims keep the two from sending anyone
+        // twice), so that its users are posted and its counts end.
+        tracing::warn!(account, %campaign, %run, "a newer run holds the campaign's lease");
     }
     let audience = audience_of(p, account, &c).await?;
-    let (page, next) = profiles::page(p, account, segment, PAGE, after).await?;
+    let (page, mut next) = profiles::page(p, account, segment, PAGE, after).await?;
     let now = p.clock.now();
     let judged = crate::transforms::pool::run(move || {
         let mut page = page;
-        let mut matched = Vec::new();
-        let mut errors = 0usize;
-        let mut first_error = None;
-        for profile in page.iter_mut() {
-            match audience.matches(profile, now) {
-                Ok(true) => matched.push(std::mem::take(&mut profile.distinct_id)),
-                Ok(false) => {}
-                Err(e) => {
-                    errors += 1;
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        (matched, errors, first_error)
+        audience.judge(
+            &mut page,
+            now,
+            Some(std::time::Instant::now() + MATCH_BUDGET),
+        )
     })
     .await
     .map_err(|e| Error::Busy(format!("matching: {e}")))?;
-    let (matched, errors, first_error) = judged;
+    let crate::campaigns::audience::Judged {
+        matched,
+        errors,
+        first_error,
+        stopped_at,
+    } = judged;
+    // Out of time within the page (a costly `where`): the next message
+    // goes on from the last profile matched.
+    if let Some(last) = stopped_at {
+        next = Some(crate::ports::store::cursor::encode(
+            &keys::profiles(account, segment),
+            &last,
+        ));
+    }
     if let Some(e) = first_error {
         tracing::debug!(account, %campaign, %run, error = %e, "profiles not matched for an error");
     }
@@ -687,34 +696,78 @@ pub async fn batch(
             .await
     }))
     .await?;
-    let held: Vec<(&String, Item)> = users
-        .iter()
-        .zip(claims)
-        .filter_map(|(u, item)| {
-            let item = item?;
-            let claim: Claim = serde_json::from_value(item.body.clone()).ok()?;
-            (claim.pending_run.as_ref() == Some(run)
-                && claim.pending_until.is_some_and(|t| t > now)
-                && !claim.posting)
-                .then_some((u, item))
-        })
-        .collect();
+    let mut held: Vec<(&String, Item)> = Vec::new();
+    let mut lost = 0;
+    for (user, item) in users.iter().zip(claims) {
+        let claim: Option<Claim> = item
+            .as_ref()
+            .and_then(|i| serde_json::from_value(i.body.clone()).ok());
+        let ours = claim
+            .as_ref()
+            .is_some_and(|c| c.pending_run.as_ref() == Some(run));
+        let live = claim
+            .as_ref()
+            .is_some_and(|c| c.pending_until.is_some_and(|t| t > now));
+        match (claim, item) {
+            (Some(c), Some(item)) if ours && live && !c.posting => held.push((user, item)),
+            // Being posted by a copy of this message: that copy counts them.
+            (Some(c), _) if ours && live && c.posting => {}
+            // Answered already (this message, received again).
+            (Some(c), _) if c.pending_run.is_none() && c.last_run.as_ref() == Some(run) => {}
+            // Its hold lapsed, or a newer run took the user: not this
+            // run's to send any more.
+            _ => lost += 1,
+        }
+    }
+    count(p, account, run, "dropped", lost).await?;
     // Taken for this post first: a copy of the message received at the
     // same time (or again after a crash mid-post) finds them taken.
-    let mut taken = Vec::with_capacity(held.len());
+    let mut marked = Vec::with_capacity(held.len());
     for (user, mut item) in held {
         let mut claim: Claim = serde_json::from_value(item.body.clone()).unwrap_or_default();
         claim.posting = true;
         item.body = serde_json::to_value(&claim).expect("claims serialise");
-        let put = Put::new(item.key.clone(), item.body.clone()).when(Cond::Version(item.version));
-        match p.store.put(put).await {
-            Ok(version) => {
-                item.version = version;
-                taken.push((user, item));
+        marked.push((user, item));
+    }
+    let writes = marked
+        .iter()
+        .map(|(_, item)| {
+            Write::Put(
+                Put::new(item.key.clone(), item.body.clone()).when(Cond::Version(item.version)),
+            )
+        })
+        .collect();
+    let mut taken = Vec::with_capacity(marked.len());
+    match p.store.write_all(writes).await {
+        // All at once (one transaction); their versions read back for the
+        // writes after the post.
+        Ok(()) => {
+            let now_held = futures::future::try_join_all(
+                marked.iter().map(|(_, item)| p.store.get(&item.key)),
+            )
+            .await?;
+            for ((user, _), item) in marked.into_iter().zip(now_held) {
+                if let Some(item) = item {
+                    taken.push((user, item));
+                }
             }
-            Err(StoreError::Conflict) => {}
-            Err(e) => return Err(e.into()),
         }
+        // A copy of this message got some first: each on its own.
+        Err(StoreError::Conflict) => {
+            for (user, mut item) in marked {
+                let put =
+                    Put::new(item.key.clone(), item.body.clone()).when(Cond::Version(item.version));
+                match p.store.put(put).await {
+                    Ok(version) => {
+                        item.version = version;
+                        taken.push((user, item));
+                    }
+                    Err(StoreError::Conflict) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Err(e) => return Err(e.into()),
     }
     let held = taken;
     if held.is_empty() {
