@@ -49,10 +49,12 @@ struct CampaignInput {
     name: String,
     /// Where matched users are posted (https; http where private targets
     /// are allowed).
+    #[schema(min_length = 1, max_length = 2048)]
     url: String,
     /// CEL over `user`, `now`, `did(event, days)`, `count(event, days)`,
     /// `time(value)`; `true` (every profile) when absent.
     #[serde(rename = "where")]
+    #[schema(min_length = 1, max_length = 4096)]
     criteria: Option<String>,
     /// `{"type": "asap"}`; `{"type": "scheduled", "at": "09:00", "days":
     /// ["wed"], "every_weeks": 1, "timezone": "America/Los_Angeles"}`;

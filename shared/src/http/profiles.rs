@@ -32,14 +32,34 @@ pub fn routes() -> OpenApiRouter<Arc<Platform>> {
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)]
 struct ProfileInput {
-    /// 1 to 255 bytes.
+    /// 1 to 255 bytes; a number is read as its digits.
     #[serde(rename = "$distinct_id")]
-    distinct_id: String,
+    #[schema(schema_with = id_text_or_number)]
+    distinct_id: Value,
     /// Set on the profile (merged with what it has; `null` removes one).
     /// At most 16 KiB of JSON. `$set` is taken as well.
-    #[serde(rename = "$properties")]
+    #[serde(rename = "$properties", default)]
     #[schema(value_type = Object)]
     properties: Option<Map<String, Value>>,
+}
+
+/// `$distinct_id`: a string of 1 to 255 bytes, or a whole number.
+fn id_text_or_number() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{OneOfBuilder, Type};
+    use utoipa::openapi::{ObjectBuilder, RefOr, Schema};
+    OneOfBuilder::new()
+        .item(RefOr::<Schema>::T(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(profiles::MAX_ID))
+                .into(),
+        ))
+        .item(RefOr::<Schema>::T(
+            ObjectBuilder::new().schema_type(Type::Integer).into(),
+        ))
+        .build()
+        .into()
 }
 
 /// One profile, or a list of up to 1,000.
@@ -149,6 +169,7 @@ async fn remove(
 #[allow(dead_code)]
 struct TrackInput {
     /// Its name, 1 to 255 bytes.
+    #[schema(min_length = 1, max_length = 255)]
     event: String,
     /// `distinct_id` (required) and `time` (Unix seconds or milliseconds;
     /// now when absent). Other properties are accepted and not kept: only

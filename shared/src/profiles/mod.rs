@@ -161,9 +161,9 @@ fn items<'a>(body: &'a Value, code: &'static str, name: &str) -> Result<Vec<(Str
 fn distinct_id(v: Option<&Value>, code: &'static str, at: &str) -> Result<String> {
     let id = match v {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
         None | Some(Value::Null) => return Err(invalid(code, at, "is required")),
-        Some(_) => return Err(invalid(code, at, "must be a string")),
+        Some(_) => return Err(invalid(code, at, "must be a string (or a whole number)")),
     };
     if id.is_empty() || id.len() > MAX_ID {
         return Err(invalid(code, at, format!("must be 1 to {MAX_ID} bytes")));
