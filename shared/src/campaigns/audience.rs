@@ -23,6 +23,10 @@ pub const MAX_SOURCE: usize = 4096;
 #[derive(Clone)]
 pub struct Audience {
     expression: Arc<IdedExpr>,
+    /// The expression with nothing taken out: evaluated instead when a
+    /// part taken out fails (`timestamp('bad')`), as that part may be one
+    /// that `&&`, `||` or `?:` would not have reached.
+    plain: Arc<IdedExpr>,
     /// How `user` reaches the expression.
     user: Arc<User>,
     /// Parts that depend on nothing of a profile (`now - duration('504h')`),
@@ -124,6 +128,8 @@ impl Audience {
         } else {
             User::Whole
         };
+        let mut plain = expression.clone();
+        budget::meter_loops(&mut plain);
         let mut constants = Vec::new();
         hoist(&mut expression, &mut constants);
         budget::meter_loops(&mut expression);
@@ -132,6 +138,7 @@ impl Audience {
         }
         Ok(Self {
             expression: Arc::new(expression),
+            plain: Arc::new(plain),
             user: Arc::new(user),
             constants: Arc::new(constants),
         })
@@ -158,14 +165,9 @@ impl Audience {
         deadline: Option<std::time::Instant>,
     ) -> Judged {
         let mut judged = Judged::default();
-        let constants = match self.constants_at(now) {
-            Ok(values) => values,
-            Err(e) => {
-                // The same for every profile: none matches.
-                judged.errors = page.len();
-                judged.first_error = Some(e);
-                return judged;
-            }
+        let (expression, constants) = match self.constants_at(now) {
+            Ok(values) => (&*self.expression, values),
+            Err(_) => (&*self.plain, Vec::new()),
         };
         CURRENT.with(|c| {
             let mut c = c.borrow_mut();
@@ -178,7 +180,7 @@ impl Audience {
             };
         });
         for profile in page.iter_mut() {
-            match self.one(profile) {
+            match self.one(expression, profile) {
                 Ok(true) => judged.matched.push(profile.distinct_id.clone()),
                 Ok(false) => {}
                 Err(e) => {
@@ -228,7 +230,7 @@ impl Audience {
     }
 
     /// One profile, with the page's `now` and constants in place.
-    fn one(&self, profile: &mut Profile) -> Result<bool, String> {
+    fn one(&self, expression: &IdedExpr, profile: &mut Profile) -> Result<bool, String> {
         let Some(properties) = profile.properties.take() else {
             return Ok(false);
         };
@@ -248,7 +250,7 @@ impl Audience {
             }
             budget::start();
             let value = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                cel::Value::resolve(&self.expression, &ctx)
+                cel::Value::resolve(expression, &ctx)
             }));
             if let Some(spent) = budget::spent() {
                 return Err(format!(
@@ -648,6 +650,14 @@ mod tests {
         // A profile made only by events is in no audience.
         let mut bare = Profile::default();
         assert_eq!(run("true", &mut bare), Ok(false));
+    }
+
+    #[test]
+    fn a_failing_constant_fails_only_where_it_is_reached() {
+        let a = Audience::compile("user.a == 1 && timestamp('not a time') > now").unwrap();
+        assert_eq!(a.constants.len(), 1);
+        assert_eq!(a.matches(&mut user(json!({"a": 2})), now()), Ok(false));
+        assert!(a.matches(&mut user(json!({"a": 1})), now()).is_err());
     }
 
     #[test]
