@@ -29,7 +29,7 @@
 //! | campaign run | `{account}#campaign_run#{campaign id}` | run id (time-ordered) |
 //! | run's counters | `{account}#campaign_count#{run id}` | `matched`, `queued`, `sent`, `failed`, ... |
 //! | users a run claimed and has not batched yet (segments' remainders) | `{account}#campaign_ready#{run id}` | distinct id |
-//! | a run's segments matched to the end, and its remainder batched | `{account}#campaign_done#{run id}` | segment (`00`..`15`), `flush` |
+//! | what a run did once (a segment ended, a page matched, a batch counted) | `{account}#campaign_done#{run id}` | `seg#{segment}`, `page#{segment}#{cursor digest}`, `batch#{first user}` |
 //! | a user's record in a campaign (claimed, sent) | `{account}#campaign_user#{campaign id}` | distinct id |
 //! | campaign batch attempt (log) | `{account}#campaign_attempt#{campaign id}` | attempt id (time-ordered) |
 //!

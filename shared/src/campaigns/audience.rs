@@ -119,6 +119,14 @@ impl Audience {
             ));
         }
         check_windows(&expression, source)?;
+        if let Some(name) = loop_variable(&expression, &VARIABLES) {
+            return Err(at(
+                source
+                    .find(&format!("({name},"))
+                    .map_or(1, |i| source[..i].chars().count() + 2),
+                format!("{name} names the profile's data: name the loop's variable otherwise"),
+            ));
+        }
         let mut reads = Vec::new();
         let user = if user_keys(&expression, &mut reads) {
             reads.sort();
@@ -321,6 +329,21 @@ fn user_keys(e: &IdedExpr, out: &mut Vec<String>) -> bool {
         }
         _ => budget::children(e).into_iter().all(|c| user_keys(c, out)),
     }
+}
+
+/// A loop (`exists`, `map`...) whose variable is one of `names`, which
+/// would hide the name inside it.
+fn loop_variable<'a>(e: &IdedExpr, names: &[&'a str]) -> Option<&'a str> {
+    if let Expr::Comprehension(c) = &e.expr
+        && let Some(name) = names
+            .iter()
+            .find(|n| c.iter_var == **n || c.iter_var2.as_deref() == Some(**n))
+    {
+        return Some(name);
+    }
+    budget::children(e)
+        .into_iter()
+        .find_map(|c| loop_variable(c, names))
 }
 
 /// The sub-expressions directly under `e`, to change.
@@ -761,6 +784,11 @@ mod tests {
             ),
             ("", 1, "empty"),
             ("did('x')", 1, "two arguments"),
+            (
+                "[1].exists(now, now > 0)",
+                12,
+                "now names the profile's data",
+            ),
         ] {
             let e = Audience::compile(source).unwrap_err();
             assert_eq!(e.column, column, "{source}: {e}");

@@ -28,7 +28,10 @@ use crate::profiles::{self, Profile, SEGMENTS};
 pub const PAGE: usize = 500;
 /// Matching one message's page may take this long; the rest of the page
 /// is the next message's.
-const MATCH_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+const MATCH_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+/// A post marked on its users longer ago than this was cut off with its
+/// worker (posts end within the delivery timeout, at most 50 s).
+const POSTING_STALE: Duration = Duration::seconds(120);
 /// Users per post, as Mixpanel sends them.
 pub const BATCH: usize = 50;
 /// Profiles a test send posts.
@@ -40,6 +43,10 @@ const LEASE_SECS: i64 = 600;
 const CLAIM_SECS: i64 = 3600;
 /// Runs (and their counters) are kept this long.
 const RUN_DAYS: i64 = 90;
+/// A tick starts campaigns for this long at most (well within the
+/// function's 60 s, so that no start is cut off between its record and
+/// its messages); the rest are due at the next.
+const TICK_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 /// Campaigns started by one tick (and ten times as many looked at); the
 /// rest are due at the next.
 const MAX_PER_TICK: usize = 1000;
@@ -82,9 +89,10 @@ struct Claim {
     /// The last run that picked the user.
     #[serde(default)]
     last_run: Option<RunId>,
-    /// Its batch is being posted (until `pending_until` at most).
+    /// Since when its batch is being posted: a post older than
+    /// [`POSTING_STALE`] was cut off with its worker, and is taken over.
     #[serde(default)]
-    posting: bool,
+    posting_since: Option<DateTime<Utc>>,
 }
 
 /// A run's counters.
@@ -124,6 +132,7 @@ async fn count(p: &Platform, account: &str, run: &RunId, what: &str, n: usize) -
 /// Starts every campaign due at `now` (the campaigns function and the
 /// timer of `hookline serve` call this).
 pub async fn tick(p: &Platform, now: DateTime<Utc>) -> Result<TickReport> {
+    let began = std::time::Instant::now();
     let mut report = TickReport::default();
     let cutoff = super::due_text(now);
     let mut cursor = None;
@@ -136,7 +145,10 @@ pub async fn tick(p: &Platform, now: DateTime<Utc>) -> Result<TickReport> {
             if item.key.sk.as_str() > cutoff.as_str() && !item.key.sk.starts_with(&cutoff) {
                 break 'pages;
             }
-            if report.started >= MAX_PER_TICK || report.due >= 10 * MAX_PER_TICK {
+            if report.started >= MAX_PER_TICK
+                || report.due >= 10 * MAX_PER_TICK
+                || began.elapsed() > TICK_BUDGET
+            {
                 break 'pages;
             }
             report.due += 1;
@@ -372,7 +384,7 @@ async fn claim(
         }
         claim.pending_run = Some(run.clone());
         claim.pending_until = Some(now + Duration::seconds(CLAIM_SECS));
-        claim.posting = false;
+        claim.posting_since = None;
         claim.last_run = Some(run.clone());
         let put = Put::new(
             keys::campaign_user(account, &c.id, &user),
@@ -424,20 +436,19 @@ pub async fn segment(
     };
     if !renew(p, account, campaign, run).await? {
         // Its lease lapsed (a long backlog) and a newer run took it: this
-        // one still finishes (claims keep the two from sending anyone
-        // twice), so that its users are posted and its counts end.
-        tracing::warn!(account, %campaign, %run, "a newer run holds the campaign's lease");
+        // one matches no more, and posts what it holds.
+        tracing::warn!(account, %campaign, %run, "a newer run holds the campaign: this one ends");
+        return end_segment(p, account, campaign, run, segment, carry).await;
     }
     let audience = audience_of(p, account, &c).await?;
+    let page_key = page_key(segment, after.as_deref());
     let (page, mut next) = profiles::page(p, account, segment, PAGE, after).await?;
     let now = p.clock.now();
+    // From now, not from when a transform thread is free: waiting counts.
+    let deadline = std::time::Instant::now() + MATCH_BUDGET;
     let judged = crate::transforms::pool::run(move || {
         let mut page = page;
-        audience.judge(
-            &mut page,
-            now,
-            Some(std::time::Instant::now() + MATCH_BUDGET),
-        )
+        audience.judge(&mut page, now, Some(deadline))
     })
     .await
     .map_err(|e| Error::Busy(format!("matching: {e}")))?;
@@ -466,28 +477,80 @@ pub async fn segment(
     let full = ready.len() / BATCH * BATCH;
     let rest = ready.split_off(full);
     send_batches(p, account, campaign, run, &ready).await?;
+    // The page is done once: a copy of its message (received again after
+    // its worker stopped) neither counts it again nor goes on twice.
+    if !first_time(p, account, run, &page_key).await? {
+        return Ok(());
+    }
     count(p, account, run, "matched", n_matched).await?;
     count(p, account, run, "queued", n_claimed).await?;
     count(p, account, run, "skipped", skipped).await?;
     count(p, account, run, "errors", errors).await?;
-    if let Some(after) = next {
-        let m = CampaignMessage::Segment {
-            account: account.to_string(),
-            campaign_id: campaign.clone(),
-            run_id: run.clone(),
-            segment,
-            after: Some(after),
-            carry: rest,
-        };
-        p.campaign_queue
-            .send(m.encode(), std::time::Duration::ZERO)
+    let Some(after) = next else {
+        return end_segment(p, account, campaign, run, segment, rest).await;
+    };
+    let m = CampaignMessage::Segment {
+        account: account.to_string(),
+        campaign_id: campaign.clone(),
+        run_id: run.clone(),
+        segment,
+        after: Some(after),
+        carry: rest,
+    };
+    if let Err(e) = p
+        .campaign_queue
+        .send(m.encode(), std::time::Duration::ZERO)
+        .await
+    {
+        // Not gone on: the page may be done again.
+        p.store
+            .delete(&Key::new(keys::run_done(account, run), page_key), Cond::Any)
             .await?;
-        return Ok(());
+        return Err(e.into());
     }
-    // The segment's last users wait for the others' (batches of 50 across
-    // segments), written before the segment is counted done: the segment
-    // that finishes last finds every one.
-    let expires = run_expiry(now);
+    Ok(())
+}
+
+/// The marker of a page of a segment: the cursor it starts from, digested.
+fn page_key(segment: u32, after: Option<&str>) -> String {
+    use sha2::Digest;
+    let from = after.map_or_else(
+        || "start".to_string(),
+        |a| {
+            sha2::Sha256::digest(a.as_bytes())[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        },
+    );
+    format!("page#{segment:02}#{from}")
+}
+
+/// Whether this is the first time `what` is marked done in the run.
+async fn first_time(p: &Platform, account: &str, run: &RunId, what: &str) -> Result<bool> {
+    let marker = Put::new(Key::new(keys::run_done(account, run), what), Value::Null)
+        .when(Cond::Absent)
+        .expires(run_expiry(p.clock.now()));
+    match p.store.put(marker).await {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The end of a segment: its last users (fewer than 50) wait for the other
+/// segments' (batches of 50 across segments), written before the segment
+/// is marked done, so that whichever segment sees every one done finds
+/// them all and batches them.
+async fn end_segment(
+    p: &Platform,
+    account: &str,
+    campaign: &CampaignId,
+    run: &RunId,
+    segment: u32,
+    rest: Vec<String>,
+) -> Result<()> {
+    let expires = run_expiry(p.clock.now());
     for chunk in rest.chunks(crate::ports::store::MAX_WRITE_ALL) {
         let writes = chunk
             .iter()
@@ -503,44 +566,32 @@ pub async fn segment(
             .collect();
         p.store.write_all(writes).await?;
     }
-    // Each segment marked done once (a message received again marks
-    // nothing new); the segment that sees all done (and takes the flush)
-    // batches the remainders.
-    let marker = |sk: String| {
-        Put::new(Key::new(keys::run_done(account, run), sk), Value::Null)
-            .when(Cond::Absent)
-            .expires(expires)
-    };
-    match p.store.put(marker(format!("{segment:02}"))).await {
-        Ok(_) | Err(StoreError::Conflict) => {}
-        Err(e) => return Err(e.into()),
+    first_time(p, account, run, &format!("seg#{segment:02}")).await?;
+    if segments_done(p, account, run).await? < SEGMENTS as usize {
+        return Ok(());
     }
-    if segments_done(p, account, run).await? >= SEGMENTS as usize {
-        match p.store.put(marker("flush".into())).await {
-            Ok(_) => flush(p, account, campaign, run).await?,
-            Err(StoreError::Conflict) => return Ok(()),
+    // Every segment that sees all done batches what is left (at most one
+    // finds any: the batched are removed; a user in two batch messages is
+    // posted by one of them).
+    flush(p, account, campaign, run).await?;
+    let lease = keys::campaign_lease(account, campaign);
+    if let Some(item) = p.store.get(&lease).await?
+        && item.body["run_id"].as_str() == Some(run.as_str())
+    {
+        match p.store.delete(&lease, Cond::Version(item.version)).await {
+            Ok(()) | Err(StoreError::Conflict) => {}
             Err(e) => return Err(e.into()),
         }
-        let lease = keys::campaign_lease(account, campaign);
-        if let Some(item) = p.store.get(&lease).await?
-            && item.body["run_id"].as_str() == Some(run.as_str())
-        {
-            match p.store.delete(&lease, Cond::Version(item.version)).await {
-                Ok(()) | Err(StoreError::Conflict) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        tracing::info!(account, %campaign, %run, "campaign run matched every segment");
     }
+    tracing::info!(account, %campaign, %run, "campaign run matched every segment");
     Ok(())
 }
 
 /// How many of the run's segments are matched to the end.
 async fn segments_done(p: &Platform, account: &str, run: &RunId) -> Result<usize> {
-    let mut q = Query::new(keys::run_done(account, run), "");
+    let mut q = Query::new(keys::run_done(account, run), "seg#");
     q.limit = SEGMENTS as usize + 1;
-    let page = p.store.query(q).await?;
-    Ok(page.items.iter().filter(|i| i.key.sk != "flush").count())
+    Ok(p.store.query(q).await?.items.len())
 }
 
 /// Queues a batch message per 50 users.
@@ -698,6 +749,7 @@ pub async fn batch(
     .await?;
     let mut held: Vec<(&String, Item)> = Vec::new();
     let mut lost = 0;
+    let mut in_flight = 0;
     for (user, item) in users.iter().zip(claims) {
         let claim: Option<Claim> = item
             .as_ref()
@@ -709,9 +761,14 @@ pub async fn batch(
             .as_ref()
             .is_some_and(|c| c.pending_until.is_some_and(|t| t > now));
         match (claim, item) {
-            (Some(c), Some(item)) if ours && live && !c.posting => held.push((user, item)),
-            // Being posted by a copy of this message: that copy counts them.
-            (Some(c), _) if ours && live && c.posting => {}
+            (Some(c), Some(item))
+                if ours && live && c.posting_since.is_none_or(|t| now - t > POSTING_STALE) =>
+            {
+                held.push((user, item))
+            }
+            // Being posted by a copy of this message right now: this one
+            // comes back later, to find them answered (or the post cut off).
+            (Some(_), _) if ours && live => in_flight += 1,
             // Answered already (this message, received again).
             (Some(c), _) if c.pending_run.is_none() && c.last_run.as_ref() == Some(run) => {}
             // Its hold lapsed, or a newer run took the user: not this
@@ -719,13 +776,21 @@ pub async fn batch(
             _ => lost += 1,
         }
     }
-    count(p, account, run, "dropped", lost).await?;
+    if in_flight > 0 {
+        return Err(Error::Busy(format!(
+            "{in_flight} users of this batch are being posted by another worker"
+        )));
+    }
+    // Counted once per batch, however often its message is received.
+    if lost > 0 && first_time(p, account, run, &format!("batch#{}", users[0])).await? {
+        count(p, account, run, "dropped", lost).await?;
+    }
     // Taken for this post first: a copy of the message received at the
     // same time (or again after a crash mid-post) finds them taken.
     let mut marked = Vec::with_capacity(held.len());
     for (user, mut item) in held {
         let mut claim: Claim = serde_json::from_value(item.body.clone()).unwrap_or_default();
-        claim.posting = true;
+        claim.posting_since = Some(now);
         item.body = serde_json::to_value(&claim).expect("claims serialise");
         marked.push((user, item));
     }
@@ -808,7 +873,7 @@ pub async fn batch(
         let mut claim: Claim = serde_json::from_value(item.body.clone()).unwrap_or_default();
         claim.pending_run = None;
         claim.pending_until = None;
-        claim.posting = false;
+        claim.posting_since = None;
         if sent_ids.contains(user.as_str()) {
             claim.sent += 1;
             claim.last_sent_at = Some(now);
