@@ -2,7 +2,8 @@
 //! `where` (Mixpanel's win-back: last seen over three weeks ago, on a paid
 //! plan, no login in the last 14 days), next to a baseline in the same
 //! run: hand-written Rust that reads the same properties and counts (the
-//! floor any evaluator pays).
+//! floor any evaluator pays). Then the same profiles read from the
+//! embedded store, segment by segment, 500 a page, as a run reads them.
 //! Run: `cargo bench -p hookline --bench audience`.
 
 use chrono::{DateTime, Duration as Days, NaiveDateTime, Utc};
@@ -98,4 +99,65 @@ fn main() {
     for (source, rate) in parts {
         println!("    {source:<32} {rate:>12.0} profiles/s");
     }
+
+    // From the store: written as profiles are kept, then paged and judged.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (from_store, read_only) = runtime.block_on(async {
+        let (p, _dir) = hookline::testkit::platform().await;
+        for chunk in profiles.chunks(100) {
+            let writes = chunk
+                .iter()
+                .map(|profile| {
+                    hookline::ports::Write::Put(hookline::ports::Put::new(
+                        hookline::keys::profile(
+                            "acct_bench",
+                            hookline::profiles::segment_of(&profile.distinct_id),
+                            &profile.distinct_id,
+                        ),
+                        serde_json::to_value(profile).unwrap(),
+                    ))
+                })
+                .collect();
+            p.store.write_all(writes).await.unwrap();
+        }
+        let pass = |judge: bool| {
+            let p = p.clone();
+            let audience = audience.clone();
+            async move {
+                let start = Instant::now();
+                let mut seen = 0;
+                let mut matched = 0;
+                for segment in 0..hookline::profiles::SEGMENTS {
+                    let mut cursor = None;
+                    loop {
+                        let (mut page, next) =
+                            hookline::profiles::page(&p, "acct_bench", segment, 500, cursor)
+                                .await
+                                .unwrap();
+                        seen += page.len();
+                        if judge {
+                            matched += audience.judge(&mut page, now, None).matched.len();
+                        }
+                        match next {
+                            Some(c) => cursor = Some(c),
+                            None => break,
+                        }
+                    }
+                }
+                assert_eq!(seen, PROFILES);
+                if judge {
+                    assert_eq!(matched, base);
+                }
+                PROFILES as f64 / start.elapsed().as_secs_f64()
+            }
+        };
+        let read_only = pass(false).await;
+        (pass(true).await, read_only)
+    });
+    println!("  from the embedded store, 500 a page:");
+    println!("    read alone                     {read_only:>12.0} profiles/s");
+    println!("    read and matched               {from_store:>12.0} profiles/s");
 }
