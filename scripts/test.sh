@@ -31,7 +31,7 @@ echo "== fuzz: replay each corpus, then fuzz each target briefly"
   cd fuzz
   export RUSTC_BOOTSTRAP=1
   cargo fuzz build -s none
-  for target in transform ingest_body admin_router queue_log; do
+  for target in transform ingest_body admin_router queue_log campaign; do
     log="$(mktemp)"
     if ! cargo fuzz run -s none "$target" "corpus/$target" -- \
         -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then

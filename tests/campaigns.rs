@@ -444,3 +444,39 @@ async fn bad_campaigns_profiles_and_events_are_refused_by_name() {
     let (status, _) = admin.get("/v1/profiles/nobody").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_tracked_event_sent_again_with_its_insert_id_counts_once() {
+    let admin = start();
+    profiles(&admin, "u", 1, json!({"plan": "pro"})).await;
+    let events = json!([
+        {"event": "login", "properties": {"distinct_id": "u0", "$insert_id": "a1"}},
+        {"event": "login", "properties": {"distinct_id": "u0", "$insert_id": "a1"}},
+        {"event": "login", "properties": {"distinct_id": "u0", "$insert_id": "a2"}},
+        {"event": "login", "properties": {"distinct_id": "u0"}},
+        {"event": "login", "properties": {"distinct_id": "u0", "time": 1_000_000_000}},
+    ]);
+    let (status, first) = admin.post("/v1/track", events.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first, json!({"recorded": 3, "ignored": 1, "duplicates": 0}));
+    // The call retried: only the event without an $insert_id counts again.
+    let (_, again) = admin.post("/v1/track", events).await;
+    assert_eq!(again, json!({"recorded": 1, "ignored": 1, "duplicates": 2}));
+    let (status, profile) = admin.get("/v1/profiles/u0").await;
+    assert_eq!(status, 200, "{profile}");
+    assert_eq!(profile["events"], json!({"login": 4}));
+    assert_eq!(profile["$properties"], json!({"plan": "pro"}));
+    let (status, got) = admin
+        .post(
+            "/v1/track",
+            json!({"event": "x", "properties": {"distinct_id": "u0", "$insert_id": 5}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{got}");
+    assert!(
+        got["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("$insert_id")
+    );
+}

@@ -23,6 +23,7 @@
 //! | message a trigger's action sent (likewise) | `{account}#message` | message id |
 //! | dead letter (a queue message given up on) | `{account}#dead_letter` | dead letter id (time-ordered) |
 //! | user profile, with its daily event counts | `{account}#profile#{segment, 00..15}` | distinct id |
+//! | a tracked event's `$insert_id` (counted once; kept 90 days) | `{account}#insert_id#{segment}` | `{distinct id}` newline `{insert id}` |
 //! | webhook campaign | `{account}#campaign` | campaign id |
 //! | campaign due to run (every account's) | `campaign_due` | `{next run, RFC 3339}#{account}#{campaign id}` |
 //! | campaign's lease (a run in progress) | `{account}#campaign_lease` | campaign id |
@@ -220,4 +221,11 @@ pub fn run_ready(account: &str, run: &str) -> String {
 
 pub fn run_done(account: &str, run: &str) -> String {
     format!("{account}#campaign_done#{run}")
+}
+
+pub fn insert_id(account: &str, segment: u32, distinct_id: &str, insert_id: &str) -> Key {
+    Key::new(
+        format!("{account}#insert_id#{segment:02}"),
+        format!("{distinct_id}\n{insert_id}"),
+    )
 }

@@ -30,6 +30,8 @@ fn plain_partitions(account: &str) -> Vec<String> {
     ];
     partitions.extend((0..crate::profiles::SEGMENTS).map(|s| keys::profiles(account, s)));
     partitions
+        .extend((0..crate::profiles::SEGMENTS).map(|s| keys::insert_id(account, s, "", "").pk));
+    partitions
 }
 
 /// Removes what hangs from a campaign (not the campaign): its runs and

@@ -16,8 +16,9 @@ use std::collections::{BTreeMap, HashMap};
 use crate::Platform;
 use crate::error::{Error, Result};
 use crate::keys;
+use crate::ports::store::MAX_WRITE_ALL;
 use crate::ports::store::{check_item_size, contention_pause};
-use crate::ports::{Cond, Put, Query, StoreError};
+use crate::ports::{Cond, Put, Query, StoreError, Write};
 
 /// Partitions of an account's profiles, read in parallel by a run.
 pub const SEGMENTS: u32 = 16;
@@ -126,6 +127,9 @@ pub struct Tracked {
     pub distinct_id: String,
     pub event: String,
     pub time: DateTime<Utc>,
+    /// Mixpanel's `$insert_id`: an event sent again with the same one (a
+    /// retried call) is counted once.
+    pub insert_id: Option<String>,
 }
 
 fn invalid(code: &'static str, at: &str, message: impl std::fmt::Display) -> Error {
@@ -310,22 +314,36 @@ pub fn parse_track(body: &Value, now: DateTime<Utc>) -> Result<Vec<Tracked>> {
                     ));
                 }
             };
+            let insert_id = match properties.get("$insert_id") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID => Some(s.clone()),
+                Some(_) => {
+                    return Err(invalid(
+                        CODE,
+                        &format!("{at}.properties.$insert_id"),
+                        format!("must be a string of 1 to {MAX_ID} bytes"),
+                    ));
+                }
+            };
             Ok(Tracked {
                 distinct_id: id,
                 event,
                 time,
+                insert_id,
             })
         })
         .collect()
 }
 
 /// Reads, changes and writes one profile, again when another write came
-/// first. `change` answers whether there is anything to write.
+/// first. `change` answers whether there is anything to write, and what
+/// else to write with it, all or nothing: when one of those fails its
+/// condition, the profile is not written and `Conflict` is answered.
 async fn modify(
     p: &Platform,
     account: &str,
     distinct_id: &str,
-    change: impl Fn(&mut Profile) -> bool,
+    change: impl Fn(&mut Profile) -> Option<Vec<Write>>,
 ) -> Result<()> {
     let key = keys::profile(account, segment_of(distinct_id), distinct_id);
     let mut attempt = 0;
@@ -344,9 +362,10 @@ async fn modify(
                 Cond::Absent,
             ),
         };
-        if !change(&mut profile) {
+        let Some(mut writes) = change(&mut profile) else {
             return Ok(());
-        }
+        };
+        let alone = writes.is_empty();
         profile.updated_at = p.clock.now();
         let len = profile
             .properties
@@ -367,9 +386,16 @@ async fn modify(
                 format!("profile {distinct_id:?} would be too large to keep: {e}"),
             )
         })?;
-        match p.store.put(Put::new(key.clone(), body).when(cond)).await {
-            Ok(_) => return Ok(()),
-            Err(StoreError::Conflict) if attempt < 8 => {
+        let put = Put::new(key.clone(), body).when(cond);
+        let written = if alone {
+            p.store.put(put).await.map(drop)
+        } else {
+            writes.push(Write::Put(put));
+            p.store.write_all(writes).await
+        };
+        match written {
+            Ok(()) => return Ok(()),
+            Err(StoreError::Conflict) if attempt < 8 && alone => {
                 contention_pause(attempt).await;
                 attempt += 1;
             }
@@ -405,7 +431,7 @@ pub async fn upsert(p: &Platform, account: &str, updates: Vec<ProfileUpdate>) ->
                         properties.insert(k.clone(), v.clone());
                     }
                 }
-                true
+                Some(Vec::new())
             })
             .await
         })
@@ -423,18 +449,20 @@ pub struct TrackOutcome {
     pub recorded: usize,
     /// Events older than the 90 days targeting sees: accepted, not counted.
     pub ignored: usize,
+    /// Events whose `$insert_id` was counted before: not counted again.
+    pub duplicates: usize,
 }
 
-/// Counts each event on its profile's day.
+/// Counts each event on its profile's day; an event whose `$insert_id`
+/// was counted before (within 90 days) is counted once.
 pub async fn track(p: &Platform, account: &str, events: Vec<Tracked>) -> Result<TrackOutcome> {
     let now = p.clock.now();
     let today = day_of(now);
     let mut ignored = 0;
-    let mut per_profile: Vec<(String, Vec<(String, i64)>)> = Vec::new();
+    let mut per_profile: Vec<(String, Vec<Tracked>)> = Vec::new();
     let mut at: HashMap<String, usize> = HashMap::new();
     for e in events {
-        let day = day_of(e.time);
-        if day <= today - WINDOW_DAYS {
+        if day_of(e.time) <= today - WINDOW_DAYS {
             ignored += 1;
             continue;
         }
@@ -442,25 +470,91 @@ pub async fn track(p: &Platform, account: &str, events: Vec<Tracked>) -> Result<
             per_profile.push((e.distinct_id.clone(), Vec::new()));
             per_profile.len() - 1
         });
-        per_profile[i].1.push((e.event, day));
+        // The same $insert_id twice in one call: once.
+        let events = &mut per_profile[i].1;
+        if e.insert_id.is_some() && events.iter().any(|o| o.insert_id == e.insert_id) {
+            continue;
+        }
+        events.push(e);
     }
-    let recorded = per_profile.iter().map(|(_, e)| e.len()).sum();
-    let results: Vec<Result<()>> = futures::stream::iter(per_profile)
+    let sent: usize = per_profile.iter().map(|(_, e)| e.len()).sum();
+    let results: Vec<Result<usize>> = futures::stream::iter(per_profile)
         .map(|(id, events)| async move {
-            modify(p, account, &id, |profile| {
-                for (event, day) in &events {
-                    profile.record(event, *day, 1);
-                }
-                profile.prune(today);
-                true
-            })
-            .await
+            let mut duplicates = 0;
+            // A transaction holds 100 writes: the profile and 99 markers.
+            for chunk in events.chunks(MAX_WRITE_ALL - 1) {
+                duplicates += track_one(p, account, &id, chunk, today).await?;
+            }
+            Ok(duplicates)
         })
         .buffer_unordered(WRITERS)
         .collect()
         .await;
-    results.into_iter().collect::<Result<Vec<()>>>()?;
-    Ok(TrackOutcome { recorded, ignored })
+    let duplicates: usize = results.into_iter().sum::<Result<usize>>()?;
+    Ok(TrackOutcome {
+        recorded: sent - duplicates,
+        ignored,
+        duplicates,
+    })
+}
+
+/// Counts `events` on one profile, with a marker for each `$insert_id`
+/// written in the same transaction; answers how many were counted before.
+async fn track_one(
+    p: &Platform,
+    account: &str,
+    distinct_id: &str,
+    events: &[Tracked],
+    today: i64,
+) -> Result<usize> {
+    let segment = segment_of(distinct_id);
+    let marker = |insert_id: &str| keys::insert_id(account, segment, distinct_id, insert_id);
+    for attempt in 0..8 {
+        let seen = futures::future::try_join_all(events.iter().map(|e| async {
+            match &e.insert_id {
+                Some(i) => p.store.get(&marker(i)).await.map(|m| m.is_some()),
+                None => Ok(false),
+            }
+        }))
+        .await?;
+        let fresh: Vec<&Tracked> = events
+            .iter()
+            .zip(&seen)
+            .filter(|(_, seen)| !**seen)
+            .map(|(e, _)| e)
+            .collect();
+        let duplicates = events.len() - fresh.len();
+        if fresh.is_empty() {
+            return Ok(duplicates);
+        }
+        let written = modify(p, account, distinct_id, |profile| {
+            for e in &fresh {
+                profile.record(&e.event, day_of(e.time), 1);
+            }
+            profile.prune(today);
+            Some(
+                fresh
+                    .iter()
+                    .filter_map(|e| {
+                        let id = e.insert_id.as_deref()?;
+                        Some(Write::Put(
+                            Put::new(marker(id), Value::Null)
+                                .when(Cond::Absent)
+                                .expires(e.time + chrono::Duration::days(WINDOW_DAYS)),
+                        ))
+                    })
+                    .collect(),
+            )
+        })
+        .await;
+        match written {
+            Ok(()) => return Ok(duplicates),
+            // A marker or the profile written meanwhile: read again.
+            Err(Error::Store(StoreError::Conflict)) => contention_pause(attempt).await,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Store(StoreError::Conflict))
 }
 
 pub async fn get(p: &Platform, account: &str, distinct_id: &str) -> Result<Option<Profile>> {
