@@ -236,20 +236,29 @@ async fn every_request_answered_before_a_power_cut_is_applied_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_queue_sync_accepted_requests_are_lost_and_the_check_sees_it() {
-    let (accepted, applied, _, _) = scenario(
-        Disk::new(),
-        Disk::without_syncs(),
-        1,
-        Duration::from_secs(3),
-    )
-    .await;
-    assert!(!accepted.is_empty());
-    assert!(
-        applied.len() < accepted.len(),
-        "{} of {} survived",
-        applied.len(),
-        accepted.len()
-    );
+    // A request is lost only if the cut finds it accepted and not yet
+    // applied: on a busy machine the workers may apply every one in time,
+    // so a few cuts are tried, and one must lose some.
+    let mut seen = Vec::new();
+    for seed in 1..=5 {
+        let (accepted, applied, _, _) = scenario(
+            Disk::new(),
+            Disk::without_syncs(),
+            seed,
+            Duration::from_secs(3),
+        )
+        .await;
+        assert!(!accepted.is_empty());
+        if applied.len() < accepted.len() {
+            return;
+        }
+        seen.push(format!(
+            "seed {seed}: {} of {} survived",
+            applied.len(),
+            accepted.len()
+        ));
+    }
+    panic!("no cut lost anything: {seen:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
