@@ -87,3 +87,41 @@ async fn instances_share_an_accounts_requests_a_second() {
 async fn accounts_are_kept_apart() {
     hookline::testkit::isolation::check(aws::platform().await).await;
 }
+
+/// The stack's keys are read from Secrets Manager when a function starts
+/// (their ARNs are in its environment, not the keys).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_read_from_secrets_manager() {
+    use hookline::adapters::aws::secrets;
+    let config = aws::config(hookline::testkit::moto::MotoServer::shared()).await;
+    let client = aws_sdk_secretsmanager::Client::new(&config);
+    let name = format!("hookline-admin-key-{}", std::process::id());
+    let made = client
+        .create_secret()
+        .name(&name)
+        .secret_string("  an admin key of sixteen chars  ")
+        .send()
+        .await
+        .expect("create a secret on moto");
+    let arn = made.arn().expect("an ARN").to_string();
+    assert_eq!(
+        secrets::read(&client, &arn).await.unwrap(),
+        "an admin key of sixteen chars"
+    );
+    assert_eq!(
+        secrets::read(&client, &name).await.unwrap(),
+        "an admin key of sixteen chars"
+    );
+    let missing = secrets::read(&client, "no-such-secret").await.unwrap_err();
+    assert!(missing.contains("no-such-secret"), "{missing}");
+    let blank = format!("{name}-blank");
+    client
+        .create_secret()
+        .name(&blank)
+        .secret_string("   ")
+        .send()
+        .await
+        .unwrap();
+    let empty = secrets::read(&client, &blank).await.unwrap_err();
+    assert!(empty.contains("holds no text"), "{empty}");
+}

@@ -82,7 +82,8 @@ fn every_function_binary_exists_and_the_environment_is_complete() {
         "HOOKLINE_DELIVERY_DLQ_URL",
         "HOOKLINE_CAMPAIGN_QUEUE_URL",
         "HOOKLINE_CAMPAIGN_DLQ_URL",
-        "HOOKLINE_ADMIN_KEY",
+        "HOOKLINE_ADMIN_KEY_SECRET",
+        "HOOKLINE_OPERATOR_KEY_SECRET",
     ] {
         assert!(
             TEMPLATE.contains(&format!("{var}: ")),
@@ -92,7 +93,19 @@ fn every_function_binary_exists_and_the_environment_is_complete() {
             std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
         };
         let used = read("src/adapters/aws/mod.rs").contains(var)
-            || read("../functions/admin/src/main.rs").contains(var);
+            || read("../functions/admin/src/main.rs").contains(var.trim_end_matches("_SECRET"));
         assert!(used, "{var} is read by the code");
+    }
+    // The keys reach no function's environment, only their secrets' ARNs.
+    for key in ["HOOKLINE_ADMIN_KEY: ", "HOOKLINE_OPERATOR_KEY: "] {
+        assert!(!TEMPLATE.contains(key), "{key} in plain configuration");
+    }
+    for secret in ["AdminKeySecret", "OperatorKeySecret"] {
+        assert!(
+            resource(secret)
+                .iter()
+                .any(|l| l.contains("AWS::SecretsManager::Secret")),
+            "{secret} is a secret"
+        );
     }
 }

@@ -10,17 +10,16 @@ static ALLOCATOR: hookline::alloc::Counting<std::alloc::System> =
 async fn main() -> Result<(), lambda_http::Error> {
     hookline::adapters::aws::init_lambda_logs();
     let platform = hookline::adapters::aws::lambda_platform().await?;
-    // On AWS the default account's key is a stack parameter: it is never
+    // On AWS the default account's key is a stack parameter kept in Secrets
+    // Manager (the function's environment names the secret): it is never
     // generated here, where printing it would put it in the logs.
-    let key = std::env::var("HOOKLINE_ADMIN_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty())
-        .ok_or("HOOKLINE_ADMIN_KEY is not set")?;
+    let key = hookline::adapters::aws::secrets::key_from_env("HOOKLINE_ADMIN_KEY")
+        .await?
+        .ok_or("neither HOOKLINE_ADMIN_KEY_SECRET nor HOOKLINE_ADMIN_KEY is set")?;
     hookline::accounts::ensure_default(&platform, Some(&key)).await?;
     // The operator key likewise: without one, `/v1/operator` answers 401.
-    if let Some(operator) = std::env::var("HOOKLINE_OPERATOR_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty())
+    if let Some(operator) =
+        hookline::adapters::aws::secrets::key_from_env("HOOKLINE_OPERATOR_KEY").await?
     {
         hookline::accounts::ensure_operator(&platform, Some(&operator)).await?;
     }

@@ -8,6 +8,7 @@
 
 mod dynamo;
 pub mod lambda;
+pub mod secrets;
 mod sqs;
 
 pub use dynamo::{DynamoStore, create_table};
