@@ -17,6 +17,19 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "== installing cargo-fuzz"
   cargo install cargo-fuzz --locked
 fi
+# The console's browser tests: Debian's Chromium, driven by playwright-core
+# (from npm, at the version tests/browser/package-lock.json pins).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing chromium"
+  as_root=""
+  [ "$(id -u)" = 0 ] || as_root="sudo"
+  $as_root apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -q chromium
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "== installing playwright-core"
+  (cd tests/browser && npm ci --no-audit --no-fund)
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -45,5 +58,7 @@ echo "== fuzz: replay each corpus, then fuzz each target briefly"
 )
 echo "== cargo test"
 cargo test --workspace
+echo "== browser: the console in headless Chromium (screenshots in target/browser/)"
+node tests/browser/console.mjs
 echo "== conformance: hookline serve against its OpenAPI document (schemathesis)"
 scripts/conformance.sh

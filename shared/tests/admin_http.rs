@@ -51,9 +51,17 @@ impl Admin {
             .await
             .unwrap();
         let status = resp.status();
+        // The console's files are not JSON; every other answer is.
+        let page = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/"));
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let value = if bytes.is_empty() {
             Value::Null
+        } else if page {
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"))
         };

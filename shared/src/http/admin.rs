@@ -18,6 +18,7 @@ pub fn routes() -> OpenApiRouter<Arc<Platform>> {
         .merge(super::events::routes())
         .merge(super::profiles::routes())
         .merge(super::campaigns::routes())
+        .merge(super::console::routes())
         .merge(super::dead_letters::routes())
         .merge(super::accounts::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod body;
 mod campaigns;
 mod collections;
+pub mod console;
 mod contacts;
 mod dead_letters;
 pub mod error;
