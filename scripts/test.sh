@@ -17,16 +17,24 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "== installing cargo-fuzz"
   cargo install cargo-fuzz --locked
 fi
-# The console's browser tests: Debian's Chromium, driven by playwright-core
-# (from npm, at the version tests/browser/package-lock.json pins).
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "== installing chromium"
-  as_root=""
-  [ "$(id -u)" = 0 ] || as_root="sudo"
-  $as_root apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -q chromium
-fi
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
+# The console's browser tests: Debian's Chromium and Node.js, and
+# playwright-core from npm at the version tests/browser/package-lock.json pins.
+as_root=""
+[ "$(id -u)" = 0 ] || as_root="sudo"
+need_apt() { # command, package
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "== installing $2 (for $1)"
+    $as_root apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -q "$2"
+    hash -r
+  fi
+}
+need_apt chromium chromium
+need_apt node nodejs
+need_apt npm npm
+CHROMIUM="$(command -v chromium)"
+export CHROMIUM
+if ! (cd tests/browser && npm ls --silent playwright-core >/dev/null 2>&1); then
   echo "== installing playwright-core"
   (cd tests/browser && npm ci --no-audit --no-fund)
 fi

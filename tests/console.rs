@@ -63,4 +63,16 @@ async fn the_console_is_served_with_its_policy() {
     .await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "route_not_found");
+    // The API's answers may do nothing in a browser.
+    let answer = client
+        .get(admin.server.url("/v1/usage"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    let csp = answer.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert_eq!(csp, "default-src 'none'; frame-ancestors 'none'");
+    assert_eq!(answer.headers()["x-content-type-options"], "nosniff");
 }

@@ -1,9 +1,10 @@
 // Hookline's console: plain JavaScript over the public API. Everything shown
 // that comes from the API (names, URLs, response bodies) goes in as text
-// (textContent), never as HTML. The admin key is kept for this tab only
-// (sessionStorage), never in local storage, a cookie or a URL.
+// (textContent), never as HTML. The admin key is kept in this page's memory
+// only: not in any storage, a cookie or a URL; a reload asks for it again.
 
-const KEY = "hookline.key";
+let key = "";
+let rendering = 0;
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
 
@@ -36,7 +37,7 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${sessionStorage.getItem(KEY) || ""}` };
+  const headers = { Authorization: `Bearer ${key}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method,
@@ -46,7 +47,12 @@ async function api(method, path, body) {
     cache: "no-store",
   });
   const text = await response.text();
-  const json = text ? JSON.parse(text) : null;
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    // Not the API's answer (a proxy's error page): its status says enough.
+  }
   if (!response.ok) {
     const e = (json && json.error) || {};
     // A key revoked while signed in: back to the sign-in form.
@@ -62,7 +68,6 @@ function when(iso) {
 
 function page(title, ...content) {
   fill(main, el("h1", {}, title), ...content);
-  main.focus();
 }
 
 function failure(e) {
@@ -76,11 +81,15 @@ async function webhooks() {
     const toggle = el("button", {
       type: "button",
       class: "quiet",
+      "data-toggle": w.id,
       "aria-label": `${w.active ? "Deactivate" : "Activate"} ${w.name}`,
       onclick: async () => {
         try {
           await api("POST", `/v1/webhooks/${encodeURIComponent(w.id)}/${w.active ? "deactivate" : "activate"}`);
           await render();
+          // Back where the keyboard was: this webhook's toggle.
+          const again = [...main.querySelectorAll("button[data-toggle]")].find((b) => b.dataset.toggle === w.id);
+          if (again) again.focus();
         } catch (e) {
           fill(result, failure(e));
         }
@@ -114,12 +123,12 @@ async function webhooks() {
       el("td", {}, toggle, " ", test));
   });
   const limit = list.usage.limit === null ? "no limit" : `of ${list.usage.limit}`;
-  page("Webhooks",
+  return ["Webhooks",
     el("p", { class: "muted" }, `${list.usage.count} ${limit}`),
     rows.length
       ? el("table", {}, el("thead", {}, el("tr", {}, ["Name", "Endpoint", "Events", "Status", "Created", ""].map((h) => el("th", {}, h)))), el("tbody", {}, rows))
       : el("p", {}, "No webhooks yet."),
-    result);
+    result];
 }
 
 async function triggers() {
@@ -129,9 +138,9 @@ async function triggers() {
     el("td", { "data-label": "URL" }, t.url || `/hooks/${t.id}`),
     el("td", { "data-label": "Active" }, t.active ? "active" : "inactive"),
     el("td", { "data-label": "Created" }, when(t.created_at))));
-  page("Triggers", rows.length
+  return ["Triggers", rows.length
     ? el("table", {}, el("thead", {}, el("tr", {}, ["Name", "URL", "Status", "Created"].map((h) => el("th", {}, h)))), el("tbody", {}, rows))
-    : el("p", {}, "No triggers yet."));
+    : el("p", {}, "No triggers yet.")];
 }
 
 async function campaigns() {
@@ -142,9 +151,9 @@ async function campaigns() {
     el("td", { "data-label": "Schedule" }, c.schedule.type),
     el("td", { "data-label": "Status" }, c.active ? "active" : "inactive"),
     el("td", { "data-label": "Next run" }, when(c.next_run_at))));
-  page("Campaigns", rows.length
+  return ["Campaigns", rows.length
     ? el("table", {}, el("thead", {}, el("tr", {}, ["Name", "URL", "Schedule", "Status", "Next run"].map((h) => el("th", {}, h)))), el("tbody", {}, rows))
-    : el("p", {}, "No campaigns yet."));
+    : el("p", {}, "No campaigns yet.")];
 }
 
 async function deadLetters() {
@@ -166,49 +175,58 @@ async function deadLetters() {
     el("td", { "data-label": "Kind" }, d.kind),
     el("td", { "data-label": "Reason" }, d.reason),
     el("td", { "data-label": "Dead at" }, when(d.dead_at))));
-  page("Dead letters", rows.length
+  return ["Dead letters", rows.length
     ? [el("table", {}, el("thead", {}, el("tr", {}, ["Queue", "Kind", "Reason", "Dead at"].map((h) => el("th", {}, h)))), el("tbody", {}, rows)), redrive]
-    : el("p", {}, "No dead letters."), result);
+    : el("p", {}, "No dead letters."), result];
 }
 
 const pages = { "#/webhooks": webhooks, "#/triggers": triggers, "#/campaigns": campaigns, "#/dead-letters": deadLetters };
 
-async function render() {
-  if (!sessionStorage.getItem(KEY)) return;
+/** Shows the page the hash names; `moved`: the hash changed, so focus goes
+ * to the page. A slower answer of an earlier render never replaces a later one. */
+async function render(moved = false) {
+  if (!key) return;
+  const mine = ++rendering;
   const show = pages[location.hash] || webhooks;
+  let shown;
   try {
-    await show();
+    shown = await show();
   } catch (e) {
-    if (sessionStorage.getItem(KEY)) page("Something went wrong", failure(e));
+    shown = ["Something went wrong", failure(e)];
   }
+  if (!key || mine !== rendering) return;
+  page(...shown);
+  if (moved) main.focus();
 }
 
 function signOut() {
-  sessionStorage.removeItem(KEY);
+  key = "";
   location.reload();
 }
 
 function signedIn() {
   nav.hidden = false;
   main.setAttribute("tabindex", "-1");
-  render();
+  render(true);
 }
 
 document.getElementById("sign-out").addEventListener("click", signOut);
-window.addEventListener("hashchange", render);
+window.addEventListener("hashchange", () => render(true));
 
 const form = document.getElementById("sign-in");
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const error = document.getElementById("sign-in-error");
-  sessionStorage.setItem(KEY, document.getElementById("key").value.trim());
+  const input = document.getElementById("key");
+  key = input.value.trim();
   try {
     await api("GET", "/v1/usage");
+    input.value = "";
     signedIn();
   } catch (e) {
-    sessionStorage.removeItem(KEY);
+    key = "";
+    input.setAttribute("aria-invalid", "true");
     error.textContent = e instanceof ApiError && e.status === 401 ? "That key opens no account." : String(e.message || e);
+    input.focus();
   }
 });
-
-if (sessionStorage.getItem(KEY)) signedIn();

@@ -19,7 +19,10 @@ const STYLE: &str = include_str!("../../console/style.css");
 /// What the console's files may do.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; \
-    frame-ancestors 'none'";
+    frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'";
+
+/// What every other answer (the API's JSON) may do in a browser: nothing.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 pub fn routes() -> OpenApiRouter<Arc<Platform>> {
     OpenApiRouter::new()

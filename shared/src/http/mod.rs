@@ -83,7 +83,29 @@ fn finish(routes: OpenApiRouter<Arc<Platform>>, platform: Arc<Platform>) -> Rout
         // Within the request's span, so that a panic is logged with its ids.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn(traced))
+        .layer(axum::middleware::from_fn(guarded))
         .with_state(platform)
+}
+
+/// Every answer is read as what it says it is (`nosniff`), and one that set
+/// no policy of its own (the API's, unlike the console's files) may do
+/// nothing in a browser: text an answer repeats (a path, a name) never
+/// runs on this origin.
+async fn guarded(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut answer = next.run(request).await;
+    let headers = answer.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(console::API_CSP));
+    answer
 }
 
 /// Runs a request in a span with what names it: its route (the template,
