@@ -353,6 +353,28 @@ fn claim_of(item: Option<&Item>) -> (Claim, Cond) {
     }
 }
 
+/// Writes the puts (at most a transaction's worth) in one transaction;
+/// when one fails its condition (another writer touched it), each on its
+/// own. Answers which were written.
+async fn put_all_or_each(p: &Platform, puts: Vec<Put>) -> Result<Vec<bool>> {
+    let writes = puts.iter().cloned().map(Write::Put).collect();
+    match p.store.write_all(writes).await {
+        Ok(()) => Ok(vec![true; puts.len()]),
+        Err(StoreError::Conflict) => {
+            let mut written = Vec::with_capacity(puts.len());
+            for put in puts {
+                match p.store.put(put).await {
+                    Ok(_) => written.push(true),
+                    Err(StoreError::Conflict) => written.push(false),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(written)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Claims the users for the run; answers those it got.
 async fn claim(
     p: &Platform,
@@ -395,23 +417,13 @@ async fn claim(
     }
     let mut got = Vec::new();
     for chunk in wanted.chunks(crate::ports::store::MAX_WRITE_ALL) {
-        let writes = chunk
-            .iter()
-            .map(|(_, put)| Write::Put(put.clone()))
-            .collect();
-        match p.store.write_all(writes).await {
-            Ok(()) => got.extend(chunk.iter().map(|(u, _)| u.clone())),
-            // Another writer touched one: each on its own, losers skipped.
-            Err(StoreError::Conflict) => {
-                for (user, put) in chunk {
-                    match p.store.put(put.clone()).await {
-                        Ok(_) => got.push(user.clone()),
-                        Err(StoreError::Conflict) => skipped += 1,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+        let puts = chunk.iter().map(|(_, put)| put.clone()).collect();
+        for ((user, _), written) in chunk.iter().zip(put_all_or_each(p, puts).await?) {
+            if written {
+                got.push(user.clone());
+            } else {
+                skipped += 1;
             }
-            Err(e) => return Err(e.into()),
         }
     }
     Ok((got, skipped))
@@ -794,46 +806,27 @@ pub async fn batch(
         item.body = serde_json::to_value(&claim).expect("claims serialise");
         marked.push((user, item));
     }
-    let writes = marked
+    let puts = marked
         .iter()
         .map(|(_, item)| {
-            Write::Put(
-                Put::new(item.key.clone(), item.body.clone()).when(Cond::Version(item.version)),
-            )
+            Put::new(item.key.clone(), item.body.clone()).when(Cond::Version(item.version))
         })
         .collect();
-    let mut taken = Vec::with_capacity(marked.len());
-    match p.store.write_all(writes).await {
-        // All at once (one transaction); their versions read back for the
-        // writes after the post.
-        Ok(()) => {
-            let now_held = futures::future::try_join_all(
-                marked.iter().map(|(_, item)| p.store.get(&item.key)),
-            )
-            .await?;
-            for ((user, _), item) in marked.into_iter().zip(now_held) {
-                if let Some(item) = item {
-                    taken.push((user, item));
-                }
-            }
-        }
-        // A copy of this message got some first: each on its own.
-        Err(StoreError::Conflict) => {
-            for (user, mut item) in marked {
-                let put =
-                    Put::new(item.key.clone(), item.body.clone()).when(Cond::Version(item.version));
-                match p.store.put(put).await {
-                    Ok(version) => {
-                        item.version = version;
-                        taken.push((user, item));
-                    }
-                    Err(StoreError::Conflict) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        Err(e) => return Err(e.into()),
-    }
+    let written = put_all_or_each(p, puts).await?;
+    // Those taken, with their versions read back for the writes after the
+    // post (a copy of this message may have taken the others first).
+    let mine: Vec<_> = marked
+        .into_iter()
+        .zip(written)
+        .filter_map(|(m, written)| written.then_some(m))
+        .collect();
+    let now_held =
+        futures::future::try_join_all(mine.iter().map(|(_, item)| p.store.get(&item.key))).await?;
+    let taken: Vec<_> = mine
+        .into_iter()
+        .zip(now_held)
+        .filter_map(|((user, _), item)| Some((user, item?)))
+        .collect();
     let held = taken;
     if held.is_empty() {
         return Ok(());
@@ -868,7 +861,7 @@ pub async fn batch(
         Default::default()
     };
     let now = p.clock.now();
-    let mut writes = Vec::new();
+    let mut puts = Vec::new();
     for (user, item) in &held {
         let mut claim: Claim = serde_json::from_value(item.body.clone()).unwrap_or_default();
         claim.pending_run = None;
@@ -878,29 +871,16 @@ pub async fn batch(
             claim.sent += 1;
             claim.last_sent_at = Some(now);
         }
-        writes.push(Write::Put(
+        puts.push(
             Put::new(
                 item.key.clone(),
                 serde_json::to_value(&claim).expect("claims serialise"),
             )
             .when(Cond::Version(item.version)),
-        ));
+        );
     }
-    if let Err(e) = p.store.write_all(writes.clone()).await {
-        match e {
-            StoreError::Conflict => {
-                for w in writes {
-                    if let Write::Put(put) = w {
-                        match p.store.put(put).await {
-                            Ok(_) | Err(StoreError::Conflict) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                }
-            }
-            e => return Err(e.into()),
-        }
-    }
+    // One written meanwhile by another writer keeps what that one wrote.
+    put_all_or_each(p, puts).await?;
     let n = sendable.len();
     if sent {
         count(p, account, run, "sent", n).await?;
