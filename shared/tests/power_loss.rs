@@ -182,7 +182,7 @@ async fn scenario(
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let mut applied = Vec::new();
-    for (_, id) in &accepted {
+    for (email, id) in &accepted {
         let (status, record) = call(
             &platform,
             "GET",
@@ -192,6 +192,11 @@ async fn scenario(
         .await;
         if status == 200 && record["status"] == "applied" {
             applied.push(id.clone());
+        } else {
+            eprintln!(
+                "seed {seed}: {email} ({id}) not applied: {status} {} {}",
+                record["status"], record["reason"]
+            );
         }
     }
     running.stop().await;
@@ -200,6 +205,11 @@ async fn scenario(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_answered_before_a_power_cut_is_applied_exactly_once() {
+    // Shown when it fails: what the workers met.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::WARN)
+        .try_init();
     let mut interrupted = 0;
     for seed in [1, 2, 3] {
         let (accepted, applied, members, cut_short) =

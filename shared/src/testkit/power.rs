@@ -76,6 +76,20 @@ impl Disk {
         DiskBackend(self.handle())
     }
 
+    /// How one process opens the disk as a redb backend, again after a
+    /// failure too: after a cut the process is gone, so what it opens then
+    /// is dead as well. (Opened afresh instead, a store the cut left behind
+    /// would write beside the next process's, as no real one can.)
+    pub fn backends(&self) -> impl Fn() -> DiskBackend + Send + Sync + 'static {
+        let born = self.handle();
+        move || {
+            DiskBackend(Handle {
+                disk: born.disk.clone(),
+                generation: born.generation,
+            })
+        }
+    }
+
     /// The disk as a queue log.
     pub fn medium(&self) -> DiskMedium {
         DiskMedium {
@@ -244,13 +258,7 @@ pub fn platform_on(
 ) -> Result<std::sync::Arc<crate::Platform>, crate::adapters::embedded::EmbeddedError> {
     use crate::adapters::embedded::{Embedded, EmbeddedError, EmbeddedQueue, EmbeddedStore};
     use std::sync::Arc;
-    let db = Embedded::open_on(
-        {
-            let store = store.clone();
-            move || store.backend()
-        },
-        clock.clone(),
-    )?;
+    let db = Embedded::open_on(store.backends(), clock.clone())?;
     let apply = EmbeddedQueue::open_on(
         Box::new(queue.medium()),
         crate::platform::APPLY_MAX_RECEIVES,
