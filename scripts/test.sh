@@ -68,5 +68,7 @@ echo "== cargo test"
 cargo test --workspace
 echo "== browser: the console in headless Chromium (screenshots in target/browser/)"
 node tests/browser/console.mjs
+echo "== browser: the console's first view, weighed and timed (a brief run; README's figures: 20 runs)"
+BENCH_RUNS=5 node tests/browser/bench.mjs
 echo "== conformance: hookline serve against its OpenAPI document (schemathesis)"
 scripts/conformance.sh

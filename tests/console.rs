@@ -12,11 +12,28 @@ async fn the_console_is_served_with_its_policy() {
     let admin = Admin::start();
     let client = support::client();
     let mut total = 0;
-    for (path, kind) in [
-        ("/", "text/html"),
-        ("/console/app.js", "text/javascript"),
-        ("/console/style.css", "text/css"),
-    ] {
+    // The page, then every file it names (its script modules, preloaded).
+    let html = client
+        .get(admin.server.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut files = vec![("/".to_string(), "text/html")];
+    for part in html.split("\"/console/").skip(1) {
+        let name = &part[..part.find('"').unwrap()];
+        let kind = if name.ends_with(".css") {
+            "text/css"
+        } else {
+            "text/javascript"
+        };
+        files.push((format!("/console/{name}"), kind));
+    }
+    assert!(files.len() >= 6, "the page names its files: {files:?}");
+    for (path, kind) in files {
+        let path = path.as_str();
         let answer = client.get(admin.server.url(path)).send().await.unwrap();
         assert_eq!(answer.status(), 200, "{path}");
         let header = |name: &str| {
@@ -62,7 +79,7 @@ async fn the_console_is_served_with_its_policy() {
     )
     .await;
     assert_eq!(status, 404);
-    assert_eq!(body["error"]["code"], "route_not_found");
+    assert_eq!(body["error"]["code"], "not_found");
     // The API's answers may do nothing in a browser.
     let answer = client
         .get(admin.server.url("/v1/usage"))

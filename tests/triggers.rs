@@ -378,6 +378,16 @@ async fn a_failed_request_is_recorded_and_can_be_replayed() {
     );
 }
 
+/// The leaf paths a preview answered.
+fn leaf_paths(preview: &Value) -> Vec<&str> {
+    preview["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["path"].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn preview_answers_the_contact_and_the_samples_paths() {
     let a = Admin::start();
@@ -394,12 +404,7 @@ async fn preview_answers_the_contact_and_the_samples_paths() {
     assert_eq!(status, 200, "{p}");
     assert_eq!(p["contact"]["phone_number"], "12155556677");
     assert_eq!(p["contact"]["name"], "John Smith");
-    let paths: Vec<&str> = p["paths"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["path"].as_str().unwrap())
-        .collect();
+    let paths = leaf_paths(&p);
     assert_eq!(
         paths,
         vec!["phone_number", "first_name", "last_name", "Integration"]
@@ -429,6 +434,96 @@ async fn preview_answers_the_contact_and_the_samples_paths() {
             .contains("line 1, column"),
         "{e}"
     );
+}
+
+/// The console's editor tries a transform before the trigger exists.
+#[tokio::test]
+async fn a_transform_is_tried_before_the_trigger_is_made() {
+    let a = Admin::start();
+    let sample = json!({"candidate": {"email": "ada@example.com", "first_name": "Ada", "phones": ["+12155556677"]}});
+    let (status, p) = a
+        .post(
+            "/v1/triggers/preview",
+            json!({"sample": sample, "transform": "email = candidate.email\nfirst_name = candidate.first_name"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["contact"]["email"], "ada@example.com");
+    assert_eq!(p["contact"]["first_name"], "Ada");
+    assert_eq!(p["identifier"], "email");
+    let paths = leaf_paths(&p);
+    assert_eq!(
+        paths,
+        vec![
+            "candidate.email",
+            "candidate.first_name",
+            "candidate.phones[0]"
+        ]
+    );
+    // The identifier chosen is the one the sample must yield.
+    let (status, e) = a
+        .post(
+            "/v1/triggers/preview",
+            json!({"sample": sample, "transform": "email = candidate.email", "identifier": "phone_number"}),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("missing_identifier"))
+    );
+    assert_eq!(e["error"]["details"]["paths"].as_array().unwrap().len(), 3);
+    let (status, p) = a
+        .post(
+            "/v1/triggers/preview",
+            json!({"sample": sample, "transform": "phone_number = candidate.phones[0]", "identifier": "phone_number"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{p}");
+    // A broken line: named by line and column, and the field at fault.
+    let (status, e) = a
+        .post(
+            "/v1/triggers/preview",
+            json!({"sample": sample, "transform": "email = candidate.email\nname = candidate.("}),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("invalid_transform"))
+    );
+    assert_eq!(e["error"]["details"]["line"], 2);
+    assert_eq!(e["error"]["details"]["field"], "transform");
+    assert!(
+        e["error"]["details"]["column"].as_u64().unwrap() >= 1,
+        "{e}"
+    );
+    // Without a transform, the sample's own top-level fields.
+    let (status, e) = a
+        .post("/v1/triggers/preview", json!({"sample": sample}))
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("missing_identifier"))
+    );
+    for (body, code) in [
+        (json!({"sample": [1]}), "invalid_sample"),
+        (json!({"sample": {}, "identifier": "fax"}), "invalid_body"),
+        (json!({"sample": {}, "extra": 1}), "invalid_body"),
+    ] {
+        let (status, e) = a.post("/v1/triggers/preview", body.clone()).await;
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (422, Some(code)),
+            "{body}"
+        );
+    }
+    // An admin route like the others: no key, no answer.
+    let answer = support::client()
+        .post(a.server.url("/v1/triggers/preview"))
+        .json(&json!({"sample": sample}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
 }
 
 #[tokio::test]

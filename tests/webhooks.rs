@@ -871,3 +871,153 @@ async fn a_replayed_request_sends_its_message_once() {
         "the message went twice"
     );
 }
+
+/// The console's chart: per hour, deliveries that succeeded and failed and
+/// their latency, test sends left out; `hours` bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_the_last_hours_deliveries() {
+    let receiver = Receiver::start().await;
+    // One attempt each: a failure is final (kept as a dead letter).
+    let admin = start(&[("HOOKLINE_RETRY_SCHEDULE", "0s")]);
+    let id = webhook(
+        &admin,
+        json!({"name": "S", "events": ["delivered"], "channel": web(&receiver.url("/s"))}),
+    )
+    .await;
+    receiver.plan("/s", [Reply::Status(500)]);
+    publish(
+        &admin,
+        json!({"events": [
+            {"event": "delivered", "email": "a@example.com"},
+            {"event": "delivered", "email": "b@example.com"},
+            {"event": "delivered", "email": "c@example.com"}]}),
+    )
+    .await;
+    attempts_until(&admin, &id, |a| {
+        a.len() == 3 && a.iter().all(|x| x["status"] != "pending")
+    })
+    .await;
+    let (status, _) = admin
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/webhooks/{id}/test"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let (status, stats) = admin.get(&format!("/v1/webhooks/{id}/stats")).await;
+    assert_eq!(status, 200, "{stats}");
+    let hours = stats["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 24);
+    assert_eq!(stats["complete"], true);
+    // Summed, as an hour may have turned since the attempts.
+    let total =
+        |hours: &[Value], k: &str| -> u64 { hours.iter().map(|h| h[k].as_u64().unwrap()).sum() };
+    assert_eq!(
+        (total(hours, "succeeded"), total(hours, "failed")),
+        (2, 1),
+        "the test send is left out: {stats}"
+    );
+    assert!(
+        hours
+            .iter()
+            .all(|h| h["max_ms"].as_u64() >= h["avg_ms"].as_u64())
+    );
+    // Oldest first, an hour apart.
+    let at = |h: &Value| chrono::DateTime::parse_from_rfc3339(h["hour"].as_str().unwrap()).unwrap();
+    assert_eq!((at(&hours[23]) - at(&hours[0])).num_hours(), 23);
+
+    let (_, two) = admin.get(&format!("/v1/webhooks/{id}/stats?hours=2")).await;
+    let two = two["hours"].as_array().unwrap();
+    assert_eq!(two.len(), 2);
+    assert_eq!(total(two, "succeeded"), 2);
+    for bad in ["0", "169"] {
+        let (status, e) = admin
+            .get(&format!("/v1/webhooks/{id}/stats?hours={bad}"))
+            .await;
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (422, Some("invalid_hours"))
+        );
+    }
+    let (status, _) = admin
+        .get("/v1/webhooks/whk_01aaaaaaaaaaaaaaaaaaaaaaaa/stats")
+        .await;
+    assert_eq!(status, 404);
+}
+
+/// A 422 names its field in `details.field` too, for a form to show it
+/// beside that field.
+#[tokio::test]
+async fn invalid_fields_are_named_in_the_details() {
+    let admin = start(&[]);
+    for (body, field) in [
+        (
+            json!({"name": "N", "events": ["delivered"], "channel": {"type": "web"}}),
+            "channel.url",
+        ),
+        (
+            json!({"name": "N", "events": [], "channel": web("http://127.0.0.1:9/x")}),
+            "events",
+        ),
+        (
+            json!({"name": "N", "events": ["delivered"], "channel": {"type": "pushover", "api_token": "t"}}),
+            "channel.user_key",
+        ),
+    ] {
+        let (status, e) = admin.post("/v1/webhooks", body.clone()).await;
+        assert_eq!(status, 422, "{e}");
+        assert_eq!(e["error"]["details"]["field"], field, "{e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().starts_with(field),
+            "{e}"
+        );
+    }
+    let (status, e) = admin
+        .post(
+            "/v1/campaigns",
+            json!({"name": "C", "url": "http://127.0.0.1:9/c", "where": "user.plan ==", "schedule": {"type": "asap"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["details"]["field"].as_str()),
+        (422, Some("where")),
+        "{e}"
+    );
+    let (status, e) = admin
+        .post(
+            "/v1/campaigns",
+            json!({"name": "C", "url": "http://127.0.0.1:9/c", "schedule": {"type": "scheduled", "at": "25:00", "days": ["mon"], "timezone": "UTC"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["details"]["field"].as_str()),
+        (422, Some("schedule.at")),
+        "{e}"
+    );
+    let (status, e) = admin
+        .post(
+            "/v1/webhooks",
+            json!({"name": " ", "events": ["delivered"], "channel": web("http://127.0.0.1:9/x")}),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["details"]["field"].as_str()),
+        (422, Some("name")),
+        "{e}"
+    );
+    let (status, e) = admin
+        .post(
+            "/v1/webhooks",
+            json!({"name": "N", "events": ["delivered"], "channel": web("http://127.0.0.1:9/x"),
+                   "payload": {"transform": "text = email +"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["details"]["field"].as_str()),
+        (422, Some("payload.transform")),
+        "{e}"
+    );
+    assert_eq!(e["error"]["details"]["line"], 1);
+}

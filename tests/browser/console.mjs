@@ -1,18 +1,21 @@
 // The console end to end in headless Chromium against the real binary:
-// sign in (a wrong key refused, the right one let in), the webhooks list at
-// a phone's width, the test button against a receiver that answers
-// `<script>` and `<img onerror>` (shown as text; nothing runs), the status
-// toggle, and every page reached. Screenshots go to target/browser/.
+// sign in (a wrong key refused, the right one let in); the webhooks list,
+// the test button against a receiver that answers `<script>` and
+// `<img onerror>` (shown as text; nothing runs) and the status toggle, by
+// keyboard; a trigger made from a pasted sample with fields mapped (by
+// mouse and by keyboard), a broken transform named at its line and column,
+// a request to its URL seen applied in its log; a webhook made with the
+// form (a missing URL named at its field), saved again untouched without
+// losing its secret, tested, toggled; a campaign whose bad `where` is
+// named at its field, renamed without sending `where` again; every page at
+// a phone's width. Screenshots go to target/browser/.
 // Run by scripts/test.sh: `node tests/browser/console.mjs` after a build.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { mkdirSync } from "node:fs";
+import { start, chromiumOptions } from "./hookline.mjs";
 
-const binary = process.env.HOOKLINE_BIN || "target/debug/hookline";
 const shots = "target/browser";
 mkdirSync(shots, { recursive: true });
 
@@ -25,17 +28,14 @@ const receiver = http.createServer((req, res) => {
 await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
 
 const key = "browser-admin-key-0123456789";
-const server = spawn(binary, ["serve", "--listen", "127.0.0.1:0", "--data-dir", mkdtempSync(join(tmpdir(), "hookline-browser-"))], {
-  env: { ...process.env, HOOKLINE_ADMIN_KEY: key, HOOKLINE_OPERATOR_KEY: "browser-operator-key-0123456789", HOOKLINE_ALLOW_PRIVATE_TARGETS: "1", HOOKLINE_LOG: "warn" },
-  stdio: ["ignore", "pipe", "inherit"],
-});
-const base = await new Promise((resolve, reject) => {
-  const timer = setTimeout(() => reject(new Error("hookline did not start")), 30000);
-  server.stdout.on("data", (d) => {
-    const m = /listening on (http:\/\/\S+)/.exec(String(d));
-    if (m) { clearTimeout(timer); resolve(m[1]); }
-  });
-});
+
+/** A full-page screenshot, once nothing runs off the side of the phone. */
+async function shot(page, name) {
+  const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(wide <= 390, `${name}: ${wide} px wide on a 390 px phone`);
+  await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+}
+const { base, stop } = await start(key);
 
 let browser;
 try {
@@ -47,19 +47,19 @@ try {
   });
   assert.equal(made.status, 201);
 
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
-  });
+  browser = await chromium.launch(chromiumOptions);
   const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
   const failures = [];
   page.on("pageerror", (e) => failures.push(String(e)));
+  // A module or API path mistyped would be a 404: only the favicon may be.
+  page.on("response", (r) => {
+    if (r.status() === 404 && !r.url().endsWith("/favicon.ico")) failures.push(`404: ${r.url()}`);
+  });
   // A policy violation (an inline script, a trusted-types sink) is a console
-  // error; so is a failed load, of which only the wrong key's 401 and the
-  // browser's own favicon request are expected.
+  // error; so is a failed load, of which only the wrong key's 401, the
+  // invalid forms' 422s and the browser's own favicon request are expected.
   page.on("console", (m) => {
-    if (m.type() === "error" && !/status of (401|404)/.test(m.text())) failures.push(m.text());
+    if (m.type() === "error" && !/status of (401|404|422)/.test(m.text())) failures.push(m.text());
   });
 
   await page.goto(`${base}/`);
@@ -86,9 +86,7 @@ try {
   // policy would stop anyway).
   assert.equal(await page.locator("main img, main script").count(), 0);
   assert.equal(await page.evaluate(() => window.__ran), undefined, "the answer ran in the page");
-  // At a phone's width nothing runs off the side.
-  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), "wider than the phone");
-  await page.screenshot({ path: `${shots}/webhooks.png`, fullPage: true });
+  await shot(page, "webhooks");
 
   await page.focus("button:has-text('Deactivate')");
   await page.keyboard.press("Enter");
@@ -98,11 +96,128 @@ try {
   await page.keyboard.press("Enter");
   await page.waitForSelector("td.status:text-is('active')");
 
-  for (const [hash, title] of [["#/triggers", "Triggers"], ["#/campaigns", "Campaigns"], ["#/dead-letters", "Dead letters"]]) {
+  // A trigger from a pasted sample and mapped fields.
+  const list = await (await fetch(`${base}/v1/lists`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ name: "Candidates" }),
+  })).json();
+  await page.click("nav a[href='#/triggers']");
+  await page.waitForSelector("h1:has-text('Triggers')");
+  await shot(page, "triggers");
+  await page.click("a:has-text('New trigger')");
+  await page.waitForSelector("h1:has-text('New trigger')");
+  await page.fill("#f-name", "Greenhouse candidates");
+  await page.fill("#f-sample", JSON.stringify({ candidate: { email: "ada@example.com", first_name: "Ada", last_name: "Lovelace" } }));
+  await page.click("button:has-text('Read sample')");
+  await page.waitForSelector("table.paths code:text-is('candidate.email')");
+  // Without a transform the sample has no top-level email: said at the field.
+  assert.match(await page.textContent("[data-error-for='transform']"), /email/);
+  await page.selectOption("select[aria-label='Map candidate.email to']", "email");
+  await page.click("button[aria-label='Map candidate.email']");
+  await page.waitForSelector("pre.contact:has-text('ada@example.com')");
+  // By keyboard: choose with the arrows, apply with the button.
+  await page.focus("select[aria-label='Map candidate.first_name to']");
+  for (let i = 0; i < 3; i++) await page.keyboard.press("ArrowDown");
+  assert.equal(await page.inputValue("#f-transform"), "email = candidate.email", "a choice is applied only by its button");
+  assert.equal(await page.inputValue("select[aria-label='Map candidate.first_name to']"), "first_name");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("pre.contact:has-text('Ada')");
+  // The keyboard is back on the row's choice.
+  assert.equal(await page.evaluate(() => document.activeElement.getAttribute("aria-label")), "Map candidate.first_name to");
+  assert.equal(await page.inputValue("#f-transform"), "email = candidate.email\nfirst_name = candidate.first_name");
+  // A broken line: the error names its line and column, next to the field.
+  await page.fill("#f-transform", "email = candidate.email\nname = candidate.(");
+  await page.click("button:has-text('Read sample')");
+  await page.waitForSelector("[data-error-for='transform']:has-text('line 2, column')");
+  assert.equal(await page.getAttribute("#f-transform", "aria-invalid"), "true");
+  await page.fill("#f-transform", "email = candidate.email\nname = candidate.first_name + \" \" + candidate.last_name");
+  await page.click("button:has-text('Add action')");
+  await page.fill("input[aria-label='List id']", list.id);
+  await page.click("button:has-text('Create trigger')");
+  const url = await page.textContent(".notice code");
+  assert.match(url, /\/hooks\/trg_/);
+  await shot(page, "trigger");
+  // A request to its URL shows in the log, applied.
+  const posted = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ candidate: { email: "grace@example.com", first_name: "Grace", last_name: "Hopper" } }) });
+  assert.equal(posted.status, 200);
+  const { request_id } = await posted.json();
+  for (let i = 0; ; i++) {
+    await page.evaluate(() => window.dispatchEvent(new HashChangeEvent("hashchange")));
+    await page.waitForSelector("h2:has-text('Requests')");
+    if (await page.locator(`tr[data-request='${request_id}'] td:text-is('applied')`).count()) break;
+    assert.ok(i < 50, "the request never showed as applied");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(await page.textContent(`tr[data-request='${request_id}'] td[data-label='Contact']`), "grace@example.com");
+  await shot(page, "trigger-requests");
+
+  // A webhook made with the form: a missing URL is named at its field.
+  await page.click("nav a[href='#/webhooks']");
+  await page.click("a:has-text('New webhook')");
+  await page.waitForSelector("h1:has-text('New webhook')");
+  await page.fill("#f-name", "Bounces to CRM");
+  await page.click("button:has-text('Create webhook')");
+  await page.waitForSelector("[data-error-for='channel.url']:has-text('required')");
+  await page.fill("#f-channel-url", `http://127.0.0.1:${receiver.address().port}/bounces`);
+  await page.check("[data-event='bounced']");
+  await page.fill("#f-filters-sending-domain", "mail.example.com\nnews, example");
+  await page.fill("#f-channel-secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+  await page.click("button:has-text('Create webhook')");
+  await page.waitForSelector("h1:has-text('Bounces to CRM')");
+  await page.waitForSelector("p.summary:has-text('0 succeeded, 0 failed')");
+  const saved = await (await fetch(`${base}/v1/webhooks?limit=200`, { headers: { Authorization: `Bearer ${key}` } })).json();
+  const bounces = saved.data.find((w) => w.name === "Bounces to CRM");
+  assert.deepEqual(bounces.events.sort(), ["bounced", "delivered"]);
+  assert.deepEqual(bounces.filters.sending_domain, ["mail.example.com", "news, example"]);
+  assert.equal(bounces.channel.signed, true);
+  // Saved again untouched: the secret, never shown, is kept.
+  const patches = [];
+  page.on("request", (r) => {
+    if (r.method() === "PATCH") patches.push(JSON.parse(r.postData()));
+  });
+  await page.click("button:has-text('Save')");
+  await page.waitForSelector("p.ok:has-text('Saved.')");
+  assert.equal(patches.length, 1);
+  assert.ok(!("secret" in patches[0].channel), JSON.stringify(patches[0]));
+  const again = await (await fetch(`${base}/v1/webhooks/${bounces.id}`, { headers: { Authorization: `Bearer ${key}` } })).json();
+  assert.equal(again.channel.signed, true);
+  assert.deepEqual(again.filters.sending_domain, ["mail.example.com", "news, example"]);
+  await page.click("button:has-text('Test')");
+  await page.waitForSelector("p.status:has-text('failed: 500')");
+  await page.click("button:has-text('Deactivate')");
+  await page.waitForSelector("span.status:has-text('inactive')");
+  await shot(page, "webhook");
+
+  // A campaign: an invalid `where` is named at its field.
+  await page.click("nav a[href='#/campaigns']");
+  await page.click("a:has-text('New campaign')");
+  await page.fill("#f-name", "Win back");
+  await page.fill("#f-url", `http://127.0.0.1:${receiver.address().port}/mixpanel`);
+  await page.fill("#f-where", "user.plan ==");
+  await page.click("button:has-text('Create campaign')");
+  await page.waitForSelector("[data-error-for='where']:not(:empty)");
+  await page.fill("#f-where", "user.plan == 'pro'");
+  await page.click("button:has-text('Create campaign')");
+  await page.waitForSelector("h1:has-text('Win back')");
+  await page.waitForSelector("h2:has-text('Runs')");
+  // Renamed: `where` and the schedule are not sent again (either would
+  // count as changed: new criteria, weeks counted from now).
+  await page.fill("#f-name", "Win back (pro)");
+  await page.click("button:has-text('Save')");
+  await page.waitForSelector("h1:has-text('Win back (pro)')");
+  const renamed = patches.at(-1);
+  assert.deepEqual(Object.keys(renamed).sort(), ["name", "url"], JSON.stringify(renamed));
+  await shot(page, "campaign");
+
+  for (const [hash, title] of [["#/campaigns", "Campaigns"], ["#/dead-letters", "Dead letters"]]) {
     await page.click(`nav a[href='${hash}']`);
     await page.waitForSelector(`h1:has-text('${title}')`);
-    await page.screenshot({ path: `${shots}/${hash.slice(2)}.png`, fullPage: true });
+    await shot(page, hash.slice(2));
   }
+
   // The key is the page's: not in any storage, a cookie or the URL.
   assert.equal(await page.evaluate(() => localStorage.length + sessionStorage.length), 0);
   assert.equal((await page.context().cookies()).length, 0);
@@ -111,6 +226,6 @@ try {
   console.log(`console: every check passed; screenshots in ${shots}/`);
 } finally {
   if (browser) await browser.close();
-  server.kill();
+  stop();
   receiver.close();
 }

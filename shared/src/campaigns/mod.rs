@@ -51,14 +51,18 @@ pub struct Campaign {
 
 fn invalid(field: &str, message: impl std::fmt::Display) -> Error {
     Error::invalid("invalid_campaign", format!("{field}: {message}"))
+        .with_details(serde_json::json!({ "field": field }))
 }
 
 /// Compiles `where` on a transform thread; a 422 naming the column.
 pub async fn compile(source: String) -> Result<Audience> {
     match crate::transforms::pool::run(move || Audience::compile(&source)).await {
         Ok(Ok(a)) => Ok(a),
-        Ok(Err(e)) => Err(Error::invalid("invalid_where", format!("where: {e}"))
-            .with_details(serde_json::json!({"column": e.column, "message": e.message}))),
+        Ok(Err(e)) => Err(
+            Error::invalid("invalid_where", format!("where: {e}")).with_details(
+                serde_json::json!({"field": "where", "column": e.column, "message": e.message}),
+            ),
+        ),
         Err(crate::transforms::pool::Failed::Busy) => Err(Error::Busy(
             "every expression thread is busy; retry shortly".into(),
         )),

@@ -125,6 +125,7 @@ fn parse_time(text: &str) -> Option<NaiveTime> {
 
 fn invalid(at: &str, message: impl std::fmt::Display) -> Error {
     Error::invalid("invalid_schedule", format!("schedule.{at}: {message}"))
+        .with_details(serde_json::json!({ "field": format!("schedule.{at}") }))
 }
 
 fn zone(text: &str) -> Option<Tz> {
@@ -147,7 +148,8 @@ impl Schedule {
             return Err(Error::invalid(
                 "invalid_schedule",
                 "schedule: must be an object with a type: asap, scheduled or recurring",
-            ));
+            )
+            .with_details(serde_json::json!({ "field": "schedule" })));
         };
         let kind = match f.get("type") {
             Some(Value::String(s)) => s.as_str(),

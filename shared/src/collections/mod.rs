@@ -71,6 +71,10 @@ pub struct Collection {
 
 /// A name: trimmed, not empty, at most 200 characters, no control characters.
 pub fn parse_name(name: &str) -> Result<String, Error> {
+    parse_name_text(name).map_err(|e| e.with_details(serde_json::json!({"field": "name"})))
+}
+
+fn parse_name_text(name: &str) -> Result<String, Error> {
     let name = name.trim();
     if name.is_empty() {
         return Err(Error::invalid("invalid_name", "name must not be empty"));

@@ -32,6 +32,7 @@ pub fn routes() -> OpenApiRouter<Arc<Platform>> {
         .routes(routes!(deactivate))
         .routes(routes!(rotate_key))
         .routes(routes!(preview))
+        .routes(routes!(preview_new))
         .routes(routes!(requests))
         .routes(routes!(request))
         .routes(routes!(replay))
@@ -208,6 +209,9 @@ struct PreviewRequest {
     #[serde(default)]
     #[schema(max_length = 16384)]
     transform: Option<String>,
+    /// Try this identifier; the trigger's own otherwise.
+    #[serde(default)]
+    identifier: Option<crate::contacts::Identifier>,
 }
 
 /// Try a transform on a sample
@@ -227,7 +231,41 @@ async fn preview(
     Json(body): Json<PreviewRequest>,
 ) -> Answer {
     let id = trigger_id(&id)?;
-    let made = triggers::preview(&p, &a, &id, &body.sample, body.transform).await?;
+    let made =
+        triggers::preview(&p, &a, &id, &body.sample, body.transform, body.identifier).await?;
+    Ok(answer(StatusCode::OK, &made))
+}
+
+/// A sample payload to try a transform on, before the trigger is made.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewPreviewRequest {
+    /// A body like those the trigger will receive.
+    #[schema(value_type = Object)]
+    sample: Value,
+    /// The transform to try; none: the sample's own top-level contact fields.
+    #[serde(default)]
+    #[schema(max_length = 16384)]
+    transform: Option<String>,
+    /// The field that will find the contact.
+    #[serde(default = "email")]
+    identifier: crate::contacts::Identifier,
+}
+
+fn email() -> crate::contacts::Identifier {
+    crate::contacts::Identifier::Email
+}
+
+/// Try a transform on a sample, before making the trigger
+///
+/// As the trigger's own preview: the contact the sample makes and its leaf
+/// paths, or a 422 naming the line and column at fault.
+#[utoipa::path(post, operation_id = "preview_new_trigger", path = "/v1/triggers/preview", tag = "trigger",
+    request_body = NewPreviewRequest,
+    responses((status = 200, description = "what the sample makes", body = Preview),
+              (status = 422, description = "the transform fails on the sample (line and column in details), or yields no identifier", body = ErrorBody)))]
+async fn preview_new(Account(_): Account, Json(body): Json<NewPreviewRequest>) -> Answer {
+    let made = triggers::preview_new(&body.sample, body.transform, body.identifier).await?;
     Ok(answer(StatusCode::OK, &made))
 }
 

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -36,6 +36,7 @@ pub fn routes() -> OpenApiRouter<Arc<Platform>> {
         .routes(routes!(rotate_secret))
         .routes(routes!(test))
         .routes(routes!(attempts))
+        .routes(routes!(stats))
 }
 
 /// The event names the account's triggers publish (`publish_event`), which
@@ -412,4 +413,41 @@ async fn attempts(
     webhooks::get(&p, &a, &id).await?;
     let (data, next) = crate::delivery::attempts::page(&p, &a, &id, q.limit()?, q.cursor).await?;
     Ok(answer(StatusCode::OK, &Page::new(data, next)))
+}
+
+/// `?hours=` of the stats route.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct StatsParams {
+    /// How many hours back, the current one included: 1 to 168, 24 when absent.
+    #[param(minimum = 1, maximum = 168, default = 24)]
+    hours: Option<u32>,
+}
+
+/// The webhook's deliveries, failures and latency per hour
+///
+/// Over the last 24 hours (or `hours`), oldest first; test sends are left out.
+#[utoipa::path(get, operation_id = "webhook_stats", path = "/v1/webhooks/{id}/stats", tag = "webhook",
+    params(("id" = inline(WebhookId), Path), StatsParams),
+    responses((status = 200, description = "one entry per hour", body = crate::delivery::attempts::Stats),
+              (status = 404, description = "no such webhook in this account", body = ErrorBody),
+              (status = 422, description = "hours out of range", body = ErrorBody)))]
+async fn stats(
+    State(p): P,
+    Account(a): Account,
+    Path(id): Path<String>,
+    Query(q): Query<StatsParams>,
+) -> Answer {
+    let id = webhook_id(&id)?;
+    let hours = q.hours.unwrap_or(24);
+    if !(1..=168).contains(&hours) {
+        return Err(ApiError::invalid(
+            "invalid_hours",
+            format!("hours {hours} is out of range: use 1 to 168"),
+        ));
+    }
+    webhooks::get(&p, &a, &id).await?;
+    let stats = crate::delivery::attempts::stats(&p, &a, &id, hours).await?;
+    Ok(answer(StatusCode::OK, &stats))
 }

@@ -54,6 +54,19 @@ pub enum Failed {
     Panicked(String),
 }
 
+impl Failed {
+    /// As a request's answer: busy threads are a 503 to retry shortly, a
+    /// panic a 500.
+    pub fn into_error(self, what: &'static str) -> crate::error::Error {
+        match self {
+            Failed::Busy => crate::error::Error::Busy(format!(
+                "every expression thread is busy; retry shortly ({what})"
+            )),
+            other => crate::error::Error::internal(what, other),
+        }
+    }
+}
+
 /// What a panic's payload says.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload

@@ -25,7 +25,7 @@ mod validation;
 
 pub use cache::*;
 pub use model::*;
-pub use preview::{LeafPath, Preview, PreviewContact, preview};
+pub use preview::{LeafPath, Preview, PreviewContact, preview, preview_new};
 pub use storage::*;
 pub use validation::*;
 

@@ -50,8 +50,24 @@ pub async fn preview(
     id: &crate::ids::TriggerId,
     sample: &Value,
     transform: Option<String>,
+    identifier: Option<Identifier>,
 ) -> Result<Preview> {
     let (trigger, _) = super::get(p, account, id).await?;
+    preview_new(
+        sample,
+        transform.or(trigger.transform.clone()),
+        identifier.unwrap_or(trigger.identifier),
+    )
+    .await
+}
+
+/// `preview`, for a trigger not made yet: its transform (none: the
+/// sample's own top-level contact fields) and identifier.
+pub async fn preview_new(
+    sample: &Value,
+    transform: Option<String>,
+    identifier: Identifier,
+) -> Result<Preview> {
     let Value::Object(fields_of) = sample else {
         return Err(Error::invalid(
             "invalid_sample",
@@ -63,18 +79,16 @@ pub async fn preview(
         .map(|(path, value)| LeafPath { path, value })
         .collect();
     let paths = serde_json::to_value(&leaves).expect("serialisable");
-    let source = transform
-        .or(trigger.transform.clone())
-        .filter(|s| !s.trim().is_empty());
+    let source = transform.filter(|s| !s.trim().is_empty());
     let fields = match &source {
         Some(s) => super::compile(s)
             .await?
             .evaluate(fields_of)
             .await
-            .map_err(|e| Error::internal("evaluate a transform", e))?
+            .map_err(|e| e.into_error("evaluate a transform"))?
             .map_err(|e| {
                 Error::invalid("transform_failed", format!("transform {e}"))
-                    .with_details(json!({"line": e.line, "paths": paths}))
+                    .with_details(json!({"field": "transform", "line": e.line, "paths": paths}))
             })?,
         None => crate::transforms::direct(fields_of).map_err(|e| {
             Error::invalid("transform_failed", format!("{}: {}", e.target, e.message))
@@ -91,7 +105,6 @@ pub async fn preview(
         last_name: changes.last_name,
         fields: changes.fields,
     };
-    let identifier = trigger.identifier;
     let found = match identifier {
         Identifier::Email => contact.email.is_some(),
         Identifier::PhoneNumber => contact.phone_number.is_some(),
@@ -100,7 +113,7 @@ pub async fn preview(
         let name = identifier.as_str();
         return Err(Error::invalid(
             "missing_identifier",
-            format!("the sample yields no {name}, this trigger's identifier"),
+            format!("the sample yields no {name}, the trigger's identifier"),
         )
         .with_details(json!({"contact": contact, "paths": paths})));
     }

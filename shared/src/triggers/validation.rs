@@ -27,15 +27,16 @@ pub async fn compile(source: &str) -> Result<Transform, Error> {
         return Err(Error::invalid(
             "invalid_transform",
             format!("the transform is longer than {MAX_TRANSFORM} characters"),
-        ));
+        )
+        .with_details(json!({"field": "transform"})));
     }
     Transform::compile_bounded(source.to_string())
         .await
-        .map_err(|e| Error::internal("compile a transform", e))?
+        .map_err(|e| e.into_error("compile a transform"))?
         .map(|(t, _)| t)
         .map_err(|e| {
             Error::invalid("invalid_transform", format!("transform {e}"))
-                .with_details(json!({"line": e.line, "column": e.column}))
+                .with_details(json!({"field": "transform", "line": e.line, "column": e.column}))
         })
 }
 

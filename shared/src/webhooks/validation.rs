@@ -10,6 +10,7 @@ use crate::patch::Patch;
 
 fn invalid(field: &str, message: impl std::fmt::Display) -> Error {
     Error::invalid("invalid_webhook", format!("{field}: {message}"))
+        .with_details(serde_json::json!({ "field": field }))
 }
 
 /// A credential or short setting: trimmed, not empty, bounded, printable.
@@ -40,8 +41,10 @@ pub fn parse_url_field(
     field: &str,
     raw: Option<&str>,
 ) -> Result<String, Error> {
-    let invalid =
-        |_: &str, m: &dyn std::fmt::Display| Error::invalid(code, format!("{field}: {m}"));
+    let invalid = |_: &str, m: &dyn std::fmt::Display| {
+        Error::invalid(code, format!("{field}: {m}"))
+            .with_details(serde_json::json!({ "field": field }))
+    };
     let raw = raw.map(str::trim).unwrap_or_default();
     if raw.is_empty() {
         return Err(invalid("", &"is required"));
@@ -517,14 +520,15 @@ pub async fn compile(source: &str) -> Result<crate::transforms::Transform, Error
         return Err(Error::invalid(
             "invalid_transform",
             format!("payload.transform is longer than {max} characters"),
-        ));
+        )
+        .with_details(serde_json::json!({"field": "payload.transform"})));
     }
     crate::transforms::Transform::compile_payload_bounded(source.to_string())
         .await
-        .map_err(|e| Error::internal("compile a transform", e))?
+        .map_err(|e| e.into_error("compile a transform"))?
         .map_err(|e| {
             Error::invalid("invalid_transform", format!("payload.transform {e}"))
-                .with_details(serde_json::json!({"line": e.line, "column": e.column}))
+                .with_details(serde_json::json!({"field": "payload.transform", "line": e.line, "column": e.column}))
         })
 }
 
