@@ -1103,3 +1103,82 @@ async fn hostile_transforms_are_refused_or_fail_and_the_server_keeps_answering()
     let (status, _) = a.get("/health").await;
     assert_eq!(status, 200);
 }
+
+/// A trigger URL may be posted to from a web page of any origin (a
+/// browser's preflight is answered); the admin API allows no other origin.
+#[tokio::test]
+async fn trigger_urls_answer_browsers_of_any_origin() {
+    let a = Admin::start();
+    let t = a
+        .create(
+            "/v1/triggers",
+            json!({"name": "Web form", "require_api_key": true}),
+        )
+        .await;
+    let url = a
+        .server
+        .url(&format!("/hooks/{}", t["id"].as_str().unwrap()));
+    let client = support::client();
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://shop.example.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+            .unwrap_or_default()
+    };
+    assert_eq!(header(&preflight, "access-control-allow-origin"), "*");
+    assert!(header(&preflight, "access-control-allow-methods").contains("post"));
+    let allowed = header(&preflight, "access-control-allow-headers");
+    assert!(
+        allowed.contains("authorization") && allowed.contains("content-type"),
+        "{allowed}"
+    );
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    let posted = client
+        .post(&url)
+        .header("origin", "https://shop.example.com")
+        .header(
+            "authorization",
+            format!("Bearer {}", t["api_key"].as_str().unwrap()),
+        )
+        .json(&json!({"email": "ada@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    assert_eq!(header(&posted, "access-control-allow-origin"), "*");
+    // The admin API: no preflight answered, no origin allowed.
+    let admin = client
+        .request(reqwest::Method::OPTIONS, a.server.url("/v1/usage"))
+        .header("origin", "https://shop.example.com")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(admin.headers().get("access-control-allow-origin").is_none());
+    let usage = client
+        .get(a.server.url("/v1/usage"))
+        .header("origin", "https://shop.example.com")
+        .header("authorization", format!("Bearer {}", a.key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(usage.status(), 200);
+    assert!(usage.headers().get("access-control-allow-origin").is_none());
+}

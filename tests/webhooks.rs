@@ -922,8 +922,9 @@ async fn stats_count_the_last_hours_deliveries() {
     assert!(
         hours
             .iter()
-            .all(|h| h["max_ms"].as_u64() >= h["avg_ms"].as_u64())
+            .all(|h| h["max_ms"].as_u64().unwrap() >= h["avg_ms"].as_u64().unwrap())
     );
+    assert_eq!(total(hours, "calls"), 3);
     // Oldest first, an hour apart.
     let at = |h: &Value| chrono::DateTime::parse_from_rfc3339(h["hour"].as_str().unwrap()).unwrap();
     assert_eq!((at(&hours[23]) - at(&hours[0])).num_hours(), 23);
@@ -942,7 +943,7 @@ async fn stats_count_the_last_hours_deliveries() {
         );
     }
     let (status, _) = admin
-        .get("/v1/webhooks/whk_01aaaaaaaaaaaaaaaaaaaaaaaa/stats")
+        .get("/v1/webhooks/wh_01aaaaaaaaaaaaaaaaaaaaaaaa/stats")
         .await;
     assert_eq!(status, 404);
 }

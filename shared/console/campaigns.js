@@ -2,7 +2,7 @@
 // checked by the API (its error at the column at fault), the schedule, a
 // test send and the runs.
 
-import { api, el, fill, failure, field, input, select, checkbox, showError, clearErrors, table, paged, when, id, go, onceNotice, touched } from "./ui.js";
+import { api, el, fill, failure, field, input, select, checkbox, showError, clearErrors, table, paged, when, id, go, onceNotice, changes } from "./ui.js";
 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -90,8 +90,8 @@ export async function edit(campaignId, once = {}) {
   where.value = c.where;
   const schedule = scheduleEditor(c.schedule);
   const [active, activeLabel] = checkbox("Active", c.active, { id: "f-active" });
-  const whereChanged = touched(where);
-  const scheduleChanged = touched(schedule);
+  const current = () => ({ name: name.value, url: url.value.trim(), where: where.value, schedule: schedule.value() });
+  const loaded = current();
   const form = el("form", { class: "editor", novalidate: true },
     field("Name", "name", name),
     field("URL", "url", url, "Matched users are POSTed here, form-encoded, 50 at a time."),
@@ -103,15 +103,12 @@ export async function edit(campaignId, once = {}) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
-    const body = { name: name.value, url: url.value.trim(), where: where.value, schedule: schedule.value() };
+    // An edit sends only what differs from what was loaded: `where` sent
+    // again counts as new criteria (users sent may be sent again), and a
+    // schedule sent again counts its weeks from now.
+    let body = current();
     if (creating) body.active = active.checked;
-    // An edit sends only what was changed: `where` sent again counts as new
-    // criteria (users sent may be sent again), and a schedule sent again
-    // counts its weeks from now.
-    if (!creating) {
-      if (!whereChanged() || where.value === c.where) delete body.where;
-      if (!scheduleChanged()) delete body.schedule;
-    }
+    else body = changes(loaded, body);
     try {
       const saved = await api(creating ? "POST" : "PATCH", creating ? "/v1/campaigns" : `/v1/campaigns/${id(campaignId)}`, body);
       await go(`#/campaigns/${id(saved.id)}`, { saved: true });

@@ -2,7 +2,7 @@
 // fields": leaf paths picked into transform lines, tried through the preview
 // route); the URL and API key shown once; the request log with replay.
 
-import { api, el, fill, failure, field, input, select, checkbox, showError, clearErrors, table, paged, copyButton, pretty, when, id, go, onceNotice, ApiError } from "./ui.js";
+import { api, el, fill, failure, field, input, select, checkbox, showError, clearErrors, table, paged, copyButton, pretty, when, id, go, onceNotice, changes, ApiError } from "./ui.js";
 
 export async function list() {
   const first = await api("GET", paged("/v1/triggers"));
@@ -149,7 +149,11 @@ export async function edit(triggerId, once = {}) {
         el("td", { "data-label": "Map to" }, to, " ", apply));
     })));
 
-  const result = el("div", { "aria-live": "polite" }, onceNotice(once));
+  // What was shown once (a key) has a box of its own, kept through this
+  // page's re-renders; other outcomes go in `result`.
+  const kept = { made: once.made };
+  const onceBox = el("div", { "aria-live": "polite" }, onceNotice(once));
+  const result = el("div", { "aria-live": "polite" });
   form.append(
     field("Name", "name", name),
     field("Identifier", "identifier", identifier, "The contact field that finds the contact."),
@@ -162,23 +166,27 @@ export async function edit(triggerId, once = {}) {
     el("fieldset", {}, el("legend", {}, "Actions"), actions, el("p", { class: "error field-error", "data-error-for": "actions" })),
     el("div", { class: "form-error" }),
     el("button", { type: "submit" }, triggerId === "new" ? "Create trigger" : "Save"));
+  const current = () => ({
+    name: name.value,
+    identifier: identifier.value,
+    transform: transform.value.trim() ? transform.value : null,
+    actions: actions.value(),
+    require_api_key: requireKey.checked,
+  });
+  const loaded = current();
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
-    const body = {
-      name: name.value,
-      identifier: identifier.value,
-      transform: transform.value.trim() ? transform.value : null,
-      actions: actions.value(),
-      require_api_key: requireKey.checked,
-    };
+    let body = current();
     try {
       if (triggerId === "new") {
         const made = await api("POST", "/v1/triggers", body);
         await go(`#/triggers/${id(made.id)}`, { made });
       } else {
-        if (body.require_api_key === t.require_api_key) delete body.require_api_key;
-        let made = null;
+        // Only what differs from what was loaded: a field left alone is not
+        // checked again (an action's list deleted since, say).
+        body = changes(loaded, body);
+        let made = kept.made;
         try {
           await api("PATCH", `/v1/triggers/${id(triggerId)}`, body);
         } catch (e) {
@@ -204,7 +212,7 @@ export async function edit(triggerId, once = {}) {
       onclick: async () => {
         try {
           await api("POST", `/v1/triggers/${id(t.id)}/${t.active ? "deactivate" : "activate"}`);
-          await go(location.hash);
+          await go(location.hash, kept);
         } catch (e) {
           fill(result, failure(e));
         }
@@ -215,7 +223,8 @@ export async function edit(triggerId, once = {}) {
       onclick: async () => {
         if (!confirm("Make a new API key? The current one stops working at once.")) return;
         try {
-          fill(result, onceNotice({ made: await api("POST", `/v1/triggers/${id(t.id)}/rotate-key`) }));
+          kept.made = await api("POST", `/v1/triggers/${id(t.id)}/rotate-key`);
+          fill(onceBox, onceNotice(kept));
         } catch (e) {
           fill(result, failure(e));
         }
@@ -224,7 +233,7 @@ export async function edit(triggerId, once = {}) {
   return [t.name,
     el("p", {}, "URL: ", el("code", {}, t.url), " ", copyButton("Copy URL", t.url), " ",
       el("span", { class: "status" }, t.active ? "active" : "inactive"), t.require_api_key ? " · requires its API key" : ""),
-    buttons, result,
+    buttons, onceBox, result,
     el("h2", {}, "Requests"),
     await requests(t.id),
     el("h2", {}, "Settings"),

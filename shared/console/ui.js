@@ -251,13 +251,8 @@ export function onceNotice(once = {}) {
   ];
 }
 
-/** Whether any control inside `node` was changed by the user. */
-export function touched(node) {
-  let changed = false;
-  const mark = () => {
-    changed = true;
-  };
-  node.addEventListener("input", mark);
-  node.addEventListener("change", mark);
-  return () => changed;
+/** The fields of `after` that differ from `before` (compared as JSON): what
+ * an edit sends, so that a field left alone is never re-checked or reset. */
+export function changes(before, after) {
+  return Object.fromEntries(Object.entries(after).filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(before[k])));
 }

@@ -2,7 +2,7 @@
 // every field of the contract, secrets write-only ("blank keeps it");
 // per webhook its attempts and a chart of the last 24 hours.
 
-import { api, el, fill, failure, field, input, select, checkbox, showError, clearErrors, table, paged, when, id, go, onceNotice } from "./ui.js";
+import { api, el, fill, failure, field, input, select, checkbox, showError, clearErrors, table, paged, when, id, go, onceNotice, changes } from "./ui.js";
 
 const EVENTS = ["received", "delivered", "bounced", "rejected", "delayed", "newsletter_opened", "newsletter_clicked",
   "transactional_opened", "transactional_clicked", "complaint", "webhook.disabled"];
@@ -193,6 +193,7 @@ function payloadEditor(p) {
 
 export async function edit(webhookId, once = {}) {
   const creating = webhookId === "new";
+  const kept = { secret: once.secret };
   const w = creating
     ? { name: "", events: ["delivered"], filters: {}, payload: null, rate_limit: null, log_response_body: true, active: true }
     : await api("GET", `/v1/webhooks/${id(webhookId)}`);
@@ -225,25 +226,29 @@ export async function edit(webhookId, once = {}) {
     el("div", { class: "field" }, logBodies, logLabel),
     el("div", { class: "form-error" }),
     el("button", { type: "submit" }, creating ? "Create webhook" : "Save"));
+  const current = () => ({
+    name: name.value,
+    channel: channel.value(),
+    events: [...form.querySelectorAll("[data-event]")].filter((b) => b.checked).map((b) => b.dataset.event).concat(words(extra.value)),
+    filters: Object.fromEntries(FILTERS.map((f) => [f, lines(filters[f].value)])),
+    payload: payload.value(),
+    rate_limit: rate.value === "" ? null : Number(rate.value),
+    log_response_body: logBodies.checked,
+  });
+  const loaded = current();
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
-    const body = {
-      name: name.value,
-      channel: channel.value(),
-      events: [...form.querySelectorAll("[data-event]")].filter((b) => b.checked).map((b) => b.dataset.event).concat(words(extra.value)),
-      filters: Object.fromEntries(FILTERS.map((f) => [f, lines(filters[f].value)])),
-      payload: payload.value(),
-      rate_limit: rate.value === "" ? null : Number(rate.value),
-      log_response_body: logBodies.checked,
-    };
     try {
       if (creating) {
-        const made = await api("POST", "/v1/webhooks", body);
+        const made = await api("POST", "/v1/webhooks", current());
         await go(`#/webhooks/${id(made.id)}`, { saved: true });
       } else {
-        await api("PATCH", `/v1/webhooks/${id(webhookId)}`, body);
-        await go(location.hash, { saved: true });
+        // Only what differs from what was loaded: a field left alone is not
+        // checked again. The channel goes whole when any of it changed;
+        // its credentials left blank are kept.
+        await api("PATCH", `/v1/webhooks/${id(webhookId)}`, changes(loaded, current()));
+        await go(location.hash, { saved: true, secret: kept.secret });
       }
     } catch (e) {
       showError(form, e);
@@ -251,15 +256,18 @@ export async function edit(webhookId, once = {}) {
   });
   if (creating) return ["New webhook", form];
 
-  const result = el("div", { "aria-live": "polite" }, onceNotice(once));
+  // A secret shown once has a box of its own, kept through this page's
+  // re-renders (the toggle's); other outcomes go in `result`.
+  const onceBox = el("div", { "aria-live": "polite" }, onceNotice(once));
+  const result = el("div", { "aria-live": "polite" });
   const rotate = w.channel.type === "web"
     ? el("button", {
       type: "button", class: "quiet",
       onclick: async () => {
         try {
           // Shown here at once: nothing else need load for it to be seen.
-          const r = await api("POST", `/v1/webhooks/${id(w.id)}/rotate-secret`);
-          fill(result, onceNotice({ secret: r.secret }));
+          kept.secret = (await api("POST", `/v1/webhooks/${id(w.id)}/rotate-secret`)).secret;
+          fill(onceBox, onceNotice(kept));
         } catch (e) {
           fill(result, failure(e));
         }
@@ -270,7 +278,8 @@ export async function edit(webhookId, once = {}) {
   const status = [w.status, w.disabled ? ` (${w.disabled.reason})` : "", w.failing_since ? ` · failing since ${when(w.failing_since)}` : ""].join("");
   return [w.name,
     el("p", {}, el("span", { class: "status" }, status), " · ", w.endpoint),
-    el("p", { class: "buttons" }, toggleButton(w, result, () => go(location.hash)), " ", testButton(w, result), " ", rotate),
+    el("p", { class: "buttons" }, toggleButton(w, result, () => go(location.hash, kept)), " ", testButton(w, result), " ", rotate),
+    onceBox,
     result,
     el("h2", {}, "Last 24 hours"),
     plot,
@@ -300,7 +309,6 @@ async function chart(webhookId) {
   const stats = await api("GET", `/v1/webhooks/${id(webhookId)}/stats?hours=24`);
   const hours = stats.hours;
   const sum = (k) => hours.reduce((n, h) => n + h[k], 0);
-  const calls = sum("succeeded") + sum("failed");
   const peak = Math.max(1, ...hours.map((h) => h.succeeded + h.failed));
   const slowest = Math.max(1, ...hours.map((h) => h.avg_ms));
   const [W, H, bar] = [480, 120, 20];
@@ -315,10 +323,11 @@ async function chart(webhookId) {
   });
   const line = hours.map((h, i) => `${i * bar + bar / 2},${H - (h.avg_ms / slowest) * H}`).join(" ");
   plot.append(svg("polyline", { points: line, class: "latency" }));
-  const avg = calls ? Math.round(hours.reduce((n, h) => n + h.avg_ms * (h.succeeded + h.failed), 0) / calls) : 0;
+  const made = sum("calls");
+  const avg = made ? Math.round(hours.reduce((n, h) => n + h.avg_ms * h.calls, 0) / made) : 0;
   return el("div", { class: "stats" },
     el("p", { class: "summary" }, `${sum("succeeded")} succeeded, ${sum("failed")} failed, mean latency ${avg} ms`,
-      stats.complete ? "" : " (the busiest hours counted in part)"),
+      stats.complete ? "" : " (more than could be read: the oldest hours count too few)"),
     el("p", { class: "muted legend" }, el("span", { class: "key-ok" }, "■ succeeded "), el("span", { class: "key-bad" }, "■ failed "),
       el("span", { class: "key-latency" }, `— mean latency (top: ${slowest} ms)`)),
     plot,

@@ -10,19 +10,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("invalid duration {text:?}: expected a whole number and a unit, e.g. 500ms, 5s, 5m, 2h, 1d"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        "d" => Duration::from_secs(n * 86_400),
-        _ => {
-            return Err(format!(
-                "invalid duration {text:?}: the unit must be one of ms, s, m, h, d"
-            ));
-        }
+    let secs = |per: u64| {
+        n.checked_mul(per)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("invalid duration {text:?}: too long"))
     };
-    Ok(d)
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => secs(1),
+        "m" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86_400),
+        _ => Err(format!(
+            "invalid duration {text:?}: the unit must be one of ms, s, m, h, d"
+        )),
+    }
 }
 
 /// Writes a duration the way `parse_duration` reads it, in the largest exact unit.

@@ -40,12 +40,13 @@ macro_rules! typed_id {
                 &self.0
             }
 
-            /// When it was made, in ms since the epoch (0 if its ULID does
-            /// not decode).
-            pub fn timestamp_ms(&self) -> u64 {
+            /// When it was made, in ms since the epoch (none if its ULID
+            /// does not decode).
+            pub fn timestamp_ms(&self) -> Option<u64> {
                 let ulid = &self.0[$prefix.len() + 1..];
                 ulid::Ulid::from_string(&ulid.to_ascii_uppercase())
-                    .map_or(0, |u| u.timestamp_ms())
+                    .ok()
+                    .map(|u| u.timestamp_ms())
             }
         }
 

@@ -109,3 +109,187 @@ fn every_function_binary_exists_and_the_environment_is_complete() {
         );
     }
 }
+
+/// A parameter's `AllowedPattern` (single-quoted in the template).
+fn allowed_pattern(parameter: &str) -> regex::Regex {
+    let mut lines = TEMPLATE
+        .lines()
+        .skip_while(|l| *l != format!("  {parameter}:"));
+    assert!(lines.next().is_some(), "parameter {parameter}");
+    let line = lines
+        .take_while(|l| l.starts_with("    "))
+        .find(|l| l.trim_start().starts_with("AllowedPattern:"))
+        .unwrap_or_else(|| panic!("{parameter} has an AllowedPattern"));
+    let quoted = line.split_once(':').unwrap().1.trim();
+    let pattern = quoted.trim_matches('\'').replace("''", "'");
+    regex::Regex::new(&pattern).unwrap()
+}
+
+/// A deploy with a parameter the code would refuse fails at once, not at
+/// every function's start: the parameters' patterns agree with the code.
+#[test]
+fn parameters_are_checked_as_the_code_checks_them() {
+    let schedule = allowed_pattern("RetrySchedule");
+    for text in [
+        "0s,5s,5m,30m,2h,5h,10h,10h",
+        "0s, 5s , 1d",
+        "500ms",
+        "999999999d",
+        "",
+        "5",
+        "5x",
+        "5s,",
+        ",5s",
+        "5s,,5m",
+        "-5s",
+        "5 s",
+        "1.5h",
+    ] {
+        assert_eq!(
+            schedule.is_match(text),
+            hookline::config::parse_schedule(text).is_ok(),
+            "RetrySchedule {text:?}"
+        );
+    }
+    for parameter in ["AdminKey", "OperatorKey"] {
+        let key = allowed_pattern(parameter);
+        assert!(key.is_match("hl_0123456789abcdef0123"));
+        assert!(key.is_match("a key with spaces inside"));
+        // A key padded by a copy and paste would be trimmed by the code,
+        // and no longer be the key the deployer holds.
+        for padded in [
+            " hl_0123456789abcdef",
+            "hl_0123456789abcdef\n",
+            "hl_0123456789abcdef ",
+        ] {
+            assert!(!key.is_match(padded), "{parameter} {padded:?}");
+        }
+        let min = number_in_parameter(parameter, "MinLength");
+        assert_eq!(min, hookline::accounts::MIN_CONFIGURED_KEY as u64);
+    }
+}
+
+fn number_in_parameter(parameter: &str, key: &str) -> u64 {
+    let mut lines = TEMPLATE
+        .lines()
+        .skip_while(|l| *l != format!("  {parameter}:"));
+    lines.next();
+    lines
+        .take_while(|l| l.starts_with("    "))
+        .find_map(|l| l.trim().strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("{key} of {parameter}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Each function's role grants its own statements only (no managed
+/// policy), and no DynamoDB action the adapter never calls.
+#[test]
+fn roles_grant_only_what_the_code_uses() {
+    assert!(!TEMPLATE.contains("ManagedPolicyArns"), "no managed policy");
+    for f in ["Ingest", "Admin", "Apply", "Deliver", "Campaigns"] {
+        let function = resource(&format!("{f}Function"));
+        assert!(
+            !function.iter().any(|l| l.trim() == "Policies:"),
+            "{f}Function: no SAM policy (it would add a role with managed policies)"
+        );
+        assert!(
+            function
+                .iter()
+                .any(|l| l.trim() == format!("Role: !GetAtt {f}Role.Arn")),
+            "{f}Function has its own role"
+        );
+        assert!(
+            function
+                .iter()
+                .any(|l| l.trim() == format!("LogGroup: !Ref {f}Logs")),
+            "{f}Function logs to its group"
+        );
+        assert!(
+            resource(&format!("{f}Logs"))
+                .iter()
+                .any(|l| l.trim() == "RetentionInDays: !Ref LogRetentionDays"),
+            "{f}Logs is kept for the retention"
+        );
+    }
+    let adapter = include_str!("../src/adapters/aws/dynamo.rs");
+    let called = |call: &str| adapter.contains(&format!(".{call}()"));
+    for line in TEMPLATE.lines() {
+        let Some(action) = line
+            .trim()
+            .trim_start_matches("- ")
+            .strip_prefix("dynamodb:")
+        else {
+            continue;
+        };
+        for action in action
+            .split([',', ']'])
+            .map(|a| a.trim().trim_start_matches("dynamodb:"))
+        {
+            if action.is_empty() {
+                continue;
+            }
+            // TransactWriteItems is granted by the actions of its parts:
+            // updates and deletes.
+            let used = match action {
+                "GetItem" => called("get_item"),
+                "Query" => called("query"),
+                "UpdateItem" => called("update_item"),
+                "DeleteItem" => called("delete_item"),
+                _ => false,
+            };
+            assert!(
+                used,
+                "dynamodb:{action} is granted but the adapter never calls it"
+            );
+        }
+    }
+    for unused in [
+        ".put_item()",
+        ".condition_check(",
+        ".scan()",
+        ".batch_write_item()",
+    ] {
+        assert!(
+            !adapter.contains(unused),
+            "the adapter calls {unused}: grant it"
+        );
+    }
+}
+
+/// Work a function queues for itself is allowed to loop; the schedules'
+/// names are CloudFormation's (two stacks in one account), and fire on
+/// the minute.
+#[test]
+fn requeuing_functions_may_loop_and_schedules_have_their_own_names() {
+    for f in ["ApplyFunction", "DeliverFunction", "CampaignsFunction"] {
+        assert!(
+            resource(f)
+                .iter()
+                .any(|l| l.trim() == "RecursiveLoop: Allow"),
+            "{f} requeues its own work"
+        );
+    }
+    for f in ["DeliverFunction", "CampaignsFunction"] {
+        let lines = resource(f);
+        assert!(lines.iter().any(|l| l.trim() == "Type: ScheduleV2"));
+        assert!(lines.iter().any(|l| l.trim() == "OmitName: true"), "{f}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.trim() == "FlexibleTimeWindow: {Mode: \"OFF\"}"),
+            "{f}"
+        );
+    }
+    assert!(
+        resource("Table")
+            .iter()
+            .any(|l| l.trim() == "DeletionProtectionEnabled: true")
+    );
+    assert!(
+        resource("HttpApi")
+            .iter()
+            .any(|l| l.contains("ThrottlingRateLimit"))
+    );
+}

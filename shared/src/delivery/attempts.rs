@@ -114,6 +114,8 @@ pub struct Hour {
     pub succeeded: u64,
     /// Attempts that failed, and deliveries given up on (kept as dead letters).
     pub failed: u64,
+    /// Calls made (deliveries given up on without one are not).
+    pub calls: u64,
     /// Mean duration of the hour's calls, in milliseconds (0 when none).
     pub avg_ms: u64,
     /// The slowest of them.
@@ -141,15 +143,14 @@ pub async fn stats(
     let hour = TimeDelta::hours(1);
     let now = p.clock.now();
     let first = now.duration_trunc(hour).unwrap_or(now) - hour * (hours as i32 - 1);
-    // Each hour, and the total and count of its calls' durations (a
-    // delivery given up on without a call takes none).
-    let mut buckets: Vec<(Hour, u64, u64)> = (0..hours)
+    // Each hour, and the total of its calls' durations.
+    let mut buckets: Vec<(Hour, u64)> = (0..hours)
         .map(|i| {
             let h = Hour {
                 hour: first + hour * i as i32,
                 ..Hour::default()
             };
-            (h, 0, 0)
+            (h, 0)
         })
         .collect();
     // The log is in the order of attempt ids, made when each attempt ended:
@@ -160,13 +161,17 @@ pub async fn stats(
     let started = std::time::Instant::now();
     let (mut read, mut cursor, mut complete) = (0, None, true);
     'pages: loop {
+        if started.elapsed() > STATS_BUDGET {
+            complete = false;
+            break;
+        }
         let mut query = Query::new(keys::attempts(account, webhook), "");
         query.limit = 500;
         query.cursor = cursor;
         query.reverse = true;
         let page = p.store.query(query).await?;
         for item in page.items {
-            let made_ms = AttemptId::parse(&item.key.sk).map(|id| id.timestamp_ms());
+            let made_ms = AttemptId::parse(&item.key.sk).and_then(|id| id.timestamp_ms());
             if made_ms.is_some_and(|ms| (ms as i64) < stop_before) {
                 break 'pages;
             }
@@ -182,7 +187,7 @@ pub async fn stats(
                 continue;
             }
             let slot = ((a.at - first).num_hours() as usize).min(buckets.len() - 1);
-            let (bucket, total_ms, calls) = &mut buckets[slot];
+            let (bucket, total_ms) = &mut buckets[slot];
             match a.status {
                 Status::Succeeded => bucket.succeeded += 1,
                 Status::Failed | Status::Dead => bucket.failed += 1,
@@ -190,7 +195,7 @@ pub async fn stats(
             }
             if a.duration_ms > 0 || a.response_status.is_some() {
                 *total_ms += a.duration_ms;
-                *calls += 1;
+                bucket.calls += 1;
             }
             bucket.max_ms = bucket.max_ms.max(a.duration_ms);
         }
@@ -201,8 +206,8 @@ pub async fn stats(
     }
     let hours = buckets
         .into_iter()
-        .map(|(mut h, total_ms, calls)| {
-            h.avg_ms = total_ms.checked_div(calls).unwrap_or(0);
+        .map(|(mut h, total_ms)| {
+            h.avg_ms = total_ms.checked_div(h.calls).unwrap_or(0);
             h
         })
         .collect();
@@ -223,6 +228,7 @@ mod tests {
     }
 
     fn attempt(id: AttemptId, at: DateTime<Utc>, status: Status, ms: u64) -> Attempt {
+        let answered = !matches!(status, Status::Pending | Status::Dead);
         Attempt {
             id,
             webhook_id: WebhookId::parse("wh_01jd0000000000000000000000").unwrap(),
@@ -230,7 +236,7 @@ mod tests {
             event: "delivered".into(),
             attempt: 1,
             status,
-            response_status: (status != Status::Pending).then_some(200),
+            response_status: answered.then_some(200),
             duration_ms: ms,
             response_body: None,
             error: None,
@@ -266,6 +272,10 @@ mod tests {
             // attempts after it in the log are still read.
             attempt(id_at(ago(0, 30)), ago(23, 40), Status::Succeeded, 5),
             attempt(id_at(ago(0, 40)), ago(2, 0), Status::Dead, 0),
+            attempt(id_at(ago(0, 41)), ago(2, 1), Status::Succeeded, 40),
+            // Made 30 minutes before the window (its call began inside it,
+            // by another host's clock): within the margin, counted.
+            attempt(id_at(ago(24, 0)), ago(23, 10), Status::Failed, 50),
             // Made long before the window (and its margin): reading stops.
             attempt(id_at(ago(30, 0)), ago(1, 0), Status::Succeeded, 5),
         ] {
@@ -283,11 +293,14 @@ mod tests {
         assert_eq!((this_hour.avg_ms, this_hour.max_ms), (15, 20));
         let five_ago = &stats.hours[18];
         assert_eq!((five_ago.succeeded, five_ago.avg_ms), (1, 30));
-        // Given up on without a call: a failure, no latency.
+        // Given up on without a call: a failure, not a call of 0 ms.
         let two_ago = &stats.hours[21];
-        assert_eq!((two_ago.failed, two_ago.avg_ms), (1, 0));
+        assert_eq!((two_ago.succeeded, two_ago.failed), (1, 1));
+        assert_eq!((two_ago.calls, two_ago.avg_ms, two_ago.max_ms), (1, 40, 40));
+        let first_hour = &stats.hours[0];
+        assert_eq!((first_hour.failed, first_hour.avg_ms), (1, 50));
         let counted: u64 = stats.hours.iter().map(|h| h.succeeded + h.failed).sum();
-        assert_eq!(counted, 4);
+        assert_eq!(counted, 6);
 
         let one = super::stats(&p, "acct", &w, 1).await.unwrap();
         assert_eq!(one.hours.len(), 1);

@@ -21,8 +21,42 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 
 pub fn routes() -> OpenApiRouter<Arc<Platform>> {
     OpenApiRouter::new()
-        .routes(routes!(hook))
+        .routes(routes!(hook, preflight))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(cors())
+}
+
+/// Trigger URLs may be posted to from a web page of any origin (a form on a
+/// customer's site): the browser's preflight is answered, and answers may
+/// be read. No cookie is involved (`Allow-Credentials` is never sent); a
+/// trigger's API key travels in `Authorization`. The admin API allows no
+/// other origin.
+fn cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method};
+    use tower_http::cors::{Any, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(86_400))
+}
+
+/// A browser's CORS preflight of a trigger URL
+///
+/// Answered by the CORS layer (any origin may post; no credentials); an
+/// `OPTIONS` that is not a preflight gets an empty answer.
+#[utoipa::path(options, operation_id = "preflight_trigger_url", path = "/hooks/{id}", tag = "trigger URL",
+    params(("id" = String, Path)),
+    security(()),
+    responses((status = 200, description = "a preflight, answered with the Access-Control-Allow-* headers"),
+              (status = 204, description = "not a preflight: nothing to say")))]
+async fn preflight() -> axum::http::StatusCode {
+    axum::http::StatusCode::NO_CONTENT
 }
 
 /// The answer to a request taken.

@@ -142,7 +142,7 @@ mod tests {
 
     /// Every operation has an id of its own (generated clients name their
     /// methods by it), an admin route's can answer 401, and one with an id
-    /// in its path 404 (which its handler lists).
+    /// in its path 404 (which its handler lists), but a CORS preflight.
     #[test]
     fn operations_are_named_once_and_list_their_errors() {
         let doc = document();
@@ -155,7 +155,8 @@ mod tests {
                 if path.starts_with("/v1/") {
                     assert!(responses.contains_key("401"), "{method} {path}: 401");
                 }
-                if path.contains('{') {
+                // A CORS preflight is answered without looking anything up.
+                if path.contains('{') && method != "options" {
                     assert!(responses.contains_key("404"), "{method} {path}: 404");
                 }
             }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds what `sam deploy` ships, on a fresh machine too: installs the AWS
+# SAM CLI, cargo-lambda and zig (pinned, in a virtualenv of their own) and
+# the aarch64 target when missing, checks the template with
+# `sam validate --lint`, builds every function for arm64 with
+# `cargo lambda build --release`, and reports each zip's size.
+# No AWS account is needed (nothing is deployed). The release build goes to
+# its own target directory, kept between runs ($HOOKLINE_LAMBDA_TARGET).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SAM_CLI_VERSION=1.170.0
+CARGO_LAMBDA_VERSION=1.9.2
+ZIG_VERSION=0.13.0.post1
+tools="${HOOKLINE_LAMBDA_TOOLS:-$HOME/.cache/hookline/lambda-tools}"
+target="${HOOKLINE_LAMBDA_TARGET:-$HOME/.cache/hookline/lambda-target}"
+
+if [ ! -x "$tools/bin/sam" ] || [ ! -x "$tools/bin/cargo-lambda" ] ||
+  ! "$tools/bin/sam" --version | grep -q "$SAM_CLI_VERSION"; then
+  echo "== installing aws-sam-cli $SAM_CLI_VERSION, cargo-lambda $CARGO_LAMBDA_VERSION, zig $ZIG_VERSION (in $tools)"
+  python3 -m venv "$tools"
+  "$tools/bin/pip" install --quiet --upgrade pip
+  "$tools/bin/pip" install --quiet "aws-sam-cli==$SAM_CLI_VERSION" \
+    "cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIG_VERSION"
+fi
+export PATH="$tools/bin:$PATH"
+if ! rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$'; then
+  echo "== adding the aarch64-unknown-linux-gnu target"
+  rustup target add aarch64-unknown-linux-gnu
+fi
+echo "== $(sam --version), $(cargo lambda --version), zig $("$tools/bin/python" -m ziglang version)"
+
+echo "== sam validate --lint"
+# A region is all it needs (no credentials: the template is checked here).
+AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" sam validate --lint --template template.yaml
+
+echo "== cargo lambda build --release --arm64 (into $target)"
+start=$(date +%s)
+CARGO_TARGET_DIR="$target" cargo lambda build --release --arm64 --output-format zip \
+  --bin ingest --bin admin --bin apply --bin deliver --bin campaigns
+echo "built in $(($(date +%s) - start)) s"
+
+echo "== zips"
+for f in ingest admin apply deliver campaigns; do
+  zip="$target/lambda/$f/bootstrap.zip"
+  bytes=$(stat -c %s "$zip")
+  printf '%-10s %9d bytes  %5.2f MB\n' "$f" "$bytes" "$(echo "$bytes / 1000000" | bc -l)"
+done
