@@ -24,6 +24,7 @@ if [ ! -x "$tools/bin/sam" ] || [ ! -x "$tools/bin/cargo-lambda" ] ||
     "cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIG_VERSION"
 fi
 export PATH="$tools/bin:$PATH"
+export SAM_CLI_TELEMETRY=0
 if ! rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$'; then
   echo "== adding the aarch64-unknown-linux-gnu target"
   rustup target add aarch64-unknown-linux-gnu

@@ -72,3 +72,5 @@ echo "== browser: the console's first view, weighed and timed (a brief run; READ
 BENCH_RUNS=5 node tests/browser/bench.mjs
 echo "== conformance: hookline serve against its OpenAPI document (schemathesis)"
 scripts/conformance.sh
+echo "== lambda: sam validate --lint, every function built for arm64, zip sizes (scripts/lambda.sh)"
+scripts/lambda.sh

@@ -383,6 +383,10 @@ fn undescribed_routes(dirs: &[PathBuf]) -> Vec<String> {
     }
     let mut found = Vec::new();
     for file in all {
+        // The testkit serves test doubles (a Lambda Runtime API), not Hookline.
+        if file.components().any(|c| c.as_os_str() == "testkit") {
+            continue;
+        }
         let code = without_tests(&strip(&std::fs::read_to_string(&file).unwrap()));
         for call in [".route(", ".route_service(", ".nest(", ".nest_service("] {
             if code.contains(call) {

@@ -5,6 +5,7 @@ pub mod faulty;
 pub mod isolation;
 pub mod moto;
 pub mod power;
+pub mod runtime;
 
 pub use moto::MotoServer;
 

@@ -181,6 +181,59 @@ pub mod aws {
     }
 
     /// A new queue with a dead-letter queue after `max_receives`.
+    /// A table and the six queues of `template.yaml` on moto, and the
+    /// environment a function's binary finds them by (as `template.yaml`
+    /// sets it, with moto's endpoints and dummy credentials).
+    pub async fn environment() -> Vec<(String, String)> {
+        use crate::platform::{APPLY_MAX_RECEIVES, CAMPAIGN_MAX_RECEIVES, DELIVERY_MAX_RECEIVES};
+        let (tables, queues) = (MotoServer::serialized(), MotoServer::shared());
+        let dynamo = aws_sdk_dynamodb::Client::new(&config(tables).await);
+        let table = unique("hookline");
+        aws::create_table(&dynamo, &table)
+            .await
+            .expect("create table on moto");
+        let sqs = aws_sdk_sqs::Client::new(&config(queues).await);
+        let mut env = vec![
+            ("HOOKLINE_TABLE".to_string(), table),
+            ("AWS_ENDPOINT_URL_DYNAMODB".into(), tables.endpoint.clone()),
+            ("AWS_ENDPOINT_URL_SQS".into(), queues.endpoint.clone()),
+            (
+                "AWS_ENDPOINT_URL_SECRETS_MANAGER".into(),
+                queues.endpoint.clone(),
+            ),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ];
+        for (name, max) in [
+            ("APPLY", APPLY_MAX_RECEIVES),
+            ("DELIVERY", DELIVERY_MAX_RECEIVES),
+            ("CAMPAIGN", CAMPAIGN_MAX_RECEIVES),
+        ] {
+            let (url, dead) = aws::create_queue(&sqs, &unique(&name.to_lowercase()), max)
+                .await
+                .expect("create queue on moto");
+            env.push((format!("HOOKLINE_{name}_QUEUE_URL"), url));
+            env.push((format!("HOOKLINE_{name}_DLQ_URL"), dead));
+        }
+        env
+    }
+
+    /// A secret on moto holding `value`; answers its ARN.
+    pub async fn secret(value: &str) -> String {
+        let client = aws_sdk_secretsmanager::Client::new(&config(MotoServer::shared()).await);
+        client
+            .create_secret()
+            .name(unique("hookline-key"))
+            .secret_string(value)
+            .send()
+            .await
+            .expect("create secret on moto")
+            .arn
+            .expect("its ARN")
+    }
+
     pub async fn queue(max_receives: u32) -> SqsQueue {
         let config = config(MotoServer::shared()).await;
         let client = aws_sdk_sqs::Client::new(&config);

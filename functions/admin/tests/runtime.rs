@@ -1,0 +1,29 @@
+//! The `admin` binary as Lambda runs it: started against a local Runtime
+//! API (`testkit::runtime`), its key in Secrets Manager and the table and
+//! queues on moto, given the API Gateway events of `events/`.
+//! `HOOKLINE_LAMBDA_BIN_DIR` runs a release build instead.
+
+use hookline::testkit::runtime::{Running, binary};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_answers_its_events_through_the_runtime_api() {
+    let mut env = hookline::testkit::moto::aws::environment().await;
+    // The key the fixtures send.
+    let secret = hookline::testkit::moto::aws::secret("test-admin-key-0123456789").await;
+    env.push(("HOOKLINE_ADMIN_KEY_SECRET".into(), secret));
+    let f = Running::start(&binary("admin", env!("CARGO_BIN_EXE_admin")), &env).await;
+    let body = |answer: &serde_json::Value| -> serde_json::Value {
+        serde_json::from_str(answer["body"].as_str().unwrap()).unwrap()
+    };
+    let made = f
+        .answer(include_str!("../../../events/admin-create-list.json"))
+        .await;
+    assert_eq!(made["statusCode"], 201, "{made}");
+    let listed = f
+        .answer(include_str!("../../../events/admin-list-lists.json"))
+        .await;
+    assert_eq!(listed["statusCode"], 200, "{listed}");
+    let lists = body(&listed);
+    assert_eq!(lists["data"].as_array().unwrap().len(), 1, "{lists}");
+    assert_eq!(lists["data"][0]["id"], body(&made)["id"]);
+}

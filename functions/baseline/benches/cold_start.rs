@@ -1,0 +1,99 @@
+//! Cold start of every function's binary, as Lambda starts it: from exec to
+//! its first poll of the Runtime API (its init), and to its answer to a
+//! first invocation that reads the table (DynamoDB on moto); and its peak
+//! memory. Beside two baselines built and measured the same way in the same
+//! run: `hello` (a Lambda binary that does nothing) and `clients` (builds
+//! the DynamoDB and SQS clients, then makes one `GetItem` an invocation).
+//!
+//! Build the binaries first (release, host architecture), then run:
+//!   cargo build --release -p hookline-ingest -p hookline-admin -p hookline-apply \
+//!     -p hookline-deliver -p hookline-campaigns -p hookline-baseline
+//!   cargo bench -p hookline-baseline --bench cold_start
+//! `HOOKLINE_LAMBDA_BIN_DIR` (default `target/release`) picks the binaries,
+//! `BENCH_RUNS` (default 7) the starts of each.
+
+use hookline::testkit::runtime::Running;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Each binary, and the event of its first invocation.
+const CASES: [(&str, &str); 7] = [
+    ("hello", "{}"),
+    ("clients", "{}"),
+    ("ingest", include_str!("../../../events/ingest-hook.json")),
+    (
+        "admin",
+        include_str!("../../../events/admin-list-lists.json"),
+    ),
+    ("apply", include_str!("../../../events/apply-sqs.json")),
+    (
+        "deliver",
+        include_str!("../../../events/deliver-release.json"),
+    ),
+    (
+        "campaigns",
+        include_str!("../../../events/campaigns-tick.json"),
+    ),
+];
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    let dir = std::env::var_os("HOOKLINE_LAMBDA_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release"));
+    let mut env = hookline::testkit::moto::aws::environment().await;
+    let secret = hookline::testkit::moto::aws::secret("test-admin-key-0123456789").await;
+    env.push(("HOOKLINE_ADMIN_KEY_SECRET".into(), secret));
+
+    println!(
+        "cold start, {runs} starts each, binaries in {}",
+        dir.display()
+    );
+    println!(
+        "{:<10} {:>10} {:>14} {:>10} {:>10} {:>10}",
+        "binary", "init ms", "1st answer ms", "peak MB", "init x", "answer x"
+    );
+    let mut base: Option<(f64, f64)> = None;
+    for (name, event) in CASES {
+        let binary = dir.join(name);
+        assert!(
+            binary.exists(),
+            "{} is not built: see this file's header",
+            binary.display()
+        );
+        let (mut inits, mut answers, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let f = Running::start(&binary, &env).await;
+            f.answer(event).await;
+            answers.push(f.function.started.elapsed().as_secs_f64() * 1000.0);
+            inits.push(f.init.as_secs_f64() * 1000.0);
+            peaks.push(f.function.peak_kib().unwrap_or(0) as f64 / 1024.0);
+            drop(f);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (init, answer, peak) = (median(inits), median(answers), median(peaks));
+        if name == "clients" {
+            base = Some((init, answer));
+        }
+        let ratio = |x: f64, b: Option<f64>| b.map_or("-".to_string(), |b| format!("{:.2}", x / b));
+        println!(
+            "{:<10} {:>10.1} {:>14.1} {:>10.1} {:>10} {:>10}",
+            name,
+            init,
+            answer,
+            peak,
+            ratio(init, base.map(|b| b.0)),
+            ratio(answer, base.map(|b| b.1)),
+        );
+    }
+    println!("ratios: to `clients` (targets: init <= 1.5x, first answer <= 2x; peak <= 32 MB)");
+}
