@@ -15,13 +15,23 @@ ZIG_VERSION=0.13.0.post1
 tools="${HOOKLINE_LAMBDA_TOOLS:-$HOME/.cache/hookline/lambda-tools}"
 target="${HOOKLINE_LAMBDA_TARGET:-$HOME/.cache/hookline/lambda-target}"
 
-if [ ! -x "$tools/bin/sam" ] || [ ! -x "$tools/bin/cargo-lambda" ] ||
-  ! "$tools/bin/sam" --version | grep -q "$SAM_CLI_VERSION"; then
-  echo "== installing aws-sam-cli $SAM_CLI_VERSION, cargo-lambda $CARGO_LAMBDA_VERSION, zig $ZIG_VERSION (in $tools)"
-  python3 -m venv "$tools"
+pins="aws-sam-cli==$SAM_CLI_VERSION cargo-lambda==$CARGO_LAMBDA_VERSION ziglang==$ZIG_VERSION"
+if [ "$(cat "$tools/pins" 2>/dev/null)" != "$pins" ]; then
+  echo "== installing $pins (in $tools)"
+  rm -rf "$tools"
+  if ! python3 -m venv "$tools" >/dev/null 2>&1; then
+    # Debian's Python keeps venv apart.
+    as_root=""
+    [ "$(id -u)" = 0 ] || as_root="sudo"
+    $as_root apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -q python3-venv
+    rm -rf "$tools"
+    python3 -m venv "$tools"
+  fi
   "$tools/bin/pip" install --quiet --upgrade pip
-  "$tools/bin/pip" install --quiet "aws-sam-cli==$SAM_CLI_VERSION" \
-    "cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIG_VERSION"
+  # shellcheck disable=SC2086 # the pins are words
+  "$tools/bin/pip" install --quiet $pins
+  echo "$pins" >"$tools/pins"
 fi
 export PATH="$tools/bin:$PATH"
 export SAM_CLI_TELEMETRY=0
@@ -44,6 +54,6 @@ echo "built in $(($(date +%s) - start)) s"
 echo "== zips"
 for f in ingest admin apply deliver campaigns; do
   zip="$target/lambda/$f/bootstrap.zip"
-  bytes=$(stat -c %s "$zip")
-  printf '%-10s %9d bytes  %5.2f MB\n' "$f" "$bytes" "$(echo "$bytes / 1000000" | bc -l)"
+  bytes=$(wc -c <"$zip")
+  awk -v f="$f" -v b="$bytes" 'BEGIN { printf "%-10s %9d bytes  %5.2f MB\n", f, b, b / 1e6 }'
 done

@@ -1163,6 +1163,16 @@ async fn trigger_urls_answer_browsers_of_any_origin() {
         .unwrap();
     assert_eq!(posted.status(), 200);
     assert_eq!(header(&posted, "access-control-allow-origin"), "*");
+    // Answered outside the route (no such URL): readable too.
+    let unrouted = client
+        .post(a.server.url("/hooks/a/b"))
+        .header("origin", "https://shop.example.com")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unrouted.status(), 404);
+    assert_eq!(header(&unrouted, "access-control-allow-origin"), "*");
     // The admin API: no preflight answered, no origin allowed.
     let admin = client
         .request(reqwest::Method::OPTIONS, a.server.url("/v1/usage"))

@@ -43,7 +43,12 @@ pub fn format_duration(d: Duration) -> String {
     format!("{ms}ms")
 }
 
-/// A comma list of durations, e.g. `0s,5s,5m,30m,2h,5h,10h,10h`.
+/// The longest step of a retry schedule (a longer wait would be a dead
+/// letter in all but name; and every later time must stay computable).
+pub const MAX_RETRY_STEP: Duration = Duration::from_secs(30 * 86_400);
+
+/// A comma list of durations of at most 30 days each, e.g.
+/// `0s,5s,5m,30m,2h,5h,10h,10h`.
 pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
     let steps = text
         .split(',')
@@ -51,6 +56,12 @@ pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
         .collect::<Result<Vec<_>, _>>()?;
     if steps.is_empty() {
         return Err("the retry schedule needs at least one duration".into());
+    }
+    if let Some(long) = steps.iter().find(|d| **d > MAX_RETRY_STEP) {
+        return Err(format!(
+            "each step of the retry schedule is at most 30d; {} is longer",
+            format_duration(*long)
+        ));
     }
     Ok(steps)
 }

@@ -180,7 +180,6 @@ pub mod aws {
         }
     }
 
-    /// A new queue with a dead-letter queue after `max_receives`.
     /// A table and the six queues of `template.yaml` on moto, and the
     /// environment a function's binary finds them by (as `template.yaml`
     /// sets it, with moto's endpoints and dummy credentials).
@@ -234,6 +233,7 @@ pub mod aws {
             .expect("its ARN")
     }
 
+    /// A new queue with a dead-letter queue after `max_receives`.
     pub async fn queue(max_receives: u32) -> SqsQueue {
         let config = config(MotoServer::shared()).await;
         let client = aws_sdk_sqs::Client::new(&config);

@@ -179,6 +179,8 @@ impl RuntimeApi {
             Ok(Ok(answer)) => Ok(answer),
             _ => {
                 lock(&self.inner.waiting).remove(&id);
+                // Not handed out yet: not to be, to the next poll.
+                lock(&self.inner.pending).retain(|(queued, _)| *queued != id);
                 if let Some(e) = lock(&self.inner.init_error).clone() {
                     return Err(format!("init failed: {e}"));
                 }
@@ -258,11 +260,28 @@ pub struct Running {
 impl Running {
     pub async fn start(binary: &FsPath, env: &[(String, String)]) -> Self {
         let api = RuntimeApi::start().await;
-        let function = Function::start(binary, &api, env);
-        let polled = api
-            .first_poll(Duration::from_secs(30))
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+        let mut function = Function::start(binary, &api, env);
+        // Watching the process too: a `main` that fails before the runtime
+        // starts posts no init error, it exits.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let polled = loop {
+            match api.first_poll(Duration::from_millis(100)).await {
+                Ok(at) => break at,
+                Err(e) if e.starts_with("init failed") => panic!("{}: {e}", binary.display()),
+                Err(_) => {}
+            }
+            if let Ok(Some(status)) = function.child.try_wait() {
+                panic!(
+                    "{} exited before its first poll: {status}",
+                    binary.display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no poll within 30 s",
+                binary.display()
+            );
+        };
         let init = polled.duration_since(function.started);
         Self {
             api,
