@@ -87,6 +87,13 @@ impl Error {
         }
     }
 
+    /// A field at fault: "`field`: message", the field named in the
+    /// details too, for a form to show the error beside it.
+    pub fn invalid_field(code: &'static str, field: &str, message: impl std::fmt::Display) -> Self {
+        Self::invalid(code, format!("{field}: {message}"))
+            .with_details(serde_json::json!({ "field": field }))
+    }
+
     /// "`what` not found", `what` named as a person would: "trigger",
     /// "dead letter dl_...".
     pub fn not_found(what: &str) -> Self {

@@ -50,8 +50,7 @@ pub struct Campaign {
 }
 
 fn invalid(field: &str, message: impl std::fmt::Display) -> Error {
-    Error::invalid("invalid_campaign", format!("{field}: {message}"))
-        .with_details(serde_json::json!({ "field": field }))
+    Error::invalid_field("invalid_campaign", field, message)
 }
 
 /// Compiles `where` on a transform thread; a 422 naming the column.

@@ -124,8 +124,7 @@ fn parse_time(text: &str) -> Option<NaiveTime> {
 }
 
 fn invalid(at: &str, message: impl std::fmt::Display) -> Error {
-    Error::invalid("invalid_schedule", format!("schedule.{at}: {message}"))
-        .with_details(serde_json::json!({ "field": format!("schedule.{at}") }))
+    Error::invalid_field("invalid_schedule", &format!("schedule.{at}"), message)
 }
 
 fn zone(text: &str) -> Option<Tz> {

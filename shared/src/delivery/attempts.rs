@@ -165,13 +165,9 @@ pub async fn stats(
             complete = false;
             break;
         }
-        let mut query = Query::new(keys::attempts(account, webhook), "");
-        query.limit = 500;
-        query.cursor = cursor;
-        query.reverse = true;
-        let page = p.store.query(query).await?;
-        for item in page.items {
-            let made_ms = AttemptId::parse(&item.key.sk).and_then(|id| id.timestamp_ms());
+        let (attempts, next) = page(p, account, webhook, 500, cursor).await?;
+        for a in attempts {
+            let made_ms = a.id.timestamp_ms();
             if made_ms.is_some_and(|ms| (ms as i64) < stop_before) {
                 break 'pages;
             }
@@ -180,9 +176,6 @@ pub async fn stats(
                 break 'pages;
             }
             read += 1;
-            let Ok(a) = serde_json::from_value::<Attempt>(item.body) else {
-                continue;
-            };
             if a.at < first || a.test {
                 continue;
             }
@@ -199,7 +192,7 @@ pub async fn stats(
             }
             bucket.max_ms = bucket.max_ms.max(a.duration_ms);
         }
-        match page.next_cursor {
+        match next {
             Some(next) => cursor = Some(next),
             None => break,
         }

@@ -9,8 +9,7 @@ use crate::error::Error;
 use crate::patch::Patch;
 
 fn invalid(field: &str, message: impl std::fmt::Display) -> Error {
-    Error::invalid("invalid_webhook", format!("{field}: {message}"))
-        .with_details(serde_json::json!({ "field": field }))
+    Error::invalid_field("invalid_webhook", field, message)
 }
 
 /// A credential or short setting: trimmed, not empty, bounded, printable.
@@ -41,10 +40,7 @@ pub fn parse_url_field(
     field: &str,
     raw: Option<&str>,
 ) -> Result<String, Error> {
-    let invalid = |_: &str, m: &dyn std::fmt::Display| {
-        Error::invalid(code, format!("{field}: {m}"))
-            .with_details(serde_json::json!({ "field": field }))
-    };
+    let invalid = |_: &str, m: &dyn std::fmt::Display| Error::invalid_field(code, field, m);
     let raw = raw.map(str::trim).unwrap_or_default();
     if raw.is_empty() {
         return Err(invalid("", &"is required"));
