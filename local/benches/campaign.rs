@@ -95,6 +95,7 @@ fn profile(i: usize) -> serde_json::Value {
 
 /// The floor: the same posts, straight to the receiver.
 async fn direct(base: &str, profiles: usize, users: &AtomicU64) -> Duration {
+    hookline::egress::install_tls();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let bodies: Vec<String> = (0..profiles)
         .collect::<Vec<_>>()
@@ -155,6 +156,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let (_server, base) = hookline(dir.path());
+    hookline::egress::install_tls();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let start = Instant::now();
     for chunk in (0..profiles).collect::<Vec<_>>().chunks(1000) {

@@ -138,6 +138,7 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 /// Posts to the receiver directly from 64 connections for 3 s: its ceiling.
 async fn ceiling(base: &str, seen: &Seen) -> f64 {
+    hookline::egress::install_tls();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let body = r#"{"event":"delivered","email":"a@example.com","id":"evt_x"}"#;
     let start_count = seen.count.load(Ordering::Relaxed);
@@ -169,6 +170,7 @@ async fn ceiling(base: &str, seen: &Seen) -> f64 {
 async fn phase(webhooks: usize, events: usize, receiver_base: &str, seen: &Arc<Seen>) {
     let dir = tempfile::tempdir().unwrap();
     let (server, base) = hookline(dir.path());
+    hookline::egress::install_tls();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     for i in 0..webhooks {
         let answer = client
@@ -251,6 +253,7 @@ async fn phase(webhooks: usize, events: usize, receiver_base: &str, seen: &Arc<S
 async fn paced(rate: usize, receiver_base: &str, seen: &Arc<Seen>) {
     let dir = tempfile::tempdir().unwrap();
     let (server, base) = hookline(dir.path());
+    hookline::egress::install_tls();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let answer = client
         .post(format!("{base}/v1/webhooks"))

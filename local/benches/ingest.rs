@@ -431,7 +431,8 @@ fn main() {
         // loop it is driven at the same rate, the latency baseline.
         let (_bare, bare_addr) = spawn(bare_cmd, "bare listening on ");
         let bare_url = format!("{bare_addr}/hooks/x");
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        hookline::egress::install_tls();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
         if let Some(rate) = std::env::var("BENCH_RATE").ok().map(|r| {
             r.parse::<f64>()
                 .ok()

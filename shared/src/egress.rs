@@ -20,6 +20,15 @@ pub enum EgressError {
     Http(#[from] reqwest::Error),
 }
 
+/// Makes rustls's ring provider the process's default, which every
+/// `reqwest` client uses (reqwest is built without a provider of its own:
+/// see the workspace's Cargo.toml). Idempotent; call it before building a
+/// `reqwest` client outside this module (tests, benchmarks).
+pub fn install_tls() {
+    // Err: a provider is installed already (this one, by an earlier call).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The client is built on the first call out, not with the platform: it
 /// loads the CA store, which only the functions that call out need (a
 /// Lambda function that never does, ingest say, starts without it).
@@ -42,6 +51,7 @@ impl Egress {
 
     fn client(&self) -> &reqwest::Client {
         self.client.get_or_init(|| {
+            install_tls();
             let allow_private = self.allow_private;
             reqwest::Client::builder()
                 .dns_resolver(Arc::new(GuardedResolver { allow_private }))

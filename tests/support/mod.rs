@@ -144,6 +144,7 @@ impl Drop for Server {
 
 /// A client that never goes through a proxy, for loopback.
 pub fn client() -> reqwest::Client {
+    hookline::egress::install_tls();
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(30))

@@ -9,6 +9,7 @@
 //! call) defer it without using an attempt.
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use rand::Rng;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -323,6 +324,18 @@ fn release_cursor() -> Key {
 /// was behind the releaser's.
 const RELEASE_OVERLAP: i64 = 5;
 
+/// The minutes whose first page a release asks for at once, and that
+/// page's length: small, as a few are held at once (an item may be large).
+const RELEASE_AHEAD: usize = 4;
+const FIRST_PAGE: usize = 10;
+
+/// The first `limit` parked deliveries of `minute`.
+async fn parked_page(p: &Platform, minute: i64, limit: usize) -> Result<crate::ports::Page, Error> {
+    let mut query = Query::new(parked_partition(minute), "");
+    query.limit = limit;
+    Ok(p.store.query(query).await?)
+}
+
 /// Moves parked deliveries due within the queue's longest delay onto the
 /// queue (with what is left of their wait); answers how many. Runs every
 /// few seconds on one machine, every minute on AWS.
@@ -355,11 +368,15 @@ pub async fn release(p: &Platform, budget: Duration) -> Result<usize, Error> {
         }
     };
     let mut released = 0;
-    for minute in from..=until {
+    // Most minutes hold nothing: their first pages are asked for a few at a
+    // time, a round trip for several (in order, and a few pages held at most).
+    let first_pages = futures::stream::iter(from..=until)
+        .map(|minute| async move { (minute, parked_page(p, minute, FIRST_PAGE).await) })
+        .buffered(RELEASE_AHEAD);
+    futures::pin_mut!(first_pages);
+    while let Some((minute, page)) = first_pages.next().await {
+        let mut page = page?;
         loop {
-            let mut query = Query::new(parked_partition(minute), "");
-            query.limit = 100;
-            let page = p.store.query(query).await?;
             let mut due = Vec::with_capacity(page.items.len());
             for item in &page.items {
                 let at: Option<DateTime<Utc>> = item
@@ -393,6 +410,8 @@ pub async fn release(p: &Platform, budget: Duration) -> Result<usize, Error> {
             if page.next_cursor.is_none() || started.elapsed() > budget {
                 break;
             }
+            // What is left of the minute (what was read is deleted).
+            page = parked_page(p, minute, 100).await?;
         }
         if started.elapsed() > budget {
             // This minute may hold more: the next release starts here.

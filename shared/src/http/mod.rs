@@ -31,19 +31,22 @@ use utoipa_axum::routes;
 use crate::Platform;
 use error::ErrorBody;
 
-/// The admin face alone (the `admin` Lambda function).
+/// The admin face alone (the `admin` Lambda function), with `/health`
+/// and `/openapi.json`.
 pub fn admin_router(platform: Arc<Platform>) -> Router {
-    finish(admin::routes(), platform)
+    finish(admin::routes().merge(own_routes()), platform)
 }
 
-/// The ingest face alone (the `ingest` Lambda function).
+/// The ingest face alone (the `ingest` Lambda function), with `/health`.
+/// Not `/openapi.json`, which the admin function answers: describing every
+/// route would link every admin handler into this function.
 pub fn ingest_router(platform: Arc<Platform>) -> Router {
-    finish(ingest::routes(), platform)
+    finish(ingest::routes().routes(routes!(health)), platform)
 }
 
 /// Both faces in one router, as `hookline serve` runs them.
 pub fn router(platform: Arc<Platform>) -> Router {
-    finish(admin::routes().merge(ingest::routes()), platform)
+    finish(every_route(), platform)
 }
 
 /// Every route of both faces, with its description: `GET /openapi.json`
@@ -52,7 +55,7 @@ pub(crate) fn every_route() -> OpenApiRouter<Arc<Platform>> {
     admin::routes().merge(ingest::routes()).merge(own_routes())
 }
 
-/// What every face answers besides its own routes.
+/// What the admin face (and `hookline serve`) answers besides its own routes.
 fn own_routes() -> OpenApiRouter<Arc<Platform>> {
     OpenApiRouter::new()
         .routes(routes!(health))
@@ -72,7 +75,7 @@ pub(crate) fn answer(status: StatusCode, body: &impl serde::Serialize) -> Respon
 
 /// Unknown routes and methods answer in the contract's error shape too.
 fn finish(routes: OpenApiRouter<Arc<Platform>>, platform: Arc<Platform>) -> Router {
-    let (routes, _) = routes.merge(own_routes()).split_for_parts();
+    let (routes, _) = routes.split_for_parts();
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -417,7 +420,10 @@ mod tests {
             panic!("the secret is hunter2")
         }
         let routes = Router::new().route("/boom", axum::routing::get(boom));
-        let app = finish(routes.into(), platform);
+        let app = finish(
+            OpenApiRouter::from(routes).routes(routes!(health)),
+            platform,
+        );
         let get = |path: &str| {
             axum::http::Request::get(path)
                 .body(Body::empty())

@@ -134,6 +134,7 @@ pub mod aws {
 
     pub async fn config(moto: &MotoServer) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(aws::https_client())
             .endpoint_url(&moto.endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -6,7 +6,17 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let config = aws_config::load_from_env().await;
+    // With the HTTPS client every function builds (rustls and ring).
+    use aws_smithy_http_client::tls;
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https)
+        .load()
+        .await;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let _sqs = aws_sdk_sqs::Client::new(&config);
     let table = std::env::var("HOOKLINE_TABLE")?;

@@ -25,7 +25,7 @@ use crate::ports::Clock;
 /// environment that `template.yaml` gives every function.
 pub async fn platform_from_env(settings: Settings) -> Result<Arc<Platform>, String> {
     let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    let config = aws_config::load_from_env().await;
+    let config = sdk_config().await;
     let clock: Arc<dyn Clock> = Arc::new(crate::ports::SystemClock);
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&config),
@@ -60,6 +60,32 @@ pub async fn platform_from_env(settings: Settings) -> Result<Arc<Platform>, Stri
         clock,
         settings,
     ))
+}
+
+/// The SDK's configuration from the environment (region, credentials,
+/// endpoints), loaded once per process.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    static CONFIG: tokio::sync::OnceCell<aws_config::SdkConfig> =
+        tokio::sync::OnceCell::const_new();
+    CONFIG
+        .get_or_init(|| {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .http_client(https_client())
+                .load()
+        })
+        .await
+        .clone()
+}
+
+/// The SDK's HTTPS client: rustls with ring, as the egress client's (the
+/// SDK's default, aws-lc, would add megabytes to every function).
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 /// The platform of a Lambda function, from the environment `template.yaml` sets.

@@ -33,7 +33,7 @@ pub async fn key_from_env(name: &str) -> Result<Option<String>, String> {
         .ok()
         .filter(|id| !id.trim().is_empty());
     if let Some(id) = secret {
-        let config = aws_config::load_from_env().await;
+        let config = super::sdk_config().await;
         return read(&Client::new(&config), &id).await.map(Some);
     }
     Ok(std::env::var(name).ok().filter(|k| !k.trim().is_empty()))
