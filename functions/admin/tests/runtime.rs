@@ -11,6 +11,8 @@ async fn the_binary_answers_its_events_through_the_runtime_api() {
     // The key the fixtures send.
     let secret = hookline::testkit::moto::aws::secret("test-admin-key-0123456789").await;
     env.push(("HOOKLINE_ADMIN_KEY_SECRET".into(), secret));
+    let operator = hookline::testkit::moto::aws::secret("test-operator-key-0123456789").await;
+    env.push(("HOOKLINE_OPERATOR_KEY_SECRET".into(), operator));
     let f = Running::start(&binary("admin", env!("CARGO_BIN_EXE_admin")), &env).await;
     let body = |answer: &serde_json::Value| -> serde_json::Value {
         serde_json::from_str(answer["body"].as_str().unwrap()).unwrap()
@@ -26,4 +28,26 @@ async fn the_binary_answers_its_events_through_the_runtime_api() {
     let lists = body(&listed);
     assert_eq!(lists["data"].as_array().unwrap().len(), 1, "{lists}");
     assert_eq!(lists["data"][0]["id"], body(&made)["id"]);
+    // The operator key, read from its own secret, opens the operator routes
+    // (the default account among the accounts), and the admin key does not.
+    let as_operator = |key: &str| {
+        let mut event: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/admin-list-lists.json")).unwrap();
+        event["rawPath"] = "/v1/operator/accounts".into();
+        event["rawQueryString"] = "".into();
+        event["requestContext"]["http"]["path"] = "/v1/operator/accounts".into();
+        event["headers"]["authorization"] = format!("Bearer {key}").into();
+        event.to_string()
+    };
+    let accounts = f.answer(&as_operator("test-operator-key-0123456789")).await;
+    assert_eq!(accounts["statusCode"], 200, "{accounts}");
+    let ids: Vec<_> = body(&accounts)["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].clone())
+        .collect();
+    assert!(ids.contains(&"acct_default".into()), "{ids:?}");
+    let refused = f.answer(&as_operator("test-admin-key-0123456789")).await;
+    assert_eq!(refused["statusCode"], 401, "{refused}");
 }
