@@ -517,6 +517,22 @@ async fn gone_and_failing_too_long_disable_a_webhook() {
         "{disabled:?}"
     );
     assert_eq!(receiver.received_at("/gone").len(), 1, "410 is not retried");
+    // `webhook.disabled` is queued before the webhook is marked disabled and
+    // its delivery kept as a dead letter, and another worker may deliver it
+    // first: wait for both.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let (_, letters) = admin.get("/v1/dead-letters").await;
+        let mut settled = letters["data"].as_array().unwrap().len() >= 2;
+        for id in [&gone, &failing] {
+            let (_, w) = admin.get(&format!("/v1/webhooks/{id}")).await;
+            settled &= w["status"] == "disabled";
+        }
+        if settled {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for id in [&gone, &failing] {
         let (_, w) = admin.get(&format!("/v1/webhooks/{id}")).await;
         assert_eq!(
