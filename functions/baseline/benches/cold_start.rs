@@ -88,7 +88,7 @@ async fn main() {
     );
     println!(
         "{:<13} {:>10} {:>14} {:>10} {:>10} {:>10}",
-        "binary", "init ms", "1st answer ms", "peak MB", "init x", "answer x"
+        "case", "init ms", "1st answer ms", "peak MB", "init x", "answer x"
     );
     let mut base: Option<(f64, f64)> = None;
     for (name, binary, event) in cases() {
