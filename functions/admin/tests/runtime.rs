@@ -51,3 +51,25 @@ async fn the_binary_answers_its_events_through_the_runtime_api() {
     let refused = f.answer(&as_operator("test-admin-key-0123456789")).await;
     assert_eq!(refused["statusCode"], 401, "{refused}");
 }
+
+/// A key that cannot be read is no answer but 503 `not_ready` (the log says
+/// why), request after request; each tries again, and once the key can be
+/// read, the function answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_key_it_answers_503_until_it_can_read_it() {
+    let mut env = hookline::testkit::moto::aws::environment().await;
+    let name = format!("hookline-later-{}", hookline::ids::KeyId::new());
+    env.push(("HOOKLINE_ADMIN_KEY_SECRET".into(), name.clone()));
+    let f = Running::start(&binary("admin", env!("CARGO_BIN_EXE_admin")), &env).await;
+    let list = include_str!("../../../events/admin-list-lists.json");
+    for _ in 0..2 {
+        let answer = f.answer(list).await;
+        assert_eq!(answer["statusCode"], 503, "{answer}");
+        let body: serde_json::Value =
+            serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["error"]["code"], "not_ready", "{body}");
+    }
+    hookline::testkit::moto::aws::secret_named(&name, "test-admin-key-0123456789").await;
+    let answer = f.answer(list).await;
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+}

@@ -10,7 +10,8 @@
 //!     -p hookline-deliver -p hookline-campaigns -p hookline-baseline
 //!   cargo bench -p hookline-baseline --bench cold_start
 //! `HOOKLINE_LAMBDA_BIN_DIR` (default `target/release`) picks the binaries,
-//! `BENCH_RUNS` (default 7) the starts of each.
+//! `BENCH_RUNS` (default 7) the starts of each, `BENCH_ONLY` (a comma-separated
+//! list of cases, the baselines always run) which functions.
 
 use hookline::testkit::runtime::Running;
 use std::path::PathBuf;
@@ -90,8 +91,15 @@ async fn main() {
         "{:<13} {:>10} {:>14} {:>10} {:>10} {:>10}",
         "case", "init ms", "1st answer ms", "peak MB", "init x", "answer x"
     );
+    let only = std::env::var("BENCH_ONLY").ok();
+    let chosen = |name: &str| {
+        ["hello", "clients"].contains(&name)
+            || only
+                .as_deref()
+                .is_none_or(|o| o.split(',').any(|c| c.trim() == name))
+    };
     let mut base: Option<(f64, f64)> = None;
-    for (name, binary, event) in cases() {
+    for (name, binary, event) in cases().into_iter().filter(|c| chosen(c.0)) {
         let binary = dir.join(binary);
         assert!(
             binary.exists(),

@@ -14,7 +14,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
@@ -57,6 +57,9 @@ pub enum SetupError {
     KeyTooShort(&'static str, usize),
     #[error("cannot set up the accounts: {0}")]
     Store(#[from] StoreError),
+    /// The configured key could not be read.
+    #[error("{0}")]
+    Key(String),
 }
 
 /// A key as found by its hash.
@@ -161,16 +164,32 @@ pub async fn ensure_default(
     platform: &Platform,
     configured: Option<&str>,
 ) -> Result<Option<String>, SetupError> {
-    let configured = trimmed(configured);
+    let configured = configured.map(str::to_string);
+    ensure_default_with(platform, async { Ok(configured) }).await
+}
+
+/// As [`ensure_default`], with the configured key still to come (read from
+/// Secrets Manager, say): the account is read meanwhile. The process then
+/// remembers the key's hash, and the account for a second, so that a
+/// request with the key needs no lookup of it (see `DefaultKey`).
+pub async fn ensure_default_with(
+    platform: &Platform,
+    configured: impl std::future::Future<Output = Result<Option<String>, String>>,
+) -> Result<Option<String>, SetupError> {
+    let account_key = keys::account(DEFAULT_ACCOUNT);
+    let read_at = Instant::now();
+    let (configured, existing) = tokio::join!(configured, platform.store.get(&account_key));
+    let configured = configured.map_err(SetupError::Key)?;
+    let existing = existing?;
+    let configured = trimmed(configured.as_deref());
     long_enough("HOOKLINE_ADMIN_KEY", configured)?;
-    let store = &platform.store;
-    let existing = store.get(&keys::account(DEFAULT_ACCOUNT)).await?;
     let current: Option<Account> = existing
         .as_ref()
         .and_then(|i| serde_json::from_value(i.body.clone()).ok());
     let listed = current.as_ref().is_some_and(|a| a.default_key_id.is_some());
     let (key, generated) = match (configured, &current) {
         (Some(k), Some(acct)) if acct.key_lookup == lookup(&digest(k)) && listed => {
+            remember_default(platform, acct.clone(), k, read_at);
             return Ok(None);
         }
         (Some(k), _) => (k.to_string(), false),
@@ -245,11 +264,51 @@ pub async fn ensure_default(
             });
         }
     }
-    match store.write_all(writes).await {
-        Ok(()) => Ok(generated.then_some(key)),
+    match platform.store.write_all(writes).await {
+        Ok(()) => {
+            remember_default(platform, account, &key, read_at);
+            Ok(generated.then_some(key))
+        }
         Err(StoreError::Conflict) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The default account's key as this process was given it (its hash): a
+/// request with it is let in without a lookup while the default account,
+/// read at most a second before, still names it (another process given a
+/// new key would have replaced it there). It cannot be revoked otherwise.
+#[derive(Default)]
+struct DefaultKey(Mutex<Option<[u8; 32]>>);
+
+fn remember_default(p: &Platform, account: Account, key: &str, read_at: Instant) {
+    *p.kept
+        .get::<DefaultKey>()
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(digest(key));
+    p.kept
+        .get::<super::usage::Accounts>()
+        .remember(account, read_at);
+}
+
+/// The default account, when `hash` is its key as this process was given it.
+async fn as_default_key(p: &Platform, hash: &[u8; 32]) -> Result<Option<Arc<Account>>, Error> {
+    let given = *p
+        .kept
+        .get::<DefaultKey>()
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if !given.is_some_and(|given| bool::from(given.ct_eq(hash))) {
+        return Ok(None);
+    }
+    let account = p
+        .kept
+        .get::<super::usage::Accounts>()
+        .get(p, DEFAULT_ACCOUNT)
+        .await?;
+    Ok(account.filter(|a| a.key_lookup == lookup(hash) && a.status != Status::Deleting))
 }
 
 /// Lists the default account's key as kept by a build from before keys
@@ -303,9 +362,16 @@ async fn list_default_key(p: &Platform, account: &Account, version: u64) -> Resu
 struct LastUsed(Mutex<HashMap<String, Instant>>);
 
 /// The account whose admin key this is. A revoked key fails at once: the
-/// key is looked up on every request.
+/// key is looked up on every request (the default account's own key, which
+/// cannot be revoked, is checked against that account instead).
 pub async fn authenticate(platform: &Platform, key: &str) -> Result<String, Error> {
     let hash = digest(key);
+    if let Some(account) = as_default_key(platform, &hash).await? {
+        if let Some(id) = &account.default_key_id {
+            note_use(platform, &account.id, id).await;
+        }
+        return Ok(account.id.clone());
+    }
     let item = platform.store.get(&keys::admin_key(&lookup(&hash))).await?;
     let stored: Option<StoredKey> = item.and_then(|i| serde_json::from_value(i.body).ok());
     let stored = match stored {
@@ -343,21 +409,16 @@ async fn note_use(p: &Platform, account: &str, id: &str) {
         }
         last.insert(id.to_string(), now);
     }
-    let key = keys::account_key(account, id);
-    let written = async {
-        // Under its version: a key revoked meanwhile is not listed again.
-        let Some(mut item) = p.store.get(&key).await? else {
-            return Ok(());
-        };
-        item.body["last_used_at"] = serde_json::json!(p.clock.now());
-        p.store
-            .put(Put::new(key.clone(), item.body).when(Cond::Version(item.version)))
-            .await
-            .map(|_| ())
-    }
-    .await;
-    if let Err(error) = written {
-        tracing::warn!(%error, "a key's last use could not be written");
+    // One write, to a key still listed: one revoked meanwhile is not listed again.
+    let mut fields = serde_json::Map::new();
+    fields.insert("last_used_at".into(), serde_json::json!(p.clock.now()));
+    match p
+        .store
+        .set_fields(&keys::account_key(account, id), fields)
+        .await
+    {
+        Ok(_) | Err(StoreError::Conflict) => {}
+        Err(error) => tracing::warn!(%error, "a key's last use could not be written"),
     }
 }
 
@@ -466,9 +527,22 @@ pub async fn ensure_operator(
     platform: &Platform,
     configured: Option<&str>,
 ) -> Result<Option<String>, SetupError> {
-    let configured = trimmed(configured);
+    let configured = configured.map(str::to_string);
+    ensure_operator_with(platform, async { Ok(configured) }).await
+}
+
+/// As [`ensure_operator`], with the configured key still to come: the one
+/// kept is read meanwhile.
+pub async fn ensure_operator_with(
+    platform: &Platform,
+    configured: impl std::future::Future<Output = Result<Option<String>, String>>,
+) -> Result<Option<String>, SetupError> {
+    let operator_key = keys::operator_key();
+    let (configured, existing) = tokio::join!(configured, platform.store.get(&operator_key));
+    let configured = configured.map_err(SetupError::Key)?;
+    let existing = existing?;
+    let configured = trimmed(configured.as_deref());
     long_enough("HOOKLINE_OPERATOR_KEY", configured)?;
-    let existing = platform.store.get(&keys::operator_key()).await?;
     let (key, generated) = match (configured, &existing) {
         (Some(k), Some(item)) if item.body["sha256"] == hex(&digest(k)) => return Ok(None),
         (Some(k), _) => (k.to_string(), false),
@@ -611,6 +685,111 @@ mod tests {
             .unwrap();
         assert_eq!(page.items.len(), 1);
         assert!(!page.items[0].body.to_string().contains("my-configured-key"));
+    }
+
+    /// Another process with the same store (an instance started with a new
+    /// `HOOKLINE_ADMIN_KEY`).
+    fn another_process(platform: &Platform) -> Arc<Platform> {
+        Platform::new(
+            platform.store.clone(),
+            crate::platform::Queues::single(platform.apply_queue.clone()),
+            platform.clock.clone(),
+            platform.settings.clone(),
+        )
+    }
+
+    /// A process lets its own default key in without looking it up, and
+    /// stops once another process has given the default account a new key
+    /// (within the second it trusts the account it read).
+    #[tokio::test]
+    async fn a_default_key_replaced_elsewhere_stops_opening_the_account() {
+        let (platform, _dir) = crate::testkit::platform().await;
+        ensure_default(&platform, Some("first-configured-key"))
+            .await
+            .unwrap();
+        // Found without its item: the account read at the start names it.
+        let record = list_keys(&platform, DEFAULT_ACCOUNT, 10, None)
+            .await
+            .unwrap()
+            .0
+            .remove(0);
+        let item = keys::admin_key(&record.lookup);
+        let kept = platform.store.get(&item).await.unwrap().unwrap();
+        platform.store.delete(&item, Cond::Any).await.unwrap();
+        assert_eq!(
+            authenticate(&platform, "first-configured-key")
+                .await
+                .unwrap(),
+            DEFAULT_ACCOUNT
+        );
+        platform.store.put(Put::new(item, kept.body)).await.unwrap();
+
+        let other = another_process(&platform);
+        ensure_default(&other, Some("second-configured-key"))
+            .await
+            .unwrap();
+        assert_eq!(
+            authenticate(&other, "second-configured-key").await.unwrap(),
+            DEFAULT_ACCOUNT
+        );
+        assert!(authenticate(&other, "first-configured-key").await.is_err());
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        assert!(
+            authenticate(&platform, "first-configured-key")
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            authenticate(&platform, "second-configured-key")
+                .await
+                .unwrap(),
+            DEFAULT_ACCOUNT
+        );
+    }
+
+    /// A key's last use is listed (written once a minute per key and
+    /// process), the default key's as any other's; a key revoked is not
+    /// listed again by a use noted after.
+    #[tokio::test]
+    async fn a_keys_last_use_is_listed() {
+        let (platform, _dir) = crate::testkit::platform().await;
+        ensure_default(&platform, Some("the-configured-key"))
+            .await
+            .unwrap();
+        let (_, key) = create_key(&platform, DEFAULT_ACCOUNT, "deploys")
+            .await
+            .unwrap();
+        let listed = || async {
+            let (keys, _) = list_keys(&platform, DEFAULT_ACCOUNT, 10, None)
+                .await
+                .unwrap();
+            keys.into_iter()
+                .map(|k| (k.name, k.last_used_at))
+                .collect::<HashMap<_, _>>()
+        };
+        assert!(listed().await.values().all(Option::is_none));
+        authenticate(&platform, "the-configured-key").await.unwrap();
+        authenticate(&platform, &key).await.unwrap();
+        let used = listed().await;
+        let now = platform.clock.now();
+        for (name, at) in &used {
+            let at = at.unwrap_or_else(|| panic!("{name}: no last use"));
+            assert!((now - at).num_seconds().abs() < 5, "{name}: {at}");
+        }
+        // A use noted for a key revoked meanwhile lists nothing.
+        let id = list_keys(&platform, DEFAULT_ACCOUNT, 10, None)
+            .await
+            .unwrap()
+            .0
+            .into_iter()
+            .find(|k| k.name == "deploys")
+            .unwrap()
+            .id;
+        revoke_key(&platform, DEFAULT_ACCOUNT, &KeyId::parse(&id).unwrap())
+            .await
+            .unwrap();
+        note_use(&another_process(&platform), DEFAULT_ACCOUNT, &id).await;
+        assert_eq!(listed().await.len(), 1);
     }
 
     /// A key stored before keys were listed is listed at the next start,

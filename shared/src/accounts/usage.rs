@@ -47,6 +47,15 @@ impl Accounts {
         locked(&self.0).remove(id);
     }
 
+    /// Remembers the account as read (or written) at `at`.
+    pub(super) fn remember(&self, account: Account, at: Instant) {
+        let mut all = locked(&self.0);
+        if all.len() >= MAX_REMEMBERED {
+            all.clear();
+        }
+        all.insert(account.id.clone(), (at, Some(Arc::new(account))));
+    }
+
     pub(super) async fn get(
         &self,
         p: &Platform,

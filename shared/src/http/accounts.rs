@@ -2,14 +2,13 @@
 //! usage, suspend and resume), and an account's own `/v1/keys` and
 //! `/v1/usage`.
 
+use super::described::{Routes, routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::answer;
 use super::views::Page;
@@ -24,8 +23,8 @@ use crate::ids::KeyId;
 type P = State<Arc<Platform>>;
 type Answer = Result<Response, ApiError>;
 
-pub fn routes() -> OpenApiRouter<Arc<Platform>> {
-    OpenApiRouter::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .routes(routes!(list_accounts, create_account))
         .routes(routes!(get_account, update_account, delete_account))
         .routes(routes!(suspend_account))

@@ -1,16 +1,13 @@
 //! The admin face: `/v1/*`, authenticated with the account's admin key.
 
+use super::described::Routes;
 use axum::extract::DefaultBodyLimit;
-use std::sync::Arc;
-use utoipa_axum::router::OpenApiRouter;
-
-use crate::Platform;
 
 /// Admin bodies are small documents; a megabyte is generous.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-pub fn routes() -> OpenApiRouter<Arc<Platform>> {
-    OpenApiRouter::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .merge(super::collections::routes())
         .merge(super::contacts::routes())
         .merge(super::triggers::routes())
@@ -21,5 +18,5 @@ pub fn routes() -> OpenApiRouter<Arc<Platform>> {
         .merge(super::console::routes())
         .merge(super::dead_letters::routes())
         .merge(super::accounts::routes())
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layered(|r| r.layer(DefaultBodyLimit::max(BODY_LIMIT)))
 }

@@ -1,6 +1,7 @@
 //! `/v1/campaigns`: webhook campaigns (Mixpanel's webhook messages), their
 //! runs, test sends and attempt log.
 
+use super::described::{Routes, routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -9,8 +10,6 @@ use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::answer;
 use crate::Platform;
@@ -25,8 +24,8 @@ use crate::ids::{CampaignId, RunId};
 type P = State<Arc<Platform>>;
 type Answer = Result<Response, ApiError>;
 
-pub fn routes() -> OpenApiRouter<Arc<Platform>> {
-    OpenApiRouter::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .routes(routes!(index, create))
         .routes(routes!(show, update, remove))
         .routes(routes!(activate))

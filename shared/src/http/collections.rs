@@ -1,14 +1,13 @@
 //! `/v1/lists` and `/v1/sequences`: one set of handlers for both kinds,
 //! documented once per kind (a macro writes each kind's routes).
 
+use super::described::{Routes, routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::answer;
 use super::views::{CollectionView, ContactView, Page, SequenceMember};
@@ -30,13 +29,13 @@ pub struct NewCollection {
 
 type P = State<Arc<Platform>>;
 
-pub fn routes() -> OpenApiRouter<Arc<Platform>> {
-    OpenApiRouter::new()
-        .routes(routes!(lists::index, lists::create))
-        .routes(routes!(lists::show, lists::delete))
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .routes(routes!(lists::{index, create}))
+        .routes(routes!(lists::{show, delete}))
         .routes(routes!(list_members))
-        .routes(routes!(sequences::index, sequences::create))
-        .routes(routes!(sequences::show, sequences::delete))
+        .routes(routes!(sequences::{index, create}))
+        .routes(routes!(sequences::{show, delete}))
         .routes(routes!(sequence_members))
 }
 

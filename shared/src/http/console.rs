@@ -4,13 +4,9 @@
 //! fetched. The Content-Security-Policy lets the page run its own script
 //! and talk to its own origin only: no inline script, no other origin.
 
+use super::described::{Routes, routes};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
-
-use crate::Platform;
 
 const INDEX: &str = include_str!("../../console/index.html");
 const STYLE: &str = include_str!("../../console/style.css");
@@ -32,8 +28,8 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 /// What every other answer (the API's JSON) may do in a browser: nothing.
 pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
-pub fn routes() -> OpenApiRouter<Arc<Platform>> {
-    OpenApiRouter::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .routes(routes!(index))
         .routes(routes!(script))
         .routes(routes!(style))

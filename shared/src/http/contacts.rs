@@ -1,13 +1,12 @@
 //! `/v1/contacts`: find a contact by email or phone number, page through
 //! them, get one.
 
+use super::described::{Routes, routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use std::sync::Arc;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::answer;
 use super::views::{ContactView, Page};
@@ -19,10 +18,8 @@ use crate::http::error::ErrorBody;
 use crate::http::extract::{Account, Path, Query};
 use crate::ids::ContactId;
 
-pub fn routes() -> OpenApiRouter<Arc<Platform>> {
-    OpenApiRouter::new()
-        .routes(routes!(lookup))
-        .routes(routes!(show))
+pub(crate) fn routes() -> Routes {
+    Routes::new().routes(routes!(lookup)).routes(routes!(show))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -1,14 +1,13 @@
 //! `/v1/dead-letters`: list, redrive (all, or `{"ids": [...]}`), delete
 //! one, delete all.
 
+use super::described::{Routes, routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::answer;
 use super::views::Page;
@@ -27,8 +26,8 @@ fn dead_letter_id(text: &str) -> Result<DeadLetterId, ApiError> {
     DeadLetterId::parse(text).ok_or_else(|| ApiError::not_found(&format!("dead letter {text}")))
 }
 
-pub fn routes() -> OpenApiRouter<Arc<Platform>> {
-    OpenApiRouter::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .routes(routes!(list, purge))
         .routes(routes!(redrive))
         .routes(routes!(remove))

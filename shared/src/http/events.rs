@@ -1,14 +1,13 @@
 //! `POST /v1/events`: events published into the account, fanned out to
 //! its webhooks after the answer.
 
+use super::described::{Routes, routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::answer;
 use crate::Platform;
@@ -17,8 +16,8 @@ use crate::http::ApiError;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{Account, Json};
 
-pub fn routes() -> OpenApiRouter<Arc<Platform>> {
-    OpenApiRouter::new().routes(routes!(publish))
+pub(crate) fn routes() -> Routes {
+    Routes::new().routes(routes!(publish))
 }
 
 /// The events queued, in the order sent.

@@ -2,12 +2,11 @@
 //! post to. Authenticate, read the body, queue durably, answer: the domain
 //! (`triggers::accept`) does the first and the last.
 
+use super::described::{Routes, routes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::Platform;
 use crate::http::ApiError;
@@ -19,11 +18,10 @@ use crate::triggers::accept;
 /// What one inbound request may carry (413 beyond).
 pub const BODY_LIMIT: usize = 256 * 1024;
 
-pub fn routes() -> OpenApiRouter<Arc<Platform>> {
-    OpenApiRouter::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .routes(routes!(hook, preflight))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(cors())
+        .layered(|r| r.layer(DefaultBodyLimit::max(BODY_LIMIT)).layer(cors()))
 }
 
 /// Trigger URLs may be posted to from a web page of any origin (a form on a

@@ -9,6 +9,7 @@ mod collections;
 pub mod console;
 mod contacts;
 mod dead_letters;
+pub(crate) mod described;
 pub mod error;
 mod events;
 pub mod extract;
@@ -24,9 +25,8 @@ pub use error::ApiError;
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use described::{Routes, routes};
 use std::sync::Arc;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::Platform;
 use error::ErrorBody;
@@ -35,6 +35,36 @@ use error::ErrorBody;
 /// and `/openapi.json`.
 pub fn admin_router(platform: Arc<Platform>) -> Router {
     finish(admin::routes().merge(own_routes()), platform)
+}
+
+/// The admin face as [`admin_router`], where `/v1` requests wait for
+/// `ready` first (within the request's time): the admin function reads its
+/// keys so, at its first request. Until `ready` answers `Ok`, such a
+/// request answers its error, and the next one calls it again.
+pub fn admin_router_after<F, Fut>(platform: Arc<Platform>, ready: F) -> Router
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
+{
+    let gate = axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let ready = ready.clone();
+            async move {
+                if request.uri().path().starts_with("/v1/")
+                    && let Err(e) = ready().await
+                {
+                    return e.into_response();
+                }
+                next.run(request).await
+            }
+        },
+    );
+    finish(
+        admin::routes()
+            .layered(|r| r.layer(gate))
+            .merge(own_routes()),
+        platform,
+    )
 }
 
 /// The ingest face alone (the `ingest` Lambda function), with `/health`.
@@ -51,13 +81,13 @@ pub fn router(platform: Arc<Platform>) -> Router {
 
 /// Every route of both faces, with its description: `GET /openapi.json`
 /// is made of this, so a route cannot be served undescribed.
-pub(crate) fn every_route() -> OpenApiRouter<Arc<Platform>> {
+pub(crate) fn every_route() -> Routes {
     admin::routes().merge(ingest::routes()).merge(own_routes())
 }
 
 /// What the admin face (and `hookline serve`) answers besides its own routes.
-fn own_routes() -> OpenApiRouter<Arc<Platform>> {
-    OpenApiRouter::new()
+fn own_routes() -> Routes {
+    Routes::new()
         .routes(routes!(health))
         .routes(routes!(document))
 }
@@ -74,9 +104,9 @@ pub(crate) fn answer(status: StatusCode, body: &impl serde::Serialize) -> Respon
 }
 
 /// Unknown routes and methods answer in the contract's error shape too.
-fn finish(routes: OpenApiRouter<Arc<Platform>>, platform: Arc<Platform>) -> Router {
-    let (routes, _) = routes.split_for_parts();
+fn finish(routes: Routes, platform: Arc<Platform>) -> Router {
     routes
+        .router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -355,7 +385,11 @@ async fn health(
 #[utoipa::path(get, operation_id = "openapi", path = "/openapi.json", tag = "service", security(()),
     responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
 async fn document() -> Response {
-    answer(StatusCode::OK, openapi::document())
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        openapi::DOCUMENT,
+    )
+        .into_response()
 }
 
 async fn not_found(uri: Uri) -> ApiError {
@@ -421,7 +455,7 @@ mod tests {
         }
         let routes = Router::new().route("/boom", axum::routing::get(boom));
         let app = finish(
-            OpenApiRouter::from(routes).routes(routes!(health)),
+            Routes::from_router(routes).routes(routes!(health)),
             platform,
         );
         let get = |path: &str| {

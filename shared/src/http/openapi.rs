@@ -1,26 +1,40 @@
-//! `GET /openapi.json`: made from the routers themselves. Each handler
+//! `GET /openapi.json`: `docs/openapi.json`, as it is. A test makes it from
+//! the routers themselves and fails while the two differ: each handler
 //! describes its own answers (`#[utoipa::path]`) and its types their
 //! schemas (`ToSchema`); this module adds what is the same everywhere: the
 //! title, the keys, and the errors any request can meet on its way (an
-//! unreadable or oversized body, a missing key, a storage outage).
+//! unreadable or oversized body, a missing key, a storage outage). A
+//! process so builds no description at its start, and links none.
 
-use serde_json::{Value, json};
+use serde_json::Value;
+#[cfg(test)]
+use serde_json::json;
 use std::sync::OnceLock;
 
-/// The whole document, made once.
+/// The document, as served.
+pub const DOCUMENT: &str = include_str!("../../../docs/openapi.json");
+
+/// The document, read.
 pub fn document() -> &'static Value {
     static DOCUMENT: OnceLock<Value> = OnceLock::new();
-    DOCUMENT.get_or_init(|| {
-        let (_, api) = super::every_route().split_for_parts();
-        complete(serde_json::to_value(api).expect("the document serialises"))
-    })
+    DOCUMENT
+        .get_or_init(|| serde_json::from_str(self::DOCUMENT).expect("docs/openapi.json is JSON"))
 }
 
+/// The document as the routes describe themselves.
+#[cfg(test)]
+fn described() -> Value {
+    let (_, api) = super::every_route().described.split_for_parts();
+    complete(serde_json::to_value(api).expect("the document serialises"))
+}
+
+#[cfg(test)]
 fn error(description: &str) -> Value {
     json!({"description": description,
            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
 
+#[cfg(test)]
 /// Statuses every operation can answer, whatever it does.
 const ANYWHERE: [(&str, &str); 5] = [
     (
@@ -39,10 +53,12 @@ const ANYWHERE: [(&str, &str); 5] = [
     ),
 ];
 
+#[cfg(test)]
 /// Operations whose body may be left out (the schema then says what it
 /// holds when given; utoipa marks every typed body required).
 const OPTIONAL_BODIES: [&str; 2] = ["redrive_dead_letters", "test_webhook"];
 
+#[cfg(test)]
 fn complete(mut doc: Value) -> Value {
     doc["info"] = json!({
         "title": "Hookline",
@@ -114,6 +130,25 @@ fn complete(mut doc: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `docs/openapi.json` is what the routes describe (with
+    /// `HOOKLINE_WRITE_OPENAPI=1`, it is written so first).
+    #[test]
+    fn the_document_is_what_the_routes_describe() {
+        let described = described();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+        if std::env::var_os("HOOKLINE_WRITE_OPENAPI").is_some() {
+            let text = serde_json::to_string_pretty(&described).expect("serialises");
+            std::fs::write(path, text + "\n").expect("docs/openapi.json written");
+            return;
+        }
+        let kept: Value = serde_json::from_str(DOCUMENT).expect("docs/openapi.json is JSON");
+        assert!(
+            kept == described,
+            "docs/openapi.json is not what the routes describe: write it again with \
+             HOOKLINE_WRITE_OPENAPI=1 cargo test -p hookline --lib the_document_is"
+        );
+    }
 
     /// Every reference in the document names a schema it holds.
     #[test]

@@ -1,6 +1,7 @@
 //! `/v1/profiles` and `/v1/track`: the users campaigns target, and the
 //! events they did (Mixpanel's engage and track).
 
+use super::described::{Routes, routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -9,8 +10,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::answer;
 use crate::Platform;
@@ -21,8 +20,8 @@ use crate::profiles::{self, TrackOutcome};
 
 type Answer = Result<Response, ApiError>;
 
-pub fn routes() -> OpenApiRouter<Arc<Platform>> {
-    OpenApiRouter::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .routes(routes!(upsert))
         .routes(routes!(show, remove))
         .routes(routes!(track))

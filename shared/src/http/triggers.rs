@@ -1,14 +1,13 @@
 //! `/v1/triggers`: create, list, get, update, delete, activate, deactivate,
 //! rotate the API key, preview a sample, read the request log, replay.
 
+use super::described::{Routes, routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::answer;
 use super::views::{Page, RequestView, TriggerView};
@@ -24,8 +23,8 @@ use crate::triggers::{self, NewTrigger, Preview, Trigger, TriggerPatch};
 type P = State<Arc<Platform>>;
 type Answer = Result<Response, ApiError>;
 
-pub fn routes() -> OpenApiRouter<Arc<Platform>> {
-    OpenApiRouter::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .routes(routes!(index, create))
         .routes(routes!(show, update, remove))
         .routes(routes!(activate))

@@ -1,6 +1,7 @@
 //! `/v1/webhooks`: create, list (with usage against the limit), get,
 //! update, delete, activate, deactivate, rotate the secret.
 
+use super::described::{Routes, routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -8,8 +9,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::answer;
 use crate::Platform;
@@ -27,8 +26,8 @@ use crate::webhooks::{
 type P = State<Arc<Platform>>;
 type Answer = Result<Response, ApiError>;
 
-pub fn routes() -> OpenApiRouter<Arc<Platform>> {
-    OpenApiRouter::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .routes(routes!(index, create))
         .routes(routes!(show, update, remove))
         .routes(routes!(activate))

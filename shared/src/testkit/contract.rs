@@ -403,6 +403,53 @@ pub async fn store_expiry(store: Arc<dyn Store>, clock: TestClock) {
     assert_eq!(store.get(&k).await.unwrap().unwrap().body, json!({"b": 2}));
 }
 
+/// Fields set on a live item keep the rest of it and its expiry, and bump
+/// its version; nothing is set where no live item is.
+pub async fn store_set_fields(store: Arc<dyn Store>, clock: TestClock) {
+    let fields = |v: serde_json::Value| v.as_object().expect("an object").clone();
+    let k = key("set", "one");
+    let at = clock.now_plus(30);
+    let v1 = store
+        .put(Put::new(k.clone(), json!({"name": "Ada", "seen": null, "n": 1})).expires(at))
+        .await
+        .unwrap();
+    let v2 = store
+        .set_fields(
+            &k,
+            fields(json!({"seen": "2026-11-26T10:00:00Z", "tags": ["a"]})),
+        )
+        .await
+        .unwrap();
+    assert!(v2 > v1, "versions grow: {v1} then {v2}");
+    let item = store.get(&k).await.unwrap().expect("still there");
+    assert_eq!(
+        item.body,
+        json!({"name": "Ada", "seen": "2026-11-26T10:00:00Z", "n": 1, "tags": ["a"]})
+    );
+    assert_eq!(item.version, v2);
+    assert_eq!(item.expires_at.map(|t| t.timestamp()), Some(at.timestamp()));
+    // A stale version no longer holds.
+    assert!(matches!(
+        store
+            .put(Put::new(k.clone(), json!({})).when(Cond::Version(v1)))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    // Absent, or expired: nothing is written.
+    let absent = key("set", "absent");
+    assert!(matches!(
+        store.set_fields(&absent, fields(json!({"seen": 1}))).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(store.get(&absent).await.unwrap().is_none());
+    clock.advance(Duration::from_secs(31));
+    assert!(matches!(
+        store.set_fields(&k, fields(json!({"seen": 2}))).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(store.get(&k).await.unwrap().is_none());
+}
+
 pub async fn store_write_all_is_all_or_nothing(store: Arc<dyn Store>, _clock: TestClock) {
     let existing = key("tx", "existing");
     let v = store
@@ -626,7 +673,7 @@ macro_rules! contract_tests {
             store_put_get_delete, store_conditional_put_race, store_atomic_counters,
             store_query_pages, store_query_past_one_megabyte, store_item_too_large,
             store_refuses_what_dynamodb_cannot_keep,
-            store_expiry, store_write_all_is_all_or_nothing,
+            store_expiry, store_set_fields, store_write_all_is_all_or_nothing,
             store_deferred_writes_are_visible_and_synced);
         $crate::contract_tests!(@queue $queue, 3;
             queue_send_receive_delete, queue_delay, queue_visibility_and_redelivery,

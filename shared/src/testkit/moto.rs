@@ -222,10 +222,15 @@ pub mod aws {
 
     /// A secret on moto holding `value`; answers its ARN.
     pub async fn secret(value: &str) -> String {
+        secret_named(&unique("hookline-key"), value).await
+    }
+
+    /// A secret of that name holding `value`: its ARN.
+    pub async fn secret_named(name: &str, value: &str) -> String {
         let client = aws_sdk_secretsmanager::Client::new(&config(MotoServer::shared()).await);
         client
             .create_secret()
-            .name(unique("hookline-key"))
+            .name(name)
             .secret_string(value)
             .send()
             .await

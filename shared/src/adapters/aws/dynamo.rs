@@ -24,6 +24,28 @@ pub struct DynamoStore {
 type Attrs = HashMap<String, AttributeValue>;
 
 impl DynamoStore {
+    /// One `UpdateItem`: the item's new version.
+    async fn update(&self, key: &Key, parts: UpdateParts) -> Result<u64, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_attrs(key)))
+            .update_expression(parts.update)
+            .set_condition_expression(parts.condition)
+            .set_expression_attribute_names(Some(parts.names))
+            .set_expression_attribute_values(Some(parts.values))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out
+            .attributes
+            .as_ref()
+            .and_then(|a| num(a, "v"))
+            .unwrap_or(0) as u64)
+    }
+
     pub fn new(client: Client, table: &str, clock: Arc<dyn Clock>) -> Self {
         Self {
             client,
@@ -230,24 +252,47 @@ impl Store for DynamoStore {
 
     async fn put(&self, put: Put) -> Result<u64, StoreError> {
         let parts = put_parts(&put, self.now_secs())?;
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_attrs(&put.key)))
-            .update_expression(parts.update)
-            .set_condition_expression(parts.condition)
-            .set_expression_attribute_names(Some(parts.names))
-            .set_expression_attribute_values(Some(parts.values))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(out
-            .attributes
-            .as_ref()
-            .and_then(|a| num(a, "v"))
-            .unwrap_or(0) as u64)
+        self.update(&put.key, parts).await
+    }
+
+    async fn set_fields(
+        &self,
+        key: &Key,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<u64, StoreError> {
+        check_key(key)?;
+        let mut names = HashMap::from([
+            ("#d".to_string(), "d".to_string()),
+            ("#v".to_string(), "v".to_string()),
+            ("#ttl".to_string(), "ttl".to_string()),
+        ]);
+        let mut values = HashMap::from([
+            (":one".to_string(), n(1)),
+            (":now".to_string(), n(self.now_secs())),
+        ]);
+        let mut sets = Vec::with_capacity(fields.len());
+        for (i, (field, value)) in fields.into_iter().enumerate() {
+            let value = serde_dynamo::to_attribute_value(&value)
+                .map_err(|e| StoreError::Backend(format!("cannot encode {field}: {e}")))?;
+            names.insert(format!("#f{i}"), field);
+            values.insert(format!(":f{i}"), value);
+            sets.push(format!("#d.#f{i} = :f{i}"));
+        }
+        if sets.is_empty() {
+            return match self.get(key).await? {
+                Some(item) => Ok(item.version),
+                None => Err(StoreError::Conflict),
+            };
+        }
+        let parts = UpdateParts {
+            update: format!("SET {} ADD #v :one", sets.join(", ")),
+            condition: Some(
+                "attribute_exists(pk) AND (attribute_not_exists(#ttl) OR #ttl > :now)".into(),
+            ),
+            names,
+            values,
+        };
+        self.update(key, parts).await
     }
 
     async fn delete(&self, key: &Key, cond: Cond) -> Result<(), StoreError> {

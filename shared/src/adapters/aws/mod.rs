@@ -62,19 +62,45 @@ pub async fn platform_from_env(settings: Settings) -> Result<Arc<Platform>, Stri
     ))
 }
 
-/// The SDK's configuration from the environment (region, credentials,
-/// endpoints), loaded once per process.
+/// The SDK's configuration as Lambda gives it, made once per process: the
+/// region and credentials from the environment (Lambda sets both), and
+/// `AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_<SERVICE>` when set (moto, in
+/// tests). Nothing else is looked for: no profile files, instance
+/// metadata, SSO or STS, whose code every function would otherwise carry
+/// (see `docs/performance.md`).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    static CONFIG: tokio::sync::OnceCell<aws_config::SdkConfig> =
-        tokio::sync::OnceCell::const_new();
+    use aws_sdk_dynamodb::config::SharedCredentialsProvider;
+    static CONFIG: std::sync::OnceLock<aws_config::SdkConfig> = std::sync::OnceLock::new();
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     CONFIG
         .get_or_init(|| {
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .http_client(https_client())
-                .load()
+            let mut config = aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .credentials_provider(SharedCredentialsProvider::new(
+                    aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+                ))
+                .http_client(https_client());
+            config.set_region(
+                var("AWS_REGION")
+                    .or_else(|| var("AWS_DEFAULT_REGION"))
+                    .map(aws_config::Region::new),
+            );
+            config.service_config(EnvironmentOnly).build()
         })
-        .await
         .clone()
+}
+
+/// Settings of one service from the environment alone, as the SDK names
+/// them: `AWS_ENDPOINT_URL_SECRETS_MANAGER`, else `AWS_ENDPOINT_URL`.
+#[derive(Debug)]
+struct EnvironmentOnly;
+
+impl aws_types::service_config::LoadServiceConfig for EnvironmentOnly {
+    fn load_config(&self, key: aws_types::service_config::ServiceConfigKey<'_>) -> Option<String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let service = key.service_id().to_uppercase().replace(' ', "_");
+        var(&format!("{}_{service}", key.env())).or_else(|| var(key.env()))
+    }
 }
 
 /// The SDK's HTTPS client: rustls with ring, as the egress client's (the

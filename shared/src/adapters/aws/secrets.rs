@@ -1,5 +1,5 @@
 //! Keys kept in Secrets Manager (the stack's `AdminKey` and `OperatorKey`),
-//! read once when a function starts: a function's environment holds the
+//! read once by a function (the admin function's first request): its environment holds the
 //! secret's ARN, never the key, so the key is in no configuration anyone
 //! with read access to the function can see.
 
@@ -29,12 +29,20 @@ pub async fn read(client: &Client, id: &str) -> Result<String, String> {
 /// sets it), read from Secrets Manager; else `{name}` itself (a function
 /// run by hand, say with `cargo lambda watch`); else none.
 pub async fn key_from_env(name: &str) -> Result<Option<String>, String> {
-    let secret = std::env::var(format!("{name}_SECRET"))
-        .ok()
-        .filter(|id| !id.trim().is_empty());
-    if let Some(id) = secret {
+    if let Some(id) = set(&format!("{name}_SECRET")) {
         let config = super::sdk_config().await;
         return read(&Client::new(&config), &id).await.map(Some);
     }
-    Ok(std::env::var(name).ok().filter(|k| !k.trim().is_empty()))
+    Ok(set(name))
+}
+
+/// Whether [`key_from_env`] has a key to read.
+pub fn key_in_env(name: &str) -> bool {
+    set(&format!("{name}_SECRET")).is_some() || set(name).is_some()
+}
+
+fn set(variable: &str) -> Option<String> {
+    std::env::var(variable)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
 }

@@ -142,6 +142,28 @@ pub trait Store: Send + Sync {
         delta: i64,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<i64, StoreError>;
+    /// Sets top-level fields of a live item's body, keeping the rest of it
+    /// and its expiry, and answers its new version; `Conflict` when no live
+    /// item is there. One request where the store takes one (DynamoDB).
+    async fn set_fields(
+        &self,
+        key: &Key,
+        fields: serde_json::Map<String, Value>,
+    ) -> Result<u64, StoreError> {
+        let Some(item) = self.get(key).await? else {
+            return Err(StoreError::Conflict);
+        };
+        let mut body = item.body;
+        let Some(object) = body.as_object_mut() else {
+            return Err(StoreError::Backend(format!(
+                "item {key:?} is not an object"
+            )));
+        };
+        object.extend(fields);
+        let mut put = Put::new(key.clone(), body).when(Cond::Version(item.version));
+        put.expires_at = item.expires_at;
+        self.put(put).await
+    }
     /// Live items of one partition whose sort key starts with the prefix, in
     /// sort key order.
     async fn query(&self, query: Query) -> Result<Page, StoreError>;
