@@ -10,7 +10,8 @@
 //!     -p hookline-deliver -p hookline-campaigns -p hookline-baseline
 //!   cargo bench -p hookline-baseline --bench cold_start
 //! `HOOKLINE_LAMBDA_BIN_DIR` (default `target/release`) picks the binaries,
-//! `BENCH_RUNS` (default 7) the starts of each, `BENCH_ONLY` (a comma-separated
+//! `BENCH_RUNS` (default 7) the starts of each (in rounds: each case once
+//! a round), `BENCH_ONLY` (a comma-separated
 //! list of cases, the baselines always run) which functions.
 
 use hookline::testkit::runtime::Running;
@@ -98,26 +99,33 @@ async fn main() {
                 .as_deref()
                 .is_none_or(|o| o.split(',').any(|c| c.trim() == name))
     };
-    let mut base: Option<(f64, f64)> = None;
-    for (name, binary, event) in cases().into_iter().filter(|c| chosen(c.0)) {
+    let cases: Vec<_> = cases().into_iter().filter(|c| chosen(c.0)).collect();
+    for (_, binary, _) in &cases {
         let binary = dir.join(binary);
         assert!(
             binary.exists(),
             "{} is not built: see this file's header",
             binary.display()
         );
-        let (mut inits, mut answers, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..runs {
-            let f = Running::start(&binary, &env).await;
-            f.answer(&event).await;
+    }
+    // Round after round, each case started once a round: the VM's speed
+    // drifts over a run, and so drifts for every case alike.
+    let mut seen = vec![(Vec::new(), Vec::new(), Vec::new()); cases.len()];
+    for _ in 0..runs {
+        for ((_, binary, event), (inits, answers, peaks)) in cases.iter().zip(&mut seen) {
+            let f = Running::start(&dir.join(binary), &env).await;
+            f.answer(event).await;
             answers.push(f.function.started.elapsed().as_secs_f64() * 1000.0);
             inits.push(f.init.as_secs_f64() * 1000.0);
             peaks.push(f.function.peak_kib().unwrap_or(0) as f64 / 1024.0);
             drop(f);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+    let mut base: Option<(f64, f64)> = None;
+    for ((name, _, _), (inits, answers, peaks)) in cases.iter().zip(seen) {
         let (init, answer, peak) = (median(inits), median(answers), median(peaks));
-        if name == "clients" {
+        if *name == "clients" {
             base = Some((init, answer));
         }
         let ratio = |x: f64, b: Option<f64>| b.map_or("-".to_string(), |b| format!("{:.2}", x / b));
