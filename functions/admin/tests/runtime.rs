@@ -73,3 +73,39 @@ async fn without_its_key_it_answers_503_until_it_can_read_it() {
     let answer = f.answer(list).await;
     assert_eq!(answer["statusCode"], 200, "{answer}");
 }
+
+/// A new key in the secret (a deploy with a new `AdminKey`) takes effect in
+/// a running instance once it reads its keys again, and the old one stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_key_in_the_secret_replaces_the_old_one() {
+    let mut env = hookline::testkit::moto::aws::environment().await;
+    let secret = hookline::testkit::moto::aws::secret("test-admin-key-0123456789").await;
+    env.push(("HOOKLINE_ADMIN_KEY_SECRET".into(), secret.clone()));
+    env.push(("HOOKLINE_KEYS_READ_EVERY".into(), "1".into()));
+    let f = Running::start(&binary("admin", env!("CARGO_BIN_EXE_admin")), &env).await;
+    let list = include_str!("../../../events/admin-list-lists.json");
+    let with_key = |key: &str| {
+        let mut event: serde_json::Value = serde_json::from_str(list).unwrap();
+        event["headers"]["authorization"] = format!("Bearer {key}").into();
+        event.to_string()
+    };
+    let (old, new) = (
+        with_key("test-admin-key-0123456789"),
+        with_key("the-next-admin-key-0123456789"),
+    );
+    assert_eq!(f.answer(&old).await["statusCode"], 200);
+    assert_eq!(f.answer(&new).await["statusCode"], 401);
+    hookline::testkit::moto::aws::change_secret(&secret, "the-next-admin-key-0123456789").await;
+    let started = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        if f.answer(&new).await["statusCode"] == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the new key still refused after 10 s"
+        );
+    }
+    assert_eq!(f.answer(&old).await["statusCode"], 401);
+}

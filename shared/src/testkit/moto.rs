@@ -225,6 +225,18 @@ pub mod aws {
         secret_named(&unique("hookline-key"), value).await
     }
 
+    /// The secret `id` (its ARN or name) holds `value` from now on.
+    pub async fn change_secret(id: &str, value: &str) {
+        let client = aws_sdk_secretsmanager::Client::new(&config(MotoServer::shared()).await);
+        client
+            .put_secret_value()
+            .secret_id(id)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("put secret value on moto");
+    }
+
     /// A secret of that name holding `value`: its ARN.
     pub async fn secret_named(name: &str, value: &str) -> String {
         let client = aws_sdk_secretsmanager::Client::new(&config(MotoServer::shared()).await);
