@@ -1,5 +1,6 @@
 //! The `admin` Lambda function: the `/v1` API behind API Gateway. Thin: the
-//! router is `hookline::http::admin_router`, the same one `hookline serve` runs.
+//! router is `hookline::http::admin_router_after`, the admin routes that
+//! `hookline serve` runs, with the keys read first.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

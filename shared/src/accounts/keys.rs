@@ -147,6 +147,21 @@ fn trimmed(configured: Option<&str>) -> Option<&str> {
     configured.map(str::trim).filter(|k| !k.is_empty())
 }
 
+/// The key configured as `name` (trimmed, and long enough), read while
+/// the item kept for it under `kept` is.
+async fn read_with(
+    platform: &Platform,
+    name: &'static str,
+    configured: impl std::future::Future<Output = Result<Option<String>, String>>,
+    kept: crate::ports::Key,
+) -> Result<(Option<String>, Option<crate::ports::Item>), SetupError> {
+    let (configured, existing) = tokio::join!(configured, platform.store.get(&kept));
+    let configured = configured.map_err(SetupError::Key)?;
+    let configured = trimmed(configured.as_deref()).map(str::to_string);
+    long_enough(name, configured.as_deref())?;
+    Ok((configured, existing?))
+}
+
 fn long_enough(name: &'static str, key: Option<&str>) -> Result<(), SetupError> {
     match key {
         Some(k) if k.chars().count() < MIN_CONFIGURED_KEY => {
@@ -176,13 +191,15 @@ pub async fn ensure_default_with(
     platform: &Platform,
     configured: impl std::future::Future<Output = Result<Option<String>, String>>,
 ) -> Result<Option<String>, SetupError> {
-    let account_key = keys::account(DEFAULT_ACCOUNT);
     let read_at = Instant::now();
-    let (configured, existing) = tokio::join!(configured, platform.store.get(&account_key));
-    let configured = configured.map_err(SetupError::Key)?;
-    let existing = existing?;
-    let configured = trimmed(configured.as_deref());
-    long_enough("HOOKLINE_ADMIN_KEY", configured)?;
+    let (configured, existing) = read_with(
+        platform,
+        "HOOKLINE_ADMIN_KEY",
+        configured,
+        keys::account(DEFAULT_ACCOUNT),
+    )
+    .await?;
+    let configured = configured.as_deref();
     let current: Option<Account> = existing
         .as_ref()
         .and_then(|i| serde_json::from_value(i.body.clone()).ok());
@@ -537,12 +554,14 @@ pub async fn ensure_operator_with(
     platform: &Platform,
     configured: impl std::future::Future<Output = Result<Option<String>, String>>,
 ) -> Result<Option<String>, SetupError> {
-    let operator_key = keys::operator_key();
-    let (configured, existing) = tokio::join!(configured, platform.store.get(&operator_key));
-    let configured = configured.map_err(SetupError::Key)?;
-    let existing = existing?;
-    let configured = trimmed(configured.as_deref());
-    long_enough("HOOKLINE_OPERATOR_KEY", configured)?;
+    let (configured, existing) = read_with(
+        platform,
+        "HOOKLINE_OPERATOR_KEY",
+        configured,
+        keys::operator_key(),
+    )
+    .await?;
+    let configured = configured.as_deref();
     let (key, generated) = match (configured, &existing) {
         (Some(k), Some(item)) if item.body["sha256"] == hex(&digest(k)) => return Ok(None),
         (Some(k), _) => (k.to_string(), false),
