@@ -71,7 +71,11 @@ echo "== fuzz: replay each corpus, then fuzz each target briefly"
   done
 )
 echo "== cargo test"
-cargo test --workspace
+# Built first, then run with a bound: a test that hangs fails the run
+# here, with libtest's "running for over 60 seconds" naming it, rather
+# than holding CI until its own limit.
+cargo test --workspace --no-run
+timeout --kill-after=30s "${TEST_MINUTES:-25}m" cargo test --workspace
 echo "== browser: the console in headless Chromium (screenshots in target/browser/)"
 node tests/browser/console.mjs
 echo "== browser: the console's first view, weighed and timed (a brief run; README's figures: 20 runs)"

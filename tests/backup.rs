@@ -65,7 +65,13 @@ async fn a_backup_taken_under_load_restores_every_request_answered_before_it() {
             })
         })
         .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while accepted.lock().unwrap().len() < 300 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of 300 requests accepted within 60 s",
+            accepted.lock().unwrap().len()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let before: Vec<String> = accepted.lock().unwrap().clone();

@@ -125,3 +125,56 @@ async fn keys_are_read_from_secrets_manager() {
     let empty = secrets::read(&client, &blank).await.unwrap_err();
     assert!(empty.contains("holds no text"), "{empty}");
 }
+
+/// Every call has an answer or an error within its time: a service that
+/// takes the connection and never answers fails the call (after the SDK's
+/// attempts) instead of holding it for ever, and a long poll of SQS gets
+/// its wait on top of that time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_never_answered_is_an_error_and_long_polls_get_their_wait() {
+    use hookline::adapters::aws::{DynamoStore, SqsQueue, timeouts};
+    use hookline::testkit::moto::MotoServer;
+    use std::time::{Duration, Instant};
+    let short = timeouts(Duration::from_millis(300));
+    // Connections to it are made (the kernel's backlog), never answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = aws::config(MotoServer::shared()).await.to_builder();
+    config.set_timeout_config(Some(short));
+    let on_moto = config.build();
+    let mut config = on_moto.to_builder();
+    config.set_endpoint_url(Some(format!("http://{}", silent.local_addr().unwrap())));
+    let config = config.build();
+    let clock = Arc::new(TestClock::at("2026-11-25T12:00:00Z".parse().unwrap()));
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), "silent", clock);
+    let started = Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(20),
+        store.get(&hookline::ports::Key::new("a", "b")),
+    )
+    .await
+    .expect("no answer and no error within 20 s");
+    assert!(answer.is_err(), "{answer:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // On moto, an empty queue long-polled for 2 s: an answer, though each
+    // attempt of another call is given 300 ms.
+    let (url, dead) = hookline::adapters::aws::create_queue(
+        &aws_sdk_sqs::Client::new(&on_moto),
+        &format!("hookline-poll-{}", std::process::id()),
+        5,
+    )
+    .await
+    .unwrap();
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&on_moto), url, dead, 5);
+    let started = Instant::now();
+    let got = queue
+        .receive(10, Duration::from_secs(30), Duration::from_secs(2))
+        .await
+        .expect("a long poll outlasts the answer time of other calls");
+    assert!(got.is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}

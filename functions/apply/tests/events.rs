@@ -21,15 +21,7 @@ async fn event_for(
         .send_batch(bodies.iter().map(|b| (b.clone(), Duration::ZERO)).collect())
         .await
         .unwrap();
-    let mut got = Vec::new();
-    while got.len() < bodies.len() {
-        got.extend(
-            queue
-                .receive(10, Duration::from_secs(30), Duration::from_secs(1))
-                .await
-                .unwrap(),
-        );
-    }
+    let mut got = hookline::testkit::moto::aws::receive_exactly(&**queue, bodies.len()).await;
     got.sort_by_key(|m| bodies.iter().position(|b| *b == m.body));
     let mut event: SqsEvent =
         serde_json::from_str(include_str!("../../../events/apply-sqs.json")).unwrap();

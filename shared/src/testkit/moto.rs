@@ -135,6 +135,7 @@ pub mod aws {
     pub async fn config(moto: &MotoServer) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(aws::https_client())
+            .timeout_config(aws::timeouts(aws::ANSWER_WITHIN))
             .endpoint_url(&moto.endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -249,6 +250,31 @@ pub mod aws {
             .expect("create secret on moto")
             .arn
             .expect("its ARN")
+    }
+
+    /// The next `n` messages of `queue`, received with a visibility of 30 s.
+    /// Fails the test when they have not all come within 30 s.
+    pub async fn receive_exactly(
+        queue: &dyn crate::ports::Queue,
+        n: usize,
+    ) -> Vec<crate::ports::QueueMessage> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut got = Vec::new();
+        while got.len() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {n} messages received within 30 s",
+                got.len()
+            );
+            let wait = std::time::Duration::from_secs(1);
+            got.extend(
+                queue
+                    .receive(10, std::time::Duration::from_secs(30), wait)
+                    .await
+                    .expect("receive from moto"),
+            );
+        }
+        got
     }
 
     /// A new queue with a dead-letter queue after `max_receives`.

@@ -7,11 +7,13 @@
 //! filters them out as well.
 
 mod dynamo;
+mod http;
 pub mod lambda;
 pub mod secrets;
 mod sqs;
 
 pub use dynamo::{DynamoStore, create_table};
+pub use http::https_client;
 pub use sqs::{SqsQueue, create_queue};
 
 use std::sync::Arc;
@@ -79,7 +81,8 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
                 .credentials_provider(SharedCredentialsProvider::new(
                     aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
                 ))
-                .http_client(https_client());
+                .http_client(https_client())
+                .timeout_config(timeouts(ANSWER_WITHIN));
             config.set_region(
                 var("AWS_REGION")
                     .or_else(|| var("AWS_DEFAULT_REGION"))
@@ -88,6 +91,21 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
             config.service_config(EnvironmentOnly).build()
         })
         .clone()
+}
+
+/// How long one attempt of a call may wait for its answer. DynamoDB,
+/// SQS and Secrets Manager answer in milliseconds; an attempt that a
+/// service or a network leaves unanswered is given up after this and tried
+/// again (the SDK's standard retries), rather than holding the function
+/// until its own timeout. A long poll of SQS gets its wait on top.
+pub const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The SDK's timeouts: a connection within 3 s, an answer within `answer`.
+pub fn timeouts(answer: std::time::Duration) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .operation_attempt_timeout(answer)
+        .build()
 }
 
 /// Settings of one service from the environment alone, as the SDK names
@@ -101,17 +119,6 @@ impl aws_types::service_config::LoadServiceConfig for EnvironmentOnly {
         let service = key.service_id().to_uppercase().replace(' ', "_");
         var(&format!("{}_{service}", key.env())).or_else(|| var(key.env()))
     }
-}
-
-/// The SDK's HTTPS client: rustls with ring, as the egress client's (the
-/// SDK's default, aws-lc, would add megabytes to every function).
-pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
-    use aws_smithy_http_client::tls;
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
 }
 
 /// The platform of a Lambda function, from the environment `template.yaml` sets.

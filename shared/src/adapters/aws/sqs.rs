@@ -186,6 +186,11 @@ impl SqsQueue {
             .visibility_timeout(secs(visibility, MAX_VISIBILITY))
             .wait_time_seconds(secs(wait, Duration::from_secs(20)))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .customize()
+            .config_override(
+                aws_sdk_sqs::config::Builder::default()
+                    .timeout_config(super::timeouts(wait + super::ANSWER_WITHIN)),
+            )
             .send()
             .await
             .map_err(backend)?;
