@@ -127,21 +127,20 @@ async fn keys_are_read_from_secrets_manager() {
 }
 
 /// Every call has an answer or an error within its time: a service that
-/// takes the connection and never answers fails the call (after the SDK's
-/// attempts) instead of holding it for ever, and a long poll of SQS gets
-/// its wait on top of that time.
+/// takes the connection and never answers fails the call after the SDK's
+/// three attempts, instead of holding it for ever; and a long poll of SQS
+/// gets its wait on top of that time (past the 5 s after which the SDK
+/// fails an attempt whose request body it never saw read).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_never_answered_is_an_error_and_long_polls_get_their_wait() {
     use hookline::adapters::aws::{DynamoStore, SqsQueue, timeouts};
     use hookline::testkit::moto::MotoServer;
     use std::time::{Duration, Instant};
-    let short = timeouts(Duration::from_millis(300));
+    let on_moto = aws::config(MotoServer::shared()).await;
     // Connections to it are made (the kernel's backlog), never answered.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut config = aws::config(MotoServer::shared()).await.to_builder();
-    config.set_timeout_config(Some(short));
-    let on_moto = config.build();
     let mut config = on_moto.to_builder();
+    config.set_timeout_config(Some(timeouts(Duration::from_millis(300))));
     config.set_endpoint_url(Some(format!("http://{}", silent.local_addr().unwrap())));
     let config = config.build();
     let clock = Arc::new(TestClock::at("2026-11-25T12:00:00Z".parse().unwrap()));
@@ -154,10 +153,14 @@ async fn a_call_never_answered_is_an_error_and_long_polls_get_their_wait() {
     .await
     .expect("no answer and no error within 20 s");
     assert!(answer.is_err(), "{answer:?}");
-    assert!(started.elapsed() >= Duration::from_millis(300));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "three attempts: {took:?}"
+    );
 
-    // On moto, an empty queue long-polled for 2 s: an answer, though each
-    // attempt of another call is given 300 ms.
+    // On moto, an empty queue long-polled for 8 s, by a client whose
+    // other calls are given 2 s an attempt: an empty answer, after 8 s.
     let (url, dead) = hookline::adapters::aws::create_queue(
         &aws_sdk_sqs::Client::new(&on_moto),
         &format!("hookline-poll-{}", std::process::id()),
@@ -165,16 +168,15 @@ async fn a_call_never_answered_is_an_error_and_long_polls_get_their_wait() {
     )
     .await
     .unwrap();
-    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&on_moto), url, dead, 5);
+    let mut config = on_moto.to_builder();
+    config.set_timeout_config(Some(timeouts(Duration::from_secs(2))));
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config.build()), url, dead, 5);
     let started = Instant::now();
     let got = queue
-        .receive(10, Duration::from_secs(30), Duration::from_secs(2))
+        .receive(10, Duration::from_secs(30), Duration::from_secs(8))
         .await
         .expect("a long poll outlasts the answer time of other calls");
     assert!(got.is_empty());
-    assert!(
-        started.elapsed() >= Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(8), "{took:?}");
 }

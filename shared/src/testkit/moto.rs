@@ -274,6 +274,7 @@ pub mod aws {
                     .expect("receive from moto"),
             );
         }
+        assert_eq!(got.len(), n, "more messages than the {n} expected");
         got
     }
 

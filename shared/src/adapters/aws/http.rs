@@ -2,10 +2,13 @@
 //! already, speaking HTTP/1.1 as DynamoDB, SQS and Secrets Manager do.
 //!
 //! The SDK's own client (aws-smithy-http-client) links HTTP/2 whatever the
-//! service speaks, and a second connection pool and TLS set-up beside
-//! reqwest's (see `docs/performance.md` for what each zip gained or lost).
-//! Timeouts are the SDK's: its orchestrator bounds each attempt
-//! (`super::timeouts`); the connect timeout it asks for is this client's.
+//! service speaks, and a second connection pool beside reqwest's (see
+//! `docs/performance.md` for what each zip gained or lost). Timeouts are
+//! the SDK's: its orchestrator bounds each attempt (`super::timeouts`);
+//! the connect timeout it asks for is this client's. The client is built,
+//! and the CA store loaded, at the first call to AWS. A URL is re-parsed
+//! on its way to reqwest, which lowercases its host: an endpoint named
+//! with capitals would be signed for one host and sent to another.
 //!
 //! Calls to AWS go to the endpoints the SDK resolves (AWS's, or moto's in
 //! tests): they are not calls out of Hookline to a customer's address, so
@@ -37,21 +40,29 @@ struct Client {
 }
 
 impl Client {
-    fn with_connect_timeout(&self, connect: Option<Duration>) -> reqwest::Client {
+    /// One that cannot be built (no CA certificate on the system, say)
+    /// fails each call, not the process.
+    fn with_connect_timeout(
+        &self,
+        connect: Option<Duration>,
+    ) -> Result<reqwest::Client, Arc<reqwest::Error>> {
         let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, client)) = built.iter().find(|(c, _)| *c == connect) {
-            return client.clone();
+            return Ok(client.clone());
         }
         crate::egress::install_tls();
+        // As the SDK's own client: no redirects, and no proxy from the
+        // environment (a stray HTTPS_PROXY would carry signed AWS calls).
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .pool_idle_timeout(Duration::from_secs(60));
         if let Some(connect) = connect {
             builder = builder.connect_timeout(connect);
         }
-        let client = builder.build().expect("HTTP client builds");
+        let client = builder.build().map_err(Arc::new)?;
         built.push((connect, client.clone()));
-        client
+        Ok(client)
     }
 }
 
@@ -62,20 +73,26 @@ impl HttpClient for Client {
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
         SharedHttpConnector::new(Connector {
-            client: Arc::new(self.with_connect_timeout(settings.connect_timeout())),
+            client: self.with_connect_timeout(settings.connect_timeout()),
         })
     }
 }
 
 #[derive(Debug)]
 struct Connector {
-    client: Arc<reqwest::Client>,
+    client: Result<reqwest::Client, Arc<reqwest::Error>>,
 }
 
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let client = self.client.clone();
-        HttpConnectorFuture::new(async move { send(&client, request).await })
+        HttpConnectorFuture::new(async move {
+            let client = client.map_err(|e| {
+                let why = format!("the HTTP client cannot be built: {e}");
+                ConnectorError::other(why.into(), None)
+            })?;
+            send(&client, request).await
+        })
     }
 }
 
@@ -83,15 +100,19 @@ async fn send(
     client: &reqwest::Client,
     request: HttpRequest,
 ) -> Result<HttpResponse, ConnectorError> {
+    use http_body_util::BodyExt;
     let request = request
         .try_into_http1x()
         .map_err(|e| ConnectorError::user(e.into()))?;
     let (parts, body) = request.into_parts();
-    // Every request of these services is held whole: none streams.
+    // Read to its end, not peeked at: the SDK's stalled-stream protection
+    // watches the body being polled, and fails an attempt whose body it
+    // never saw read once its grace period (5 s) is over.
     let body = body
-        .bytes()
-        .ok_or_else(|| ConnectorError::user("a streamed request body".into()))?
-        .to_vec();
+        .collect()
+        .await
+        .map_err(ConnectorError::user)?
+        .to_bytes();
     let request = reqwest::Request::try_from(http::Request::from_parts(parts, body))
         .map_err(|e| ConnectorError::user(e.into()))?;
     let response = client.execute(request).await.map_err(failed)?;
@@ -103,12 +124,17 @@ async fn send(
     HttpResponse::try_from(answer).map_err(|e| ConnectorError::other(e.into(), None))
 }
 
-/// As the SDK's own client classifies them: a timeout, or an I/O error the
-/// SDK's retries try again.
+/// As the SDK's own client classifies them: a timeout or a transport
+/// error, which the SDK's retries try again; a request that cannot be
+/// built, which they do not; anything else, left to the SDK to judge.
 fn failed(e: reqwest::Error) -> ConnectorError {
     if e.is_timeout() {
         ConnectorError::timeout(e.into())
-    } else {
+    } else if e.is_builder() {
+        ConnectorError::user(e.into())
+    } else if e.is_connect() || e.is_request() || e.is_body() {
         ConnectorError::io(e.into())
+    } else {
+        ConnectorError::other(e.into(), None)
     }
 }

@@ -159,6 +159,9 @@ fn backend<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     }
 }
 
+/// SQS's longest long poll.
+const MAX_WAIT: Duration = Duration::from_secs(20);
+
 fn secs(d: Duration, max: Duration) -> i32 {
     d.min(max).as_secs() as i32
 }
@@ -178,13 +181,14 @@ impl SqsQueue {
         visibility: Duration,
         wait: Duration,
     ) -> Result<Vec<QueueMessage>, QueueError> {
+        let wait = wait.min(MAX_WAIT);
         let out = self
             .client
             .receive_message()
             .queue_url(url)
             .max_number_of_messages(max.clamp(1, 10) as i32)
             .visibility_timeout(secs(visibility, MAX_VISIBILITY))
-            .wait_time_seconds(secs(wait, Duration::from_secs(20)))
+            .wait_time_seconds(secs(wait, MAX_WAIT))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .customize()
             .config_override(
