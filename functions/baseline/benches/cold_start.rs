@@ -5,9 +5,12 @@
 //! run: `hello` (a Lambda binary that does nothing) and `clients` (builds
 //! the DynamoDB and SQS clients, then makes one `GetItem` an invocation).
 //!
-//! Build the binaries first (release, host architecture), then run:
+//! Build the binaries first (release, host architecture; the functions and
+//! the baselines in two commands, or the baselines' HTTP/2 would be linked
+//! into the functions), then run:
 //!   cargo build --release -p hookline-ingest -p hookline-admin -p hookline-apply \
-//!     -p hookline-deliver -p hookline-campaigns -p hookline-baseline
+//!     -p hookline-deliver -p hookline-campaigns
+//!   cargo build --release -p hookline-baseline
 //!   cargo bench -p hookline-baseline --bench cold_start
 //! `HOOKLINE_LAMBDA_BIN_DIR` (default `target/release`) picks the binaries,
 //! `BENCH_RUNS` (default 7) the starts of each (in rounds: each case once

@@ -2,8 +2,10 @@
 //! already, speaking HTTP/1.1 as DynamoDB, SQS and Secrets Manager do.
 //!
 //! The SDK's own client (aws-smithy-http-client) links HTTP/2 whatever the
-//! service speaks, and a second connection pool beside reqwest's (see
-//! `docs/performance.md` for what each zip gained or lost). Timeouts are
+//! service speaks, and a second HTTP stack beside reqwest's (see
+//! `docs/performance.md` for what each zip gained or lost). The reqwest
+//! client here is not the egress client: two pools, and the CA store loaded
+//! by each when built. Timeouts are
 //! the SDK's: its orchestrator bounds each attempt (`super::timeouts`);
 //! the connect timeout it asks for is this client's. The client is built,
 //! and the CA store loaded, at the first call to AWS. A URL is re-parsed
@@ -125,14 +127,16 @@ async fn send(
 }
 
 /// As the SDK's own client classifies them: a timeout or a transport
-/// error, which the SDK's retries try again; a request that cannot be
-/// built, which they do not; anything else, left to the SDK to judge.
+/// error (an answer cut off while its body was read included: reqwest
+/// calls that a decode error), which the SDK's retries try again; a request
+/// that cannot be built, which they do not; anything else, left to the SDK
+/// to judge.
 fn failed(e: reqwest::Error) -> ConnectorError {
     if e.is_timeout() {
         ConnectorError::timeout(e.into())
     } else if e.is_builder() {
         ConnectorError::user(e.into())
-    } else if e.is_connect() || e.is_request() || e.is_body() {
+    } else if e.is_connect() || e.is_request() || e.is_body() || e.is_decode() {
         ConnectorError::io(e.into())
     } else {
         ConnectorError::other(e.into(), None)
