@@ -5,12 +5,13 @@
 //! service speaks, and a second HTTP stack beside reqwest's (see
 //! `docs/performance.md` for what each zip gained or lost). The reqwest
 //! client here is not the egress client: two pools, and the CA store loaded
-//! by each when built. Timeouts are
-//! the SDK's: its orchestrator bounds each attempt (`super::timeouts`);
-//! the connect timeout it asks for is this client's. The client is built,
-//! and the CA store loaded, at the first call to AWS. A URL is re-parsed
-//! on its way to reqwest, which lowercases its host: an endpoint named
-//! with capitals would be signed for one host and sent to another.
+//! by each when built, here at the first call to AWS.
+//!
+//! Timeouts are the SDK's: its orchestrator bounds each attempt
+//! (`super::timeouts`); the connect timeout it asks for is this client's.
+//! A URL is re-parsed on its way to reqwest, which lowercases its host: an
+//! endpoint named with capitals would be signed for one host and sent to
+//! another.
 //!
 //! Calls to AWS go to the endpoints the SDK resolves (AWS's, or moto's in
 //! tests): they are not calls out of Hookline to a customer's address, so
