@@ -51,9 +51,15 @@ CARGO_TARGET_DIR="$target" cargo lambda build --release --arm64 --output-format 
   --bin ingest --bin admin --bin apply --bin deliver --bin campaigns
 echo "built in $(($(date +%s) - start)) s"
 
-echo "== zips"
+echo "== zips (target: at most 5 MB, 5,000,000 bytes, each)"
+over=0
 for f in ingest admin apply deliver campaigns; do
   zip="$target/lambda/$f/bootstrap.zip"
   bytes=$(wc -c <"$zip")
   awk -v f="$f" -v b="$bytes" 'BEGIN { printf "%-10s %9d bytes  %5.2f MB\n", f, b, b / 1e6 }'
+  if [ "$bytes" -gt 5000000 ]; then
+    echo "$f: its zip is over 5 MB" >&2
+    over=1
+  fi
 done
+exit "$over"

@@ -16,7 +16,7 @@ static ALLOCATOR: hookline::alloc::Counting<std::alloc::System> =
     hookline::alloc::Counting(std::alloc::System);
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), lambda_runtime::Error> {
     hookline::adapters::aws::init_lambda_logs();
     if !key_in_env("HOOKLINE_ADMIN_KEY") {
         return Err("neither HOOKLINE_ADMIN_KEY_SECRET nor HOOKLINE_ADMIN_KEY is set".into());
@@ -35,7 +35,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         let (platform, read_at) = (keyed.clone(), read_at.clone());
         async move { ready(platform, &read_at, every).await }
     });
-    lambda_http::run(router).await
+    hookline::adapters::aws::apigw::run(router).await
 }
 
 /// How long keys read are used before they are read again: a new

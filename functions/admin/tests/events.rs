@@ -1,11 +1,12 @@
 //! The admin function's router, invoked with the API Gateway events in
-//! `events/`, decoded by lambda_http as on AWS, against DynamoDB and SQS on moto.
+//! `events/`, decoded as on AWS (`adapters::aws::apigw`), against DynamoDB and SQS on moto.
 
 use hookline::testkit::call;
 use serde_json::Value;
 
-fn event(json: &str) -> lambda_http::Request {
-    lambda_http::request::from_str(json).expect("a valid API Gateway v2 event")
+fn event(json: &str) -> axum::http::Request<axum::body::Body> {
+    let event = serde_json::from_str(json).expect("an API Gateway HTTP API event");
+    hookline::adapters::aws::apigw::request(event).expect("a request")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,6 +50,37 @@ async fn the_binary_answers_its_events_through_the_runtime_api() {
     assert!(ids.contains(&"acct_default".into()), "{ids:?}");
     let refused = f.answer(&as_operator("test-admin-key-0123456789")).await;
     assert_eq!(refused["statusCode"], 401, "{refused}");
+    // The console's page, as text (not base64) with its headers.
+    let mut page: serde_json::Value =
+        serde_json::from_str(include_str!("../../../events/admin-list-lists.json")).unwrap();
+    page["rawPath"] = "/".into();
+    page["rawQueryString"] = "".into();
+    page["requestContext"]["http"]["method"] = "GET".into();
+    page["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorization");
+    let console = f.answer(&page.to_string()).await;
+    assert_eq!(console["statusCode"], 200, "{console}");
+    assert_eq!(console["isBase64Encoded"], false);
+    assert!(
+        console["headers"]["content-type"]
+            .as_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{console}"
+    );
+    assert!(
+        console["headers"]["content-security-policy"]
+            .as_str()
+            .unwrap()
+            .contains("script-src"),
+        "{console}"
+    );
+    assert!(
+        console["body"].as_str().unwrap().contains("<html"),
+        "{console}"
+    );
 }
 
 /// A key that cannot be read is no answer but 503 `not_ready` (the log says

@@ -7,8 +7,8 @@ static ALLOCATOR: hookline::alloc::Counting<std::alloc::System> =
     hookline::alloc::Counting(std::alloc::System);
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), lambda_runtime::Error> {
     hookline::adapters::aws::init_lambda_logs();
     let platform = hookline::adapters::aws::lambda_platform().await?;
-    lambda_http::run(hookline::http::ingest_router(platform)).await
+    hookline::adapters::aws::apigw::run(hookline::http::ingest_router(platform)).await
 }

@@ -1,5 +1,5 @@
 //! The ingest function's router, invoked with the API Gateway event in
-//! `events/`, decoded by lambda_http as on AWS, against DynamoDB and SQS on moto.
+//! `events/`, decoded as on AWS (`adapters::aws::apigw`), against DynamoDB and SQS on moto.
 
 use hookline::apply::ApplyMessage;
 use hookline::testkit::call;
@@ -9,8 +9,9 @@ use std::time::Duration;
 
 const FIXTURE_TRIGGER: &str = "trg_01jd0000000000000000000000";
 
-fn event(json: &str) -> lambda_http::Request {
-    lambda_http::request::from_str(json).expect("a valid API Gateway v2 event")
+fn event(json: &str) -> axum::http::Request<axum::body::Body> {
+    let event = serde_json::from_str(json).expect("an API Gateway HTTP API event");
+    hookline::adapters::aws::apigw::request(event).expect("a request")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

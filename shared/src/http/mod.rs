@@ -1,4 +1,5 @@
-//! The HTTP faces. Each is one axum router, served by `lambda_http` on AWS
+//! The HTTP faces. Each is one axum router, served through API Gateway's
+//! events on AWS (`adapters::aws::apigw`)
 //! and by `hookline serve` on one machine: the same code answers on both.
 
 mod accounts;

@@ -6,6 +6,7 @@
 //! attribute). DynamoDB deletes expired items only eventually, so every read
 //! filters them out as well.
 
+pub mod apigw;
 mod dynamo;
 mod http;
 pub mod lambda;
