@@ -496,6 +496,34 @@ async fn a_transform_is_tried_before_the_trigger_is_made() {
         e["error"]["details"]["column"].as_u64().unwrap() >= 1,
         "{e}"
     );
+    // A line that compiles and fails on the sample: its line, and the
+    // column where its expression begins.
+    let (status, e) = a
+        .post(
+            "/v1/triggers/preview",
+            json!({"sample": sample, "transform": "email = candidate.email\nname =  1 / 0"}),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (422, Some("transform_failed")),
+        "{e}"
+    );
+    assert_eq!(
+        (
+            &e["error"]["details"]["line"],
+            &e["error"]["details"]["column"]
+        ),
+        (&json!(2), &json!(9)),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 2, column 9 (name)"),
+        "{e}"
+    );
     // Without a transform, the sample's own top-level fields.
     let (status, e) = a
         .post("/v1/triggers/preview", json!({"sample": sample}))

@@ -2,7 +2,7 @@
 // checked by the API (its error at the column at fault), the schedule, a
 // test send and the runs.
 
-import { api, el, fill, failure, field, input, select, checkbox, showError, clearErrors, table, paged, when, id, go, onceNotice, changes } from "./ui.js";
+import { api, el, fill, failure, field, input, select, checkbox, showError, clearErrors, table, paged, when, id, go, onceNotice, changes, section, deleteButton } from "./ui.js";
 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -13,7 +13,7 @@ function describe(s) {
   return `recurring ${s.every}${s.every === "asap" ? "" : ` at ${at}`}`;
 }
 
-export async function list() {
+export async function list(once = {}) {
   const first = await api("GET", paged("/v1/campaigns"));
   const row = (c) => el("tr", {},
     el("td", { "data-label": "Name" }, el("a", { href: `#/campaigns/${id(c.id)}` }, c.name)),
@@ -22,6 +22,7 @@ export async function list() {
     el("td", { "data-label": "Status", class: "status" }, c.active ? "active" : "inactive"),
     el("td", { "data-label": "Next run" }, when(c.next_run_at)));
   return ["Campaigns",
+    onceNotice(once),
     el("p", {}, el("a", { href: "#/campaigns/new", class: "button" }, "New campaign")),
     first.data.length
       ? table(["Name", "URL", "Schedule", "Status", "Next run"], first, row, (c) => api("GET", paged("/v1/campaigns", c)))
@@ -60,7 +61,8 @@ function scheduleEditor(s) {
   type.addEventListener("change", draw);
   every.addEventListener("change", draw);
   draw();
-  const out = el("fieldset", {}, el("legend", {}, "Schedule"), field("Type", "schedule.type", type), box);
+  const out = el("fieldset", { "data-field": "schedule", tabindex: -1 }, el("legend", {}, "Schedule"), field("Type", "schedule.type", type), box,
+    el("p", { class: "error field-error", "data-error-for": "schedule" }));
   out.value = () => {
     const t = type.value;
     if (t === "asap") return { type: t };
@@ -138,15 +140,20 @@ export async function edit(campaignId, once = {}) {
     return el("p", { role: "status", class: a.succeeded ? "ok status" : "error status" },
       `Test: ${t.users} profiles posted, ${a.response_status ?? "no answer"} in ${a.duration_ms} ms${a.error ? `: ${a.error}` : ""}`);
   };
+  const log = await section("Runs", () => runs(c.id));
+  const started = () => {
+    log.reload();
+    return el("p", { role: "status", class: "ok" }, "Run started: its progress is under Runs (Refresh shows it as it goes).");
+  };
   return [c.name,
     el("p", {}, el("span", { class: "status" }, c.active ? "active" : "inactive"), ` · ${describe(c.schedule)}`,
       c.next_run_at ? ` · next run ${when(c.next_run_at)}` : ""),
     el("p", { class: "buttons" }, act(c.active ? "Deactivate" : "Activate", c.active ? "deactivate" : "activate"), " ",
-      act("Run now", "run", () => el("p", { role: "status", class: "ok" }, "Run started: see its progress below (reload).")), " ",
-      act("Send a test", "test", tested)),
+      act("Run now", "run", started), " ",
+      act("Send a test", "test", tested), " ",
+      deleteButton(`the campaign ${c.name}`, `/v1/campaigns/${id(c.id)}`, "#/campaigns", result)),
     result,
-    el("h2", {}, "Runs"),
-    await runs(c.id),
+    log.nodes,
     el("h2", {}, "Settings"),
     form];
 }

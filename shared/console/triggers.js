@@ -2,9 +2,9 @@
 // fields": leaf paths picked into transform lines, tried through the preview
 // route); the URL and API key shown once; the request log with replay.
 
-import { api, el, fill, failure, field, input, select, checkbox, showError, clearErrors, table, paged, copyButton, pretty, when, id, go, onceNotice, changes, ApiError } from "./ui.js";
+import { api, el, fill, failure, field, input, select, checkbox, showError, clearErrors, table, paged, copyButton, pretty, when, id, go, onceNotice, changes, ApiError, section, deleteButton } from "./ui.js";
 
-export async function list() {
+export async function list(once = {}) {
   const first = await api("GET", paged("/v1/triggers"));
   const row = (t) => el("tr", {},
     el("td", { "data-label": "Name" }, el("a", { href: `#/triggers/${id(t.id)}` }, t.name)),
@@ -12,6 +12,7 @@ export async function list() {
     el("td", { "data-label": "Status", class: "status" }, t.active ? "active" : "inactive"),
     el("td", { "data-label": "Created" }, when(t.created_at)));
   return ["Triggers",
+    onceNotice(once),
     el("p", {}, el("a", { href: "#/triggers/new", class: "button" }, "New trigger")),
     first.data.length
       ? table(["Name", "URL", "Status", "Created"], first, row, (c) => api("GET", paged("/v1/triggers", c)))
@@ -80,6 +81,7 @@ export async function edit(triggerId, once = {}) {
   const transform = el("textarea", { rows: 6, spellcheck: "false", class: "code" });
   transform.value = t.transform || "";
   const [requireKey, requireLabel] = checkbox("Require an API key (Authorization: Bearer)", t.require_api_key, { id: "f-require-api-key" });
+  const [active, activeLabel] = checkbox("Active: its URL takes requests from the start", true, { id: "f-active" });
   const actions = actionsEditor(t.actions);
   const sample = el("textarea", { rows: 6, spellcheck: "false", class: "code", placeholder: '{"candidate": {"email": "ada@example.com"}}' });
   const mapped = el("div", { "aria-live": "polite" });
@@ -163,6 +165,7 @@ export async function edit(triggerId, once = {}) {
     field("Transform", "transform", transform, "One `target = expression` a line; targets: email, name, first_name, last_name, phone_number, fields.<key>."),
     contact,
     el("div", { class: "field" }, requireKey, requireLabel),
+    triggerId === "new" ? el("div", { class: "field" }, active, activeLabel) : null,
     el("fieldset", {}, el("legend", {}, "Actions"), actions, el("p", { class: "error field-error", "data-error-for": "actions" })),
     el("div", { class: "form-error" }),
     el("button", { type: "submit" }, triggerId === "new" ? "Create trigger" : "Save"));
@@ -180,7 +183,7 @@ export async function edit(triggerId, once = {}) {
     let body = current();
     try {
       if (triggerId === "new") {
-        const made = await api("POST", "/v1/triggers", body);
+        const made = await api("POST", "/v1/triggers", { ...body, active: active.checked });
         await go(`#/triggers/${id(made.id)}`, { made });
       } else {
         // Only what differs from what was loaded: a field left alone is not
@@ -224,18 +227,20 @@ export async function edit(triggerId, once = {}) {
         if (!confirm("Make a new API key? The current one stops working at once.")) return;
         try {
           kept.made = await api("POST", `/v1/triggers/${id(t.id)}/rotate-key`);
-          fill(onceBox, onceNotice(kept));
+          // The page again (it requires its key now), the key still shown.
+          await go(location.hash, kept);
         } catch (e) {
           fill(result, failure(e));
         }
       },
-    }, "Rotate API key"));
+    }, "Rotate API key"),
+    deleteButton(`the trigger ${t.name}`, `/v1/triggers/${id(t.id)}`, "#/triggers", result));
+  const log = await section("Requests", () => requests(t.id));
   return [t.name,
     el("p", {}, "URL: ", el("code", {}, t.url), " ", copyButton("Copy URL", t.url), " ",
       el("span", { class: "status" }, t.active ? "active" : "inactive"), t.require_api_key ? " · requires its API key" : ""),
     buttons, onceBox, result,
-    el("h2", {}, "Requests"),
-    await requests(t.id),
+    log.nodes,
     el("h2", {}, "Settings"),
     form];
 }

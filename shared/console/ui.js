@@ -221,6 +221,44 @@ export function copyButton(label, text) {
   return b;
 }
 
+/** A part of a page loaded by `load()` under its heading, with a Refresh
+ * button that loads it again in place (the rest of the page, a form being
+ * typed in, stays as it is). Its error is shown in its place. `reload()`
+ * does the same from code (after a test send, say). */
+export async function section(title, load) {
+  const box = el("div", { "aria-live": "polite" });
+  const reload = async () => {
+    box.setAttribute("aria-busy", "true");
+    try {
+      fill(box, await load());
+    } catch (e) {
+      fill(box, failure(e));
+    }
+    box.removeAttribute("aria-busy");
+  };
+  const refresh = el("button", { type: "button", class: "quiet", "aria-label": `Refresh ${title.toLowerCase()}`, onclick: reload }, "Refresh");
+  await reload();
+  return { nodes: [el("div", { class: "section-head" }, el("h2", {}, title), refresh), box], reload };
+}
+
+/** A button that deletes what `path` names once confirmed, then goes to
+ * `to` (a list) and says so there. */
+export function deleteButton(what, path, to, result) {
+  return el("button", {
+    type: "button",
+    class: "quiet danger",
+    onclick: async () => {
+      if (!confirm(`Delete ${what}? This cannot be undone.`)) return;
+      try {
+        await api("DELETE", path);
+        await go(to, { deleted: what });
+      } catch (e) {
+        fill(result, failure(e));
+      }
+    },
+  }, "Delete");
+}
+
 /** A value for a `<pre>`: JSON pretty-printed. */
 export function pretty(v) {
   return JSON.stringify(v, null, 2);
@@ -242,6 +280,7 @@ export function onceNotice(once = {}) {
   const t = once.made;
   return [
     once.saved ? el("p", { class: "ok", role: "status" }, "Saved.") : null,
+    once.deleted ? el("p", { class: "ok", role: "status" }, `Deleted ${once.deleted}.`) : null,
     t ? el("div", { class: "notice", role: "status" },
       el("p", {}, "Trigger URL: ", el("code", {}, t.url), " ", copyButton("Copy URL", t.url)),
       t.api_key ? el("p", {}, "API key (shown this once): ", el("code", { class: "once" }, t.api_key), " ", copyButton("Copy key", t.api_key)) : null) : null,

@@ -2,7 +2,7 @@
 // every field of the contract, secrets write-only ("blank keeps it");
 // per webhook its attempts and a chart of the last 24 hours.
 
-import { api, el, fill, failure, field, input, select, checkbox, showError, clearErrors, table, paged, when, id, go, onceNotice, changes } from "./ui.js";
+import { api, el, fill, failure, field, input, select, checkbox, showError, clearErrors, table, paged, when, id, go, onceNotice, changes, section, deleteButton } from "./ui.js";
 
 const EVENTS = ["received", "delivered", "bounced", "rejected", "delayed", "newsletter_opened", "newsletter_clicked",
   "transactional_opened", "transactional_clicked", "complaint", "webhook.disabled"];
@@ -19,7 +19,9 @@ function attemptShown(a, name) {
   ];
 }
 
-function testButton(w, result) {
+/** Sends a test and shows its attempt in `result`; then `after()` (the
+ * detail page's attempts and chart load again, the test among them). */
+function testButton(w, result, after = async () => {}) {
   return el("button", {
     type: "button",
     "aria-label": `Test ${w.name}`,
@@ -30,6 +32,7 @@ function testButton(w, result) {
       } catch (e) {
         fill(result, failure(e));
       }
+      await after();
     },
   }, "Test");
 }
@@ -51,7 +54,7 @@ function toggleButton(w, result, after) {
   }, w.active ? "Deactivate" : "Activate");
 }
 
-export async function list() {
+export async function list(once = {}) {
   const first = await api("GET", paged("/v1/webhooks"));
   const result = el("div", { "aria-live": "polite" });
   const row = (w) => el("tr", {},
@@ -66,9 +69,11 @@ export async function list() {
       const again = [...document.querySelectorAll("button[data-toggle]")].find((b) => b.dataset.toggle === w.id);
       if (again) again.focus();
     }), " ", testButton(w, result)));
-  const limit = first.usage.limit === null ? "no limit" : `of ${first.usage.limit}`;
+  const { count, limit } = first.usage;
+  const usage = `${count} webhook${count === 1 ? "" : "s"}${limit === null ? " (no limit)" : ` of ${limit} allowed`}`;
   return ["Webhooks",
-    el("p", { class: "muted" }, `${first.usage.count} ${limit}`),
+    onceNotice(once),
+    el("p", { class: "muted" }, usage),
     el("p", {}, el("a", { href: "#/webhooks/new", class: "button" }, "New webhook")),
     first.data.length
       ? table(["Name", "Endpoint", "Events", "Status", "Created", ""], first, row, (c) => api("GET", paged("/v1/webhooks", c)))
@@ -213,17 +218,19 @@ export async function edit(webhookId, once = {}) {
   const payload = payloadEditor(w.payload);
   const rate = input({ type: "number", min: 1, max: 10000, value: w.rate_limit ?? "", placeholder: "no limit" });
   const [logBodies, logLabel] = checkbox("Keep response bodies in the attempt log", w.log_response_body, { id: "f-log-body" });
+  const [active, activeLabel] = checkbox("Active: deliver events from the start", true, { id: "f-active" });
 
   const form = el("form", { class: "editor", novalidate: true },
     field("Name", "name", name),
     channel,
-    el("fieldset", { "data-field": "events" }, el("legend", {}, "Events"), el("div", { class: "choices" }, eventBoxes),
+    el("fieldset", { "data-field": "events", tabindex: -1 }, el("legend", {}, "Events"), el("div", { class: "choices" }, eventBoxes),
       field("Other events", "events.other", extra), el("p", { class: "error field-error", "data-error-for": "events" })),
     el("fieldset", {}, el("legend", {}, "Filters (values ORed, one a line; filters ANDed; empty: any)"),
       FILTERS.map((f) => field(f, `filters.${f}`, filters[f]))),
     payload,
     field("Rate limit (deliveries a second)", "rate_limit", rate),
     el("div", { class: "field" }, logBodies, logLabel),
+    creating ? el("div", { class: "field" }, active, activeLabel) : null,
     el("div", { class: "form-error" }),
     el("button", { type: "submit" }, creating ? "Create webhook" : "Save"));
   const current = () => ({
@@ -241,7 +248,7 @@ export async function edit(webhookId, once = {}) {
     clearErrors(form);
     try {
       if (creating) {
-        const made = await api("POST", "/v1/webhooks", current());
+        const made = await api("POST", "/v1/webhooks", { ...current(), active: active.checked });
         await go(`#/webhooks/${id(made.id)}`, { saved: true });
       } else {
         // Only what differs from what was loaded: a field left alone is not
@@ -260,7 +267,8 @@ export async function edit(webhookId, once = {}) {
   // re-renders (the toggle's); other outcomes go in `result`.
   const onceBox = el("div", { "aria-live": "polite" }, onceNotice(once));
   const result = el("div", { "aria-live": "polite" });
-  const rotate = w.channel.type === "web"
+  // Only a signed channel has a secret to rotate (the secret field adds one).
+  const rotate = w.channel.type === "web" && w.channel.signed
     ? el("button", {
       type: "button", class: "quiet",
       onclick: async () => {
@@ -274,25 +282,19 @@ export async function edit(webhookId, once = {}) {
       },
     }, "Rotate secret")
     : null;
-  const [plot, log] = await inPlace([chart(w.id), attempts(w.id)]);
+  const [plot, log] = await Promise.all([section("Last 24 hours", () => chart(w.id)), section("Attempts", () => attempts(w.id))]);
   const status = [w.status, w.disabled ? ` (${w.disabled.reason})` : "", w.failing_since ? ` · failing since ${when(w.failing_since)}` : ""].join("");
+  const tested = () => Promise.all([plot.reload(), log.reload()]);
   return [w.name,
     el("p", {}, el("span", { class: "status" }, status), " · ", w.endpoint),
-    el("p", { class: "buttons" }, toggleButton(w, result, () => go(location.hash, kept)), " ", testButton(w, result), " ", rotate),
+    el("p", { class: "buttons" }, toggleButton(w, result, () => go(location.hash, kept)), " ", testButton(w, result, tested), " ", rotate, " ",
+      deleteButton(`the webhook ${w.name}`, `/v1/webhooks/${id(w.id)}`, "#/webhooks", result)),
     onceBox,
     result,
-    el("h2", {}, "Last 24 hours"),
-    plot,
-    el("h2", {}, "Attempts"),
-    log,
+    plot.nodes,
+    log.nodes,
     el("h2", {}, "Settings"),
     form];
-}
-
-/** Each part loaded, or its error in its place: one failing leaves the
- * rest of the page (the settings) usable. */
-async function inPlace(parts) {
-  return (await Promise.allSettled(parts)).map((r) => (r.status === "fulfilled" ? r.value : failure(r.reason)));
 }
 
 const SVG = "http://www.w3.org/2000/svg";

@@ -14,9 +14,9 @@ export const chromiumOptions = {
     "--disable-component-update", "--disable-sync"],
 };
 
-export async function start(key, bin = binary) {
+export async function start(key, bin = binary, env = {}) {
   const server = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", mkdtempSync(join(tmpdir(), "hookline-browser-"))], {
-    env: { ...process.env, HOOKLINE_ADMIN_KEY: key, HOOKLINE_OPERATOR_KEY: "browser-operator-key-0123456789", HOOKLINE_ALLOW_PRIVATE_TARGETS: "1", HOOKLINE_LOG: "warn" },
+    env: { ...process.env, HOOKLINE_ADMIN_KEY: key, HOOKLINE_OPERATOR_KEY: "browser-operator-key-0123456789", HOOKLINE_ALLOW_PRIVATE_TARGETS: "1", HOOKLINE_LOG: "warn", ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const base = await new Promise((resolve, reject) => {

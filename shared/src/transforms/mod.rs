@@ -72,13 +72,22 @@ impl fmt::Display for TransformError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EvalError {
     pub line: usize,
+    /// Where the line's expression begins (0 where no line is at fault).
+    pub column: usize,
     pub target: String,
     pub message: String,
 }
 
 impl fmt::Display for EvalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {} ({}): {}", self.line, self.target, self.message)
+        if self.column == 0 {
+            return write!(f, "line {} ({}): {}", self.line, self.target, self.message);
+        }
+        write!(
+            f,
+            "line {}, column {} ({}): {}",
+            self.line, self.column, self.target, self.message
+        )
     }
 }
 
@@ -95,6 +104,8 @@ pub struct ContactFields {
 
 struct Assignment {
     line: usize,
+    /// Where the expression begins on its line.
+    column: usize,
     target: Target,
     /// The expression with its loops metered (`budget::meter_loops`).
     expression: cel::IdedExpr,
@@ -163,6 +174,7 @@ impl Transform {
             budget::meter_loops(&mut expression);
             assignments.push(Assignment {
                 line,
+                column: parsed.column_of(1),
                 target: parsed.target,
                 fast,
                 expression,
@@ -364,6 +376,7 @@ impl Assignment {
     fn error(&self, message: String) -> EvalError {
         EvalError {
             line: self.line,
+            column: self.column,
             target: self.target.to_string(),
             message,
         }
@@ -560,6 +573,7 @@ pub fn direct(payload: &Map<String, Value>) -> Result<ContactFields, EvalError> 
         if let Some(v) = payload.get(&target.to_string()) {
             assign(&mut out, &target, v.clone()).map_err(|message| EvalError {
                 line: 0,
+                column: 0,
                 target: target.to_string(),
                 message,
             })?;

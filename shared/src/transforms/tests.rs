@@ -332,7 +332,7 @@ async fn a_quadratic_transform_runs_out_of_memory_budget_not_memory() {
         .await
         .unwrap_err();
     assert!(e.contains("MiB of memory"), "{e}");
-    assert!(e.contains("line 1 (fields.x)"), "{e}");
+    assert!(e.contains("line 1, column 12 (fields.x)"), "{e}");
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
     // The same macro over a small list is fine.
     let out = run("fields.x = a.map(x, a)", json!({"a": [1, 2]}))

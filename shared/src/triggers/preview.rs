@@ -88,7 +88,7 @@ pub async fn preview_new(
             .map_err(|e| e.into_error("evaluate a transform"))?
             .map_err(|e| {
                 Error::invalid("transform_failed", format!("transform {e}"))
-                    .with_details(json!({"field": "transform", "line": e.line, "paths": paths}))
+                    .with_details(json!({"field": "transform", "line": e.line, "column": e.column, "paths": paths}))
             })?,
         None => crate::transforms::direct(fields_of).map_err(|e| {
             Error::invalid("transform_failed", format!("{}: {}", e.target, e.message))
