@@ -227,8 +227,12 @@ export async function edit(triggerId, once = {}) {
         if (!confirm("Make a new API key? The current one stops working at once.")) return;
         try {
           kept.made = await api("POST", `/v1/triggers/${id(t.id)}/rotate-key`);
-          // The page again (it requires its key now), the key still shown.
-          await go(location.hash, kept);
+          fill(onceBox, onceNotice(kept));
+          // It requires its key now: said in place (the form keeps what is
+          // typed in it, the keyboard stays on this button).
+          keyNote.textContent = " · requires its API key";
+          requireKey.checked = true;
+          loaded.require_api_key = true;
         } catch (e) {
           fill(result, failure(e));
         }
@@ -236,9 +240,10 @@ export async function edit(triggerId, once = {}) {
     }, "Rotate API key"),
     deleteButton(`the trigger ${t.name}`, `/v1/triggers/${id(t.id)}`, "#/triggers", result));
   const log = await section("Requests", () => requests(t.id));
+  const keyNote = el("span", {}, t.require_api_key ? " · requires its API key" : "");
   return [t.name,
     el("p", {}, "URL: ", el("code", {}, t.url), " ", copyButton("Copy URL", t.url), " ",
-      el("span", { class: "status" }, t.active ? "active" : "inactive"), t.require_api_key ? " · requires its API key" : ""),
+      el("span", { class: "status" }, t.active ? "active" : "inactive"), keyNote),
     buttons, onceBox, result,
     log.nodes,
     el("h2", {}, "Settings"),

@@ -227,13 +227,20 @@ export function copyButton(label, text) {
  * does the same from code (after a test send, say). */
 export async function section(title, load) {
   const box = el("div", { "aria-live": "polite" });
+  // Loads may overlap (Refresh pressed twice, a test send's reload): only
+  // the latest one started is shown, and ends the busy state.
+  let latest = 0;
   const reload = async () => {
+    const mine = ++latest;
     box.setAttribute("aria-busy", "true");
+    let shown;
     try {
-      fill(box, await load());
+      shown = await load();
     } catch (e) {
-      fill(box, failure(e));
+      shown = failure(e);
     }
+    if (mine !== latest) return;
+    fill(box, shown);
     box.removeAttribute("aria-busy");
   };
   const refresh = el("button", { type: "button", class: "quiet", "aria-label": `Refresh ${title.toLowerCase()}`, onclick: reload }, "Refresh");

@@ -37,7 +37,8 @@ async function shot(page, name) {
   await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
 }
 // Two quick attempts: an event to a failing receiver is a dead letter at once.
-const { base, stop } = await start(key, undefined, { HOOKLINE_RETRY_SCHEDULE: "0s,1s" });
+// No scheduler tick during the test: "Run now" is the only run.
+const { base, stop } = await start(key, undefined, { HOOKLINE_RETRY_SCHEDULE: "0s,1s", HOOKLINE_SCHEDULER_TICK: "1h" });
 
 let browser;
 try {
@@ -157,6 +158,19 @@ try {
   assert.equal(await page.textContent(".notice code"), url);
   assert.equal(await page.textContent(`tr[data-request='${request_id}'] td[data-label='Contact']`), "grace@example.com");
   await shot(page, "trigger-requests");
+  // A new API key, once confirmed: shown once, said in place, the
+  // keyboard still on the button, the form as typed.
+  await page.fill("#f-name", "Greenhouse (typed, not saved)");
+  page.once("dialog", (d) => d.accept());
+  await page.focus("button:has-text('Rotate API key')");
+  await page.keyboard.press("Enter");
+  await page.waitForSelector(".notice:has-text('API key (shown this once)')");
+  await page.waitForSelector("p:has-text('requires its API key')");
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), "Rotate API key");
+  assert.equal(await page.inputValue("#f-name"), "Greenhouse (typed, not saved)");
+  assert.equal(await page.isChecked("#f-require-api-key"), true);
+  const keyed = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+  assert.equal(keyed.status, 401, "the trigger requires its key now");
 
   // A webhook made with the form: a missing URL is named at its field.
   await page.click("nav a[href='#/webhooks']");

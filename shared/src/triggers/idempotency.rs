@@ -116,6 +116,9 @@ pub(super) async fn claim_key(
         first.body["request_id"].as_str(),
     ) {
         (Some("queued"), Some(id)) => Ok(Claim::Repeat(id.to_string())),
+        // Our own claim: the put succeeded and its answer was lost, so the
+        // store's retry found the claim there (a conflict with itself).
+        (Some("pending"), Some(id)) if id == request_id => Ok(Claim::Ours(key, first.version)),
         _ => Err(busy()),
     }
 }
@@ -125,6 +128,39 @@ mod tests {
     use super::*;
     use crate::ids;
     use std::sync::Arc;
+
+    /// A put whose answer was lost and which was sent again finds its own
+    /// pending claim: it is ours, not another request's (409).
+    #[tokio::test]
+    async fn a_claim_found_pending_for_this_request_is_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = crate::adapters::embedded::platform(
+            dir.path(),
+            crate::config::Settings::default(),
+            Arc::new(crate::ports::SystemClock),
+        )
+        .unwrap();
+        let hash = super::super::sha256_hex_bytes(b"{}");
+        let request_id = ids::RequestId::new();
+        let Claim::Ours(key, first) = claim_key(&p, "trg_x", "k", &request_id, &hash)
+            .await
+            .unwrap()
+        else {
+            panic!("a fresh key is ours");
+        };
+        match claim_key(&p, "trg_x", "k", &request_id, &hash).await {
+            Ok(Claim::Ours(again, version)) => assert_eq!((again, version), (key, first)),
+            Ok(Claim::Repeat(_)) => panic!("a pending claim is no repeat"),
+            Err(e) => panic!("its own claim refused: {e}"),
+        }
+        // Another request with the key is still told to wait.
+        let other = claim_key(&p, "trg_x", "k", &ids::RequestId::new(), &hash).await;
+        assert!(
+            matches!(&other, Err(e) if e.to_string().contains("being accepted")),
+            "{:?}",
+            other.map(|_| ())
+        );
+    }
 
     #[tokio::test]
     async fn a_key_left_pending_is_marked_queued_when_its_request_is_applied() {

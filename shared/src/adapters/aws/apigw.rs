@@ -2,16 +2,20 @@
 //! the `ingest` and `admin` functions' HTTP faces.
 //!
 //! The event becomes the request `hookline serve` would have read off a
-//! socket: its method, its raw path and query (origin form), its headers
+//! socket: its method, its path and raw query (origin form), its headers
 //! (cookies folded back into `cookie`), its body decoded from base64 when
-//! API Gateway encoded it. The router's answer becomes the event answer:
+//! API Gateway encoded it. An HTTP API hands the path over percent-decoded
+//! (`/v1/profiles/ada smith` for `ada%20smith`): what cannot stand in a
+//! path as it is (a space, `%`, `#`, `?`, non-ASCII...) is encoded again,
+//! so the router decodes what the client sent, once. The router's answer becomes the event answer:
 //! `set-cookie` moved to `cookies`, repeated headers joined with commas (the
 //! only way payload 2.0 carries them), a body sent as text when it is UTF-8
 //! and not content-encoded, else in base64.
 //!
 //! A request API Gateway could not have sent (a method, header or base64
 //! body that does not parse) answers 400 naming what is wrong, as a socket
-//! would; the function goes on.
+//! would; the function goes on. A cookie that is no header value is left
+//! out (Hookline reads none).
 
 use std::collections::BTreeMap;
 
@@ -20,7 +24,27 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
+
+/// What a decoded path holds that an encoded one cannot hold as it is.
+/// `/` stays (API Gateway refuses `%2F`).
+const NOT_IN_A_PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
 
 use crate::http::ApiError;
 
@@ -87,7 +111,14 @@ pub async fn handle(router: &axum::Router, event: HttpEvent) -> HttpAnswer {
             Ok(response) => response,
             Err(never) => match never {},
         },
-        Err(error) => axum::response::IntoResponse::into_response(error),
+        Err(error) => {
+            let mut refused = axum::response::IntoResponse::into_response(error);
+            refused.headers_mut().insert(
+                http::header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            refused
+        }
     };
     answer(response).await
 }
@@ -118,6 +149,7 @@ pub fn request(event: HttpEvent) -> Result<Request<Body>, ApiError> {
     if path.is_empty() {
         path = "/";
     }
+    let path = utf8_percent_encode(path, NOT_IN_A_PATH);
     let uri = if event.raw_query_string.is_empty() {
         path.to_string()
     } else {
@@ -132,14 +164,21 @@ pub fn request(event: HttpEvent) -> Result<Request<Body>, ApiError> {
     for (name, value) in &event.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| bad(format!("{name:?} is not a header name")))?;
-        let value = HeaderValue::from_str(value)
+        // Bytes past ASCII are taken as they came (`Zoë`); control
+        // characters are not.
+        let value = HeaderValue::from_bytes(value.as_bytes())
             .map_err(|_| bad(format!("the {name} header's value is not valid")))?;
         headers.append(name, value);
     }
-    if !event.cookies.is_empty() {
-        let cookies = HeaderValue::from_str(&event.cookies.join("; "))
-            .map_err(|_| bad("a cookie's value is not valid".into()))?;
-        headers.insert(http::header::COOKIE, cookies);
+    let cookies: Vec<&str> = event
+        .cookies
+        .iter()
+        .map(String::as_str)
+        .filter(|c| HeaderValue::from_str(c).is_ok())
+        .collect();
+    if !cookies.is_empty() {
+        let joined = HeaderValue::from_str(&cookies.join("; ")).expect("each cookie checked");
+        headers.insert(http::header::COOKIE, joined);
     }
     let body = match event.body {
         None => Vec::new(),
@@ -294,7 +333,6 @@ mod tests {
             ("method", json!("GE T"), "HTTP method"),
             ("body", json!("not base64!"), "base64"),
             ("header", json!("a\u{1}b"), "content-type header"),
-            ("path", json!("/echo/x y"), "request path"),
         ] {
             let mut e = base();
             match field {
@@ -303,8 +341,7 @@ mod tests {
                     e["body"] = value;
                     e["isBase64Encoded"] = true.into();
                 }
-                "header" => e["headers"]["content-type"] = value,
-                _ => e["rawPath"] = value,
+                _ => e["headers"]["content-type"] = value,
             }
             let answer = handle(&echo(), event(e)).await;
             assert_eq!(answer.status_code, 400, "{field}: {}", answer.body);
@@ -312,7 +349,64 @@ mod tests {
             assert_eq!(body["error"]["code"], "bad_request");
             let message = body["error"]["message"].as_str().unwrap();
             assert!(message.contains(named), "{field}: {message}");
+            assert_eq!(answer.headers["x-content-type-options"], "nosniff");
         }
+    }
+
+    /// API Gateway decodes the path: what the client encoded reaches the
+    /// route decoded once, and nothing in it is taken for a query or a
+    /// fragment.
+    #[tokio::test]
+    async fn a_decoded_path_is_encoded_again() {
+        let router = axum::Router::new().route(
+            "/p/{id}",
+            any(
+                |axum::extract::Path(id): axum::extract::Path<String>, uri: http::Uri| async move {
+                    axum::Json(json!({"id": id, "uri": uri.to_string()}))
+                },
+            ),
+        );
+        for (raw, id, uri) in [
+            ("/p/ada smith", "ada smith", "/p/ada%20smith?a=1"),
+            ("/p/a#b", "a#b", "/p/a%23b?a=1"),
+            ("/p/a?b", "a?b", "/p/a%3Fb?a=1"),
+            ("/p/100%25", "100%25", "/p/100%2525?a=1"),
+            ("/p/zoë", "zoë", "/p/zo%C3%AB?a=1"),
+        ] {
+            let mut e = base();
+            e["rawPath"] = raw.into();
+            e["rawQueryString"] = "a=1".into();
+            let answer = handle(&router, event(e)).await;
+            assert_eq!(answer.status_code, 200, "{raw}: {}", answer.body);
+            let seen: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+            assert_eq!(
+                (seen["id"].as_str(), seen["uri"].as_str()),
+                (Some(id), Some(uri)),
+                "{raw}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn header_values_past_ascii_are_taken_and_a_bad_cookie_left_out() {
+        let router = axum::Router::new().route(
+            "/echo/{x}",
+            any(|request: Request<Body>| async move {
+                let h = request.headers();
+                axum::Json(json!({
+                    "sender": h["x-sender"].as_bytes(),
+                    "cookie": h["cookie"].to_str().unwrap(),
+                }))
+            }),
+        );
+        let mut e = base();
+        e["headers"]["x-sender"] = "Zoë".into();
+        e["cookies"] = json!(["a=1", "b=\u{1}", "c=3"]);
+        let answer = handle(&router, event(e)).await;
+        assert_eq!(answer.status_code, 200, "{}", answer.body);
+        let seen: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+        assert_eq!(seen["sender"], json!("Zoë".as_bytes()));
+        assert_eq!(seen["cookie"], "a=1; c=3");
     }
 
     #[tokio::test]
