@@ -84,3 +84,18 @@ echo "== conformance: hookline serve against its OpenAPI document (schemathesis)
 scripts/conformance.sh
 echo "== lambda: sam validate --lint, every function built for arm64, zip sizes (scripts/lambda.sh)"
 scripts/lambda.sh
+echo "== lambda: each zip's arm64 bootstrap against a local Runtime API and moto (qemu-aarch64)"
+need_apt qemu-aarch64 qemu-user
+if [ ! -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]; then
+  echo "== installing libc6-arm64-cross (the bootstraps' C library, for qemu)"
+  $as_root apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -q libc6-arm64-cross
+fi
+unpacked="$(mktemp -d)"
+for f in ingest admin apply deliver campaigns; do
+  python3 -m zipfile -e "${HOOKLINE_LAMBDA_TARGET:-$HOME/.cache/hookline/lambda-target}/lambda/$f/bootstrap.zip" "$unpacked/$f"
+  chmod +x "$unpacked/$f/bootstrap"
+done
+HOOKLINE_LAMBDA_BIN_DIR="$unpacked" HOOKLINE_LAMBDA_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+  timeout 10m cargo test -p hookline-ingest -p hookline-admin -p hookline-apply -p hookline-deliver -p hookline-campaigns --test runtime
+rm -rf "$unpacked"

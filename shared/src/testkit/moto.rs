@@ -221,6 +221,83 @@ pub mod aws {
         env
     }
 
+    /// The platform a function's binary builds from `env` (made by
+    /// `environment`; its settings too): for a test to put there what the binary will read,
+    /// and to read what it wrote.
+    pub async fn platform_of(env: &[(String, String)]) -> Arc<crate::Platform> {
+        use crate::platform::{APPLY_MAX_RECEIVES, CAMPAIGN_MAX_RECEIVES, DELIVERY_MAX_RECEIVES};
+        let var = |name: &str| env_var(env, name);
+        let clock: Arc<dyn Clock> = Arc::new(crate::ports::SystemClock);
+        let dynamo = aws_sdk_dynamodb::Client::new(&config(MotoServer::serialized()).await);
+        let sqs = aws_sdk_sqs::Client::new(&config(MotoServer::shared()).await);
+        let queue = |name: &str, max| {
+            Arc::new(SqsQueue::new(
+                sqs.clone(),
+                var(&format!("HOOKLINE_{name}_QUEUE_URL")),
+                var(&format!("HOOKLINE_{name}_DLQ_URL")),
+                max,
+            ))
+        };
+        let queues = crate::platform::Queues {
+            apply: queue("APPLY", APPLY_MAX_RECEIVES),
+            delivery: queue("DELIVERY", DELIVERY_MAX_RECEIVES),
+            campaigns: queue("CAMPAIGN", CAMPAIGN_MAX_RECEIVES),
+        };
+        let store = DynamoStore::new(dynamo, &var("HOOKLINE_TABLE"), clock.clone());
+        let settings = crate::config::Settings::from_lookup(|name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .expect("the environment's settings");
+        crate::Platform::new(Arc::new(store), queues, clock, settings)
+    }
+
+    /// The value of `name` in `env`.
+    pub fn env_var(env: &[(String, String)], name: &str) -> String {
+        env.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{name} is not in the environment"))
+    }
+
+    /// `body` sent on `queue` (the one `env` names by `url_var`) and
+    /// received: the SQS event that hands it to a function, with its real
+    /// id and receipt.
+    pub async fn queued_event(
+        env: &[(String, String)],
+        url_var: &str,
+        queue: &dyn crate::ports::Queue,
+        body: String,
+    ) -> String {
+        queue
+            .send_batch(vec![(body, std::time::Duration::ZERO)])
+            .await
+            .expect("sent to moto");
+        let got = receive_exactly(queue, 1).await;
+        sqs_event(&env_var(env, url_var), &got)
+    }
+
+    /// An SQS event of `messages` (bodies and receipts) from the queue at
+    /// `queue_url`, as Lambda's event source hands them to a function.
+    pub fn sqs_event(queue_url: &str, messages: &[crate::ports::QueueMessage]) -> String {
+        let name = queue_url.rsplit('/').next().unwrap_or_default();
+        let records: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "messageId": m.id,
+                    "receiptHandle": m.receipt,
+                    "body": m.body,
+                    "attributes": {"ApproximateReceiveCount": m.receive_count.to_string()},
+                    "messageAttributes": {},
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{name}"),
+                    "awsRegion": "us-east-1"
+                })
+            })
+            .collect();
+        serde_json::json!({ "Records": records }).to_string()
+    }
+
     /// A secret on moto holding `value`; answers its ARN.
     pub async fn secret(value: &str) -> String {
         secret_named(&unique("hookline-key"), value).await

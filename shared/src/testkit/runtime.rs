@@ -200,9 +200,20 @@ pub struct Function {
 
 impl Function {
     /// Starts `binary` as Lambda would: the Runtime API's address, the
-    /// function's name and memory, and `env` (its configuration).
+    /// function's name and memory, and `env` (its configuration). Through
+    /// `$HOOKLINE_LAMBDA_RUNNER` when set (`qemu-aarch64 -L
+    /// /usr/aarch64-linux-gnu`: the arm64 bootstraps that are deployed).
     pub fn start(binary: &FsPath, api: &RuntimeApi, env: &[(String, String)]) -> Self {
-        let mut cmd = Command::new(binary);
+        let runner = std::env::var("HOOKLINE_LAMBDA_RUNNER").unwrap_or_default();
+        let mut runner = runner.split_whitespace();
+        let mut cmd = match runner.next() {
+            Some(program) => {
+                let mut cmd = Command::new(program);
+                cmd.args(runner).arg(binary);
+                cmd
+            }
+            None => Command::new(binary),
+        };
         cmd.env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", &api.address)
             .env("AWS_LAMBDA_FUNCTION_NAME", "hookline")
@@ -239,12 +250,21 @@ impl Drop for Function {
     }
 }
 
-/// Where a function's binary is: `$HOOKLINE_LAMBDA_BIN_DIR/<name>` when set
-/// (release builds, for the benchmark), else the one cargo built for this
-/// test (`fallback`, from `env!("CARGO_BIN_EXE_<name>")`).
+/// Where a function's binary is: under `$HOOKLINE_LAMBDA_BIN_DIR` when set,
+/// as `<name>/bootstrap` (the zips `scripts/lambda.sh` builds, unpacked)
+/// or `<name>` (a host release build, for the benchmark); else the one
+/// cargo built for this test (`fallback`, `env!("CARGO_BIN_EXE_<name>")`).
 pub fn binary(name: &str, fallback: &str) -> std::path::PathBuf {
     match std::env::var_os("HOOKLINE_LAMBDA_BIN_DIR") {
-        Some(dir) => std::path::Path::new(&dir).join(name),
+        Some(dir) => {
+            let dir = std::path::Path::new(&dir);
+            let bootstrap = dir.join(name).join("bootstrap");
+            if bootstrap.is_file() {
+                bootstrap
+            } else {
+                dir.join(name)
+            }
+        }
         None => fallback.into(),
     }
 }
