@@ -149,6 +149,35 @@ async fn admin_key_is_required_and_checked() {
     assert_eq!(a.call(Method::GET, "/health", None, None, "").await.0, 200);
 }
 
+/// A key's last use is written beside the request's own work, and done
+/// before its answer (on Lambda nothing runs after it): the key's listing
+/// read at once after shows it.
+#[tokio::test]
+async fn a_requests_answer_waits_for_its_keys_last_use() {
+    let a = Admin::new().await;
+    let (status, made) = a.post("/v1/keys", json!({"name": "ci"})).await;
+    assert_eq!(status, 201, "{made}");
+    let key = made["key"].as_str().unwrap().to_string();
+    let listed = |page: &Value| {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == "ci")
+            .unwrap()["last_used_at"]
+            .clone()
+    };
+    assert_eq!(listed(&a.get("/v1/keys").await.1), Value::Null);
+    let (status, _) = a.call(Method::GET, "/v1/lists", Some(&key), None, "").await;
+    assert_eq!(status, 200);
+    let page = accounts::list_keys(&a.platform, accounts::DEFAULT_ACCOUNT, 10, None)
+        .await
+        .unwrap()
+        .0;
+    let ci = page.iter().find(|k| k.name == "ci").unwrap();
+    assert!(ci.last_used_at.is_some(), "{ci:?}");
+}
+
 #[tokio::test]
 async fn lists_create_get_page_delete() {
     let a = Admin::new().await;

@@ -382,12 +382,20 @@ struct LastUsed(Mutex<HashMap<String, Instant>>);
 /// key is looked up on every request (the default account's own key, which
 /// cannot be revoked, is checked against that account instead).
 pub async fn authenticate(platform: &Platform, key: &str) -> Result<String, Error> {
+    let (account, used) = identify(platform, key).await?;
+    if let Some(id) = used {
+        note_use(platform, &account, &id).await;
+    }
+    Ok(account)
+}
+
+/// The account `key` opens, and the id of the key, whose use the caller is
+/// to note ([`note_use`]): beside its own work, so that a request's answer
+/// does not wait for one write after the other.
+pub async fn identify(platform: &Platform, key: &str) -> Result<(String, Option<String>), Error> {
     let hash = digest(key);
     if let Some(account) = as_default_key(platform, &hash).await? {
-        if let Some(id) = &account.default_key_id {
-            note_use(platform, &account.id, id).await;
-        }
-        return Ok(account.id.clone());
+        return Ok((account.id.clone(), account.default_key_id.clone()));
     }
     let item = platform.store.get(&keys::admin_key(&lookup(&hash))).await?;
     let stored: Option<StoredKey> = item.and_then(|i| serde_json::from_value(i.body).ok());
@@ -405,15 +413,12 @@ pub async fn authenticate(platform: &Platform, key: &str) -> Result<String, Erro
     if account.is_none_or(|a| a.status == Status::Deleting) {
         return Err(Error::unauthorized("the admin key is not valid"));
     }
-    if let Some(id) = &stored.key_id {
-        note_use(platform, &stored.account_id, id).await;
-    }
-    Ok(stored.account_id)
+    Ok((stored.account_id, stored.key_id))
 }
 
 /// Writes the key's `last_used_at`, at most once a minute per process;
 /// a failure to is logged, never the request's.
-async fn note_use(p: &Platform, account: &str, id: &str) {
+pub async fn note_use(p: &Platform, account: &str, id: &str) {
     let now = Instant::now();
     {
         let last = p.kept.get::<LastUsed>();

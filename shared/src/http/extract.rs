@@ -199,9 +199,45 @@ impl FromRequestParts<Arc<Platform>> for Account {
         platform: &Arc<Platform>,
     ) -> Result<Self, ApiError> {
         let key = bearer(&parts.headers)?;
-        let account = accounts::authenticate(platform, key).await?;
+        let (account, used) = accounts::identify(platform, key).await?;
+        if let Some(id) = used {
+            let (p, acct) = (platform.clone(), account.clone());
+            let note = async move { accounts::note_use(&p, &acct, &id).await };
+            match parts.extensions.get::<Pending>() {
+                Some(pending) => pending.push(tokio::spawn(note)),
+                None => note.await,
+            }
+        }
         tracing::Span::current().record("account", account.as_str());
         Ok(Account(account))
+    }
+}
+
+/// Writes a request starts beside its handler (its key's last use), which
+/// its answer waits for (`settle`): on Lambda nothing runs once a function
+/// has answered.
+#[derive(Clone, Default)]
+pub(crate) struct Pending(Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>);
+
+impl Pending {
+    fn push(&self, task: tokio::task::JoinHandle<()>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(task);
+    }
+
+    /// The request's answer, once the writes it started are done.
+    pub(crate) async fn settle(
+        mut request: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> axum::response::Response {
+        let pending = Pending::default();
+        request.extensions_mut().insert(pending.clone());
+        let response = next.run(request).await;
+        let tasks = std::mem::take(&mut *pending.0.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            // A write that panicked is the write's failure, not the answer's.
+            let _ = task.await;
+        }
+        response
     }
 }
 

@@ -110,6 +110,7 @@ fn finish(routes: Routes, platform: Arc<Platform>) -> Router {
         .router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(extract::Pending::settle))
         .layer(axum::middleware::from_fn_with_state(
             platform.settings.request_timeout,
             bounded,

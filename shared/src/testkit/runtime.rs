@@ -275,6 +275,8 @@ pub struct Running {
     pub function: Function,
     /// From its start to its first poll (its init).
     pub init: Duration,
+    /// Its binary, named in failures.
+    pub binary: std::path::PathBuf,
 }
 
 impl Running {
@@ -307,6 +309,7 @@ impl Running {
             api,
             function,
             init,
+            binary: binary.to_path_buf(),
         }
     }
 
@@ -316,8 +319,11 @@ impl Running {
         let event: Value = serde_json::from_str(event).expect("an event fixture is JSON");
         match self.api.invoke(event, Duration::from_secs(30)).await {
             Ok(Answer::Response(v)) => v,
-            Ok(Answer::Error(e)) => panic!("the function reported an error: {e}"),
-            Err(e) => panic!("{e}"),
+            Ok(Answer::Error(e)) => panic!(
+                "{}: the function reported an error: {e}",
+                self.binary.display()
+            ),
+            Err(e) => panic!("{}: {e}", self.binary.display()),
         }
     }
 }
