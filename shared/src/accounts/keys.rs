@@ -484,6 +484,22 @@ pub async fn list_keys(
 /// Revokes a key at once. The last key of an account is kept: without it,
 /// nobody could use the account (an operator can make it a new one).
 pub async fn revoke_key(p: &Platform, account: &str, id: &KeyId) -> Result<(), Error> {
+    // The keys' versions also grow with their last use, written beside
+    // requests (the caller's own, often): read again and retry, before
+    // telling the caller they changed.
+    for _ in 0..3 {
+        if revoke_once(p, account, id).await? {
+            return Ok(());
+        }
+    }
+    Err(Error::conflict(
+        "conflict",
+        "the account's keys changed meanwhile: list them and retry",
+    ))
+}
+
+/// One try of [`revoke_key`]: false when a key changed since it was read.
+async fn revoke_once(p: &Platform, account: &str, id: &KeyId) -> Result<bool, Error> {
     let key = keys::account_key(account, id);
     let Some(item) = p.store.get(&key).await? else {
         return Err(Error::NotFound(format!("admin key {id} not found")));
@@ -528,11 +544,8 @@ pub async fn revoke_key(p: &Platform, account: &str, id: &KeyId) -> Result<(), E
         Write::Put(Put::new(other.key, other.body).when(Cond::Version(other.version))),
     ];
     match p.store.write_all(writes).await {
-        Ok(()) => Ok(()),
-        Err(StoreError::Conflict) => Err(Error::conflict(
-            "conflict",
-            "the account's keys changed meanwhile: list them and retry",
-        )),
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

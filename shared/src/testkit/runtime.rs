@@ -208,7 +208,15 @@ impl Function {
         let mut runner = runner.split_whitespace();
         let mut cmd = match runner.next() {
             Some(program) => {
-                let mut cmd = Command::new(program);
+                // Found on this process's PATH: the child's environment is
+                // cleared before it is looked up.
+                let found = std::env::var_os("PATH")
+                    .iter()
+                    .flat_map(std::env::split_paths)
+                    .map(|dir| dir.join(program))
+                    .find(|p| p.is_file())
+                    .unwrap_or_else(|| program.into());
+                let mut cmd = Command::new(found);
                 cmd.args(runner).arg(binary);
                 cmd
             }
