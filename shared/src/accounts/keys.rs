@@ -382,17 +382,24 @@ struct LastUsed(Mutex<HashMap<String, Instant>>);
 /// key is looked up on every request (the default account's own key, which
 /// cannot be revoked, is checked against that account instead).
 pub async fn authenticate(platform: &Platform, key: &str) -> Result<String, Error> {
-    let (account, used) = identify(platform, key).await?;
-    if let Some(id) = used {
+    let (account, due) = identify(platform, key).await?;
+    if let Some(id) = due {
         note_use(platform, &account, &id).await;
     }
     Ok(account)
 }
 
-/// The account `key` opens, and the id of the key, whose use the caller is
-/// to note ([`note_use`]): beside its own work, so that a request's answer
-/// does not wait for one write after the other.
+/// The account `key` opens, and the key's id when its last use is due to
+/// be written (at most once a minute per process), which the caller does
+/// ([`note_use`]) beside its own work: a request's answer does not wait
+/// for one write after the other.
 pub async fn identify(platform: &Platform, key: &str) -> Result<(String, Option<String>), Error> {
+    let (account, id) = identify_key(platform, key).await?;
+    let due = id.filter(|id| use_is_due(platform, id));
+    Ok((account, due))
+}
+
+async fn identify_key(platform: &Platform, key: &str) -> Result<(String, Option<String>), Error> {
     let hash = digest(key);
     if let Some(account) = as_default_key(platform, &hash).await? {
         return Ok((account.id.clone(), account.default_key_id.clone()));
@@ -416,21 +423,25 @@ pub async fn identify(platform: &Platform, key: &str) -> Result<(String, Option<
     Ok((stored.account_id, stored.key_id))
 }
 
-/// Writes the key's `last_used_at`, at most once a minute per process;
-/// a failure to is logged, never the request's.
-pub async fn note_use(p: &Platform, account: &str, id: &str) {
+/// Whether the key's last use is to be written now: not within a minute
+/// of the last time this process did (marked done from now).
+fn use_is_due(p: &Platform, id: &str) -> bool {
     let now = Instant::now();
+    let last = p.kept.get::<LastUsed>();
+    let mut last = last.0.lock().unwrap_or_else(|e| e.into_inner());
+    if last
+        .get(id)
+        .is_some_and(|t| now.duration_since(*t) < LAST_USED_EVERY)
     {
-        let last = p.kept.get::<LastUsed>();
-        let mut last = last.0.lock().unwrap_or_else(|e| e.into_inner());
-        if last
-            .get(id)
-            .is_some_and(|t| now.duration_since(*t) < LAST_USED_EVERY)
-        {
-            return;
-        }
-        last.insert(id.to_string(), now);
+        return false;
     }
+    last.insert(id.to_string(), now);
+    true
+}
+
+/// Writes the key's `last_used_at` (when [`identify`] says it is due); a
+/// failure to is logged, never the request's.
+pub async fn note_use(p: &Platform, account: &str, id: &str) {
     // One write, to a key still listed: one revoked meanwhile is not listed again.
     let mut fields = serde_json::Map::new();
     fields.insert("last_used_at".into(), serde_json::json!(p.clock.now()));

@@ -199,8 +199,9 @@ impl FromRequestParts<Arc<Platform>> for Account {
         platform: &Arc<Platform>,
     ) -> Result<Self, ApiError> {
         let key = bearer(&parts.headers)?;
-        let (account, used) = accounts::identify(platform, key).await?;
-        if let Some(id) = used {
+        let (account, due) = accounts::identify(platform, key).await?;
+        // Its last use, when due (once a minute): a write beside the handler.
+        if let Some(id) = due {
             let (p, acct) = (platform.clone(), account.clone());
             let note = async move { accounts::note_use(&p, &acct, &id).await };
             match parts.extensions.get::<Pending>() {
